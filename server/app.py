@@ -1,0 +1,138 @@
+"""``create_app(settings)``: one tidings node, its resources owned by the application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import socketio
+from aiohttp import hdrs, web
+
+from messages import LLMConfig, MessageWriter
+
+from .appkeys import AUTHORITY, SERVICE, SETTINGS, SIO
+from .auth import Authority
+from .constants import SOCKETIO_CHANNEL
+from .http_api import Handler, errors_middleware, setup_routes
+from .realtime import JobNamespace
+from .service import JobService
+from .settings import Settings
+from .store import JobStore, Limits, MemoryStore, RedisStore, connect
+
+logger = logging.getLogger(__name__)
+
+#: Largest Socket.IO message a client may send; subscribe payloads are tiny.
+MAX_CLIENT_MESSAGE = 64 * 1024
+#: Largest ordinary request body; uploads stream and have their own limit.
+MAX_REQUEST_BODY = 256 * 1024
+SWEEP_INTERVAL = 60.0
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        history=settings.history_limit,
+        active_ttl=settings.idle_ttl,
+        done_ttl=settings.done_ttl,
+        max_extra_bytes=settings.max_extra_bytes,
+    )
+
+
+def _cors(settings: Settings) -> str | list[str] | None:
+    if settings.cors_origins == ["*"]:
+        return "*"
+    return settings.cors_origins or None  # None: same origin only
+
+
+@web.middleware
+async def no_ws_compression(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Hide permessage-deflate offers: python-engineio has no switch for aiohttp's compression."""
+    if hdrs.SEC_WEBSOCKET_EXTENSIONS in request.headers:
+        headers = request.headers.copy()
+        del headers[hdrs.SEC_WEBSOCKET_EXTENSIONS]
+        request = request.clone(headers=headers)
+    return await handler(request)
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings()
+    middlewares = [errors_middleware]
+    if not settings.ws_compression:
+        middlewares.append(no_ws_compression)
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BODY)
+    app[SETTINGS] = settings
+
+    secret = settings.secret.get_secret_value() if settings.secret else None
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    app[AUTHORITY] = Authority(secret, api_key)
+
+    manager: Any = None
+    if settings.redis_url:
+        manager = socketio.AsyncRedisManager(settings.redis_url, channel=SOCKETIO_CHANNEL)
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=manager,
+        cors_allowed_origins=_cors(settings),
+        max_http_buffer_size=MAX_CLIENT_MESSAGE,
+        logger=False,
+        engineio_logger=False,
+    )
+    sio.attach(app)
+    app[SIO] = sio
+    app.cleanup_ctx.append(_resources)
+    app.on_shutdown.append(_disconnect_clients)
+    setup_routes(app)
+    return app
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    """Store, messages and service before the server listens; all closed after it stops."""
+    settings = app[SETTINGS]
+    redis = connect(settings.redis_url) if settings.redis_url else None
+    store: JobStore = (
+        RedisStore(redis, _limits(settings)) if redis else MemoryStore(_limits(settings))
+    )
+    llm = None
+    if settings.groq_api_key is not None:
+        llm = LLMConfig(
+            api_key=settings.groq_api_key.get_secret_value(),
+            base_url=settings.groq_base_url,
+            model=settings.llm_model,
+        )
+    writer = MessageWriter(llm=llm, redis=redis)
+    service = JobService(store, app[SIO], writer)
+    app[SERVICE] = service
+    namespace = JobNamespace(service, app[AUTHORITY], settings.socket_rate)
+    app[SIO].register_namespace(namespace)
+    if app[AUTHORITY].open:
+        logger.warning(
+            "OPEN MODE: TIDINGS_SECRET is not set, so anyone may watch any job. "
+            "Set TIDINGS_SECRET before exposing this server."
+        )
+    logger.info("job store: %s", "redis" if redis else "embedded (in memory, one node)")
+    sweeper = asyncio.create_task(_sweep(store)) if isinstance(store, MemoryStore) else None
+    try:
+        yield
+    finally:
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        await namespace.close()
+        await writer.aclose()
+        await store.aclose()
+
+
+async def _sweep(store: MemoryStore) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL)
+        store.sweep()
+
+
+async def _disconnect_clients(app: web.Application) -> None:
+    """Close every connection at the transport, so clients reconnect (to another node)."""
+    sio = app[SIO]
+    await sio.eio.disconnect()
+    await sio.shutdown()

@@ -1,0 +1,15 @@
+"""Typed keys for what ``create_app`` stores on the application."""
+
+from __future__ import annotations
+
+import socketio
+from aiohttp import web
+
+from .auth import Authority
+from .service import JobService
+from .settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+SERVICE = web.AppKey("service", JobService)
+AUTHORITY = web.AppKey("authority", Authority)
+SIO = web.AppKey("sio", socketio.AsyncServer)

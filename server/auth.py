@@ -1,0 +1,96 @@
+"""Who is asking: HS256 tokens when a secret is set, open development mode when not."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import jwt
+from pydantic import TypeAdapter, ValidationError
+
+from .errors import Unauthorized
+from .models import JobId, UserId
+
+_user_id: TypeAdapter[str] = TypeAdapter(UserId)
+_job_ids: TypeAdapter[list[str]] = TypeAdapter(list[JobId])
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A caller. ``jobs`` lists the jobs a token names; ``open`` lets anyone watch anything."""
+
+    user: str | None
+    jobs: frozenset[str] = frozenset()
+    expires_at: float | None = None
+    open: bool = False
+
+    def may_watch(self, job_id: str, owner: str | None) -> bool:
+        if self.open or job_id in self.jobs:
+            return True
+        return owner is not None and owner == self.user
+
+
+class Authority:
+    """Mints and checks tokens; without a secret every caller is an open-mode principal."""
+
+    def __init__(self, secret: str | None, api_key: str | None = None) -> None:
+        self._secret = secret
+        self._api_key = api_key
+
+    @property
+    def open(self) -> bool:
+        return self._secret is None
+
+    def mint(self, user: str, jobs: Iterable[str] = (), ttl: float = 3600) -> str:
+        if self._secret is None:
+            raise Unauthorized("No secret is configured, so no token can be minted.")
+        claims: dict[str, object] = {"sub": user, "exp": int(time.time() + ttl)}
+        job_list = list(jobs)
+        if job_list:
+            claims["jobs"] = job_list
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def principal(self, token: object = None, user_id: object = None) -> Principal:
+        """The caller behind a token (required with a secret) or, in open mode, a user id."""
+        if self._secret is None:
+            return Principal(user=_valid_user(user_id), open=True)
+        if not isinstance(token, str) or not token:
+            raise Unauthorized("unauthorized")
+        try:
+            claims = jwt.decode(
+                token, self._secret, algorithms=["HS256"], options={"require": ["sub", "exp"]}
+            )
+            return Principal(
+                user=_user_id.validate_python(claims["sub"]),
+                jobs=frozenset(_job_ids.validate_python(claims.get("jobs", []))),
+                expires_at=float(claims["exp"]),
+            )
+        except (jwt.PyJWTError, ValidationError, TypeError, ValueError) as exc:
+            raise Unauthorized("unauthorized") from exc
+
+    def is_api_key(self, presented: str | None) -> bool:
+        return (
+            self._api_key is not None
+            and presented is not None
+            and hmac.compare_digest(presented.encode(), self._api_key.encode())
+        )
+
+    def check_api_key(self, presented: str | None) -> None:
+        """Workers' key for the emit endpoint; with neither key nor secret the server is open."""
+        if self._api_key is None and self._secret is None:
+            return
+        if self._api_key is None:
+            raise Unauthorized("This server has no API key configured for emitting progress.")
+        if not self.is_api_key(presented):
+            raise Unauthorized("A valid API key is required to emit progress.")
+
+
+def _valid_user(user_id: object) -> str | None:
+    if user_id is None:
+        return None
+    try:
+        return _user_id.validate_python(user_id)
+    except ValidationError as exc:
+        raise Unauthorized("unauthorized") from exc

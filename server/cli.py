@@ -1,0 +1,171 @@
+"""``tidings``: serve, emit, watch, token and say (``python -m server`` is the same program)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from pydantic import ValidationError
+
+from messages import generate_friendly_status
+
+from .app import create_app
+from .auth import Authority
+from .errors import TidingsError
+from .settings import Settings
+
+logger = logging.getLogger("tidings")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"tidings: error: {message}\n")
+
+
+def _context_item(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def _progress(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"progress must be a number, got {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError("progress must be between 0 and 100")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tidings", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="address to listen on (TIDINGS_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (TIDINGS_PORT, 8000)")
+
+    emit = commands.add_parser("emit", help="report a job's progress")
+    emit.add_argument("job")
+    emit.add_argument("step")
+    emit.add_argument("progress", nargs="?", type=_progress)
+    emit.add_argument(
+        "--context", action="append", type=_context_item, default=[], metavar="KEY=VALUE"
+    )
+    end = emit.add_mutually_exclusive_group()
+    end.add_argument("--complete", action="store_true", help="finish the job")
+    end.add_argument("--fail", metavar="MESSAGE", help="fail the job with this sentence")
+    emit.add_argument("--url", help="server to emit through when TIDINGS_REDIS_URL is unset")
+
+    watch = commands.add_parser("watch", help="follow a job in the terminal")
+    watch.add_argument("job")
+    watch.add_argument("--url", help="server address (http://TIDINGS_HOST:TIDINGS_PORT)")
+    watch.add_argument("--token")
+
+    token = commands.add_parser("token", help="mint a token (needs TIDINGS_SECRET)")
+    token.add_argument("--user", required=True)
+    token.add_argument("--job", action="append", default=[])
+    token.add_argument("--ttl", type=float, default=3600.0, help="seconds (3600)")
+
+    say = commands.add_parser("say", help="print the friendly sentence for a step")
+    say.add_argument("step")
+    say.add_argument(
+        "--context", action="append", type=_context_item, default=[], metavar="KEY=VALUE"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(
+            f"tidings: error: bad setting: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        if args.command == "serve":
+            return _serve(settings, args.host, args.port)
+        if args.command == "say":
+            print(generate_friendly_status(args.step, dict(args.context)))
+            return 0
+        if args.command == "token":
+            secret = settings.secret.get_secret_value() if settings.secret else None
+            print(Authority(secret).mint(args.user, args.job, ttl=args.ttl))
+            return 0
+        if args.command == "emit":
+            from .cli_emit import emit
+
+            return asyncio.run(emit(settings, args))
+        from .cli_watch import watch
+
+        return asyncio.run(watch(settings, args.job, args.url, args.token))
+    except TidingsError as exc:
+        print(f"tidings: error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    updates: dict[str, object] = {}
+    if host:
+        updates["host"] = host
+    if port is not None:
+        updates["port"] = port
+    settings = settings.model_copy(update=updates)
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is installed wherever it builds
+        loop = asyncio.new_event_loop()
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop=loop,
+        print=lambda text: logger.info("%s", text.strip()),
+        shutdown_timeout=5,
+    )
+    return 0
+
+
+def base_url(settings: Settings, url: str | None) -> str:
+    return (url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
+async def post_json(url: str, body: object, token: str | None) -> Any:
+    """POST JSON; the server's error sentence becomes a TidingsError, never a traceback."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        async with (
+            ClientSession(timeout=ClientTimeout(total=10)) as session,
+            session.post(url, json=body, headers=headers) as response,
+        ):
+            reply = await response.json(content_type=None)
+    except (ClientError, TimeoutError, json.JSONDecodeError) as exc:
+        raise TidingsError(f"Could not reach the server at {url}: {exc}") from exc
+    if response.status >= 400:
+        error = reply.get("error", {}) if isinstance(reply, dict) else {}
+        raise TidingsError(error.get("message", f"The server answered {response.status}."))
+    return reply

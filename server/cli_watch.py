@@ -1,0 +1,90 @@
+"""``tidings watch``: one job's progress as a live bar in the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import socketio
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .constants import TERMINAL_STATUSES
+from .errors import TidingsError
+from .settings import Settings
+
+
+async def watch(settings: Settings, job_id: str, url: str | None, token: str | None) -> int:
+    from .cli import base_url
+
+    console = Console()
+    client = socketio.AsyncClient(reconnection=True)
+    finished = asyncio.Event()
+    state: dict[str, Any] = {"seq": 0, "epoch": None, "status": None}
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    task = bar.add_task("Waiting for the job to start...", total=100)
+
+    def show(job: dict[str, Any]) -> None:
+        state.update(seq=job["seq"], epoch=job["epoch"], status=job["status"])
+        bar.update(
+            task, description=job["message"] or job["status"], completed=job["progress"] or 0
+        )
+        if job["status"] in TERMINAL_STATUSES:
+            if job.get("error"):
+                console.print(f"[red]{job['error']['message']}[/red]")
+            finished.set()
+
+    async def subscribe() -> None:
+        payload: dict[str, Any] = {"job_id": job_id}
+        if state["epoch"] is not None:
+            payload.update(epoch=state["epoch"], since=state["seq"])
+        ack = await client.call("subscribe", payload, timeout=10)
+        if not ack.get("ok"):
+            console.print(f"[red]{ack['error']['message']}[/red]")
+            finished.set()
+            return
+        if ack["job"] is not None and not ack["recovered"]:
+            show(ack["job"])
+        for event in ack["events"]:
+            show(event)
+
+    async def on_event(event: dict[str, Any]) -> None:
+        if event["epoch"] == state["epoch"] and event["seq"] == state["seq"] + 1:
+            show(event)
+        elif event["epoch"] != state["epoch"] or event["seq"] > state["seq"] + 1:
+            await subscribe()
+
+    async def on_batch(batch: dict[str, Any]) -> None:
+        for event in batch["events"]:
+            await on_event(event)
+
+    for name in ("job_update", "job_complete", "job_error"):
+        client.on(name, on_event)
+    client.on("job_batch", on_batch)
+    connected = asyncio.Event()
+    client.on("connect", connected.set)
+    try:
+        await client.connect(
+            base_url(settings, url), auth={"token": token} if token else None, wait_timeout=10
+        )
+    except socketio.exceptions.ConnectionError as exc:
+        raise TidingsError(f"Could not connect: {exc}") from exc
+    with bar:
+        while not finished.is_set():
+            # (Re)subscribe after every (re)connect, outside the client's read loop.
+            waiter = asyncio.ensure_future(connected.wait())
+            done = asyncio.ensure_future(finished.wait())
+            await asyncio.wait({waiter, done}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            done.cancel()
+            if connected.is_set():
+                connected.clear()
+                await subscribe()
+    await client.disconnect()
+    return 0 if state["status"] == "done" else 1

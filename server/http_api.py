@@ -1,0 +1,175 @@
+"""The HTTP API of PROTOCOL.md: thin handlers over the service, errors as codes and sentences."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from .appkeys import AUTHORITY, SERVICE
+from .auth import Principal
+from .errors import (
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    TidingsError,
+)
+from .models import CreateJobRequest, JobRequest, ProgressRequest, parse
+from .service import JobService
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_HTTP_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+}
+
+
+def error_response(exc: TidingsError) -> web.Response:
+    return web.json_response({"error": exc.to_dict()}, status=exc.http_status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as ``{"error": {"code", "message"}}``, never as a traceback."""
+    try:
+        return await handler(request)
+    except TidingsError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        body = {"error": {"code": code, "message": exc.reason + "."}}
+        return web.json_response(body, status=exc.status, headers=_allow(exc))
+    except Exception:
+        logger.exception("%s %s failed", request.method, request.path)
+        body = {"error": {"code": "internal", "message": "Something went wrong on the server."}}
+        return web.json_response(body, status=500)
+
+
+def _allow(exc: web.HTTPException) -> dict[str, str]:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else {}
+
+
+def bearer(request: web.Request) -> str | None:
+    """The token of ``Authorization: Bearer`` or, for EventSource, of ``?token=``."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip() or None
+    return request.query.get("token") or None
+
+
+def principal_of(request: web.Request) -> Principal:
+    return request.app[AUTHORITY].principal(bearer(request), request.query.get("user_id"))
+
+
+def job_id_of(request: web.Request) -> str:
+    return parse(JobRequest, {"job_id": request.match_info["job_id"]}).job_id
+
+
+async def readable_job(request: web.Request) -> tuple[JobService, str]:
+    """The service and the job id, once the caller may see the job (404 alike when not)."""
+    service = request.app[SERVICE]
+    job_id = job_id_of(request)
+    caller = principal_of(request)
+    if not (caller.open or job_id in caller.jobs):
+        job = (await service.read(job_id)).job
+        if job is None or not caller.may_watch(job_id, job["owner"]):
+            raise NotFound(f"There is no job {job_id}.")
+    return service, job_id
+
+
+async def json_body(request: web.Request) -> Any:
+    if not request.can_read_body:
+        return {}
+    try:
+        return json.loads(await request.read())
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge("The request body is too large.") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("The request body is not valid JSON.") from exc
+
+
+async def create_job(request: web.Request) -> web.Response:
+    authority = request.app[AUTHORITY]
+    body = parse(CreateJobRequest, await json_body(request))
+    token = bearer(request)
+    if authority.open or authority.is_api_key(token):
+        owner = body.owner
+    else:
+        caller = authority.principal(token)
+        if body.owner not in (None, caller.user):
+            raise Forbidden("A user may create jobs only for themself.")
+        owner = caller.user
+    job = await request.app[SERVICE].create(body, owner)
+    reply: dict[str, Any] = {"job": job}
+    if not authority.open:
+        reply["token"] = authority.mint(owner or "anonymous", [job["job_id"]], ttl=86_400)
+    return web.json_response(reply, status=201)
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    caller = principal_of(request)
+    return web.json_response({"jobs": await request.app[SERVICE].list_jobs(caller.user)})
+
+
+async def get_job(request: web.Request) -> web.Response:
+    service, job_id = await readable_job(request)
+    return web.json_response(await service.snapshot(job_id))
+
+
+async def get_events(request: web.Request) -> web.Response:
+    service, job_id = await readable_job(request)
+    epoch = request.query.get("epoch")
+    since = request.query.get("since")
+    if (epoch is None) != (since is None) or (since is not None and not since.isdigit()):
+        raise InvalidRequest("epoch and since go together; since is a whole number.")
+    catchup = await service.read(job_id, epoch, int(since) if since is not None else None)
+    if catchup.job is None:
+        raise NotFound(f"There is no job {job_id}.")
+    return web.json_response({"events": catchup.events, "recovered": catchup.recovered})
+
+
+async def post_progress(request: web.Request) -> web.Response:
+    request.app[AUTHORITY].check_api_key(bearer(request))
+    job_id = job_id_of(request)
+    body = parse(ProgressRequest, await json_body(request))
+    event = await request.app[SERVICE].report(job_id, body)
+    return web.json_response({"event": event}, status=202)
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    service, job_id = await readable_job(request)
+    return web.json_response(await service.cancel(job_id))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[SERVICE].store.ping()
+    except TidingsError as exc:
+        return web.json_response({"ok": False, "error": exc.to_dict()}, status=503)
+    return web.json_response({"ok": True})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/api/jobs", create_job)
+    app.router.add_get("/api/jobs", list_jobs)
+    app.router.add_get("/api/jobs/{job_id}", get_job)
+    app.router.add_get("/api/jobs/{job_id}/events", get_events)
+    app.router.add_post("/api/jobs/{job_id}/progress", post_progress)
+    app.router.add_post("/api/jobs/{job_id}/cancel", cancel_job)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

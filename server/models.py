@@ -1,0 +1,156 @@
+"""The wire: what clients and workers may send (validated) and what they receive (typed)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal, TypedDict, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from .errors import InvalidRequest
+
+M = TypeVar("M", bound=BaseModel)
+
+JobStatus = Literal["queued", "processing", "done", "error", "cancelled"]
+StepStatus = Literal["complete", "in_progress", "error"]
+
+JobId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+StepName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
+UserId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{1,128}$")]
+Epoch = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Progress = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+Message = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+ContextValue = Annotated[str, StringConstraints(max_length=2000)] | int | float | bool | None
+Context = Annotated[
+    dict[Annotated[str, StringConstraints(max_length=64)], ContextValue], Field(max_length=32)
+]
+Extra = dict[Annotated[str, StringConstraints(min_length=1, max_length=128)], JsonValue]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ErrorInfo(WireModel):
+    code: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")] = "failed"
+    message: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class SubscribeRequest(WireModel):
+    job_id: JobId
+    epoch: Epoch | None = None
+    since: Annotated[int, Field(ge=0, le=2**53)] | None = None
+
+    @model_validator(mode="after")
+    def _epoch_with_since(self) -> SubscribeRequest:
+        if (self.epoch is None) != (self.since is None):
+            raise ValueError("epoch and since go together: give both or neither")
+        return self
+
+
+class JobRequest(WireModel):
+    job_id: JobId
+
+
+class ListJobsRequest(WireModel):
+    pass
+
+
+class CreateJobRequest(WireModel):
+    job_id: JobId | None = None
+    owner: UserId | None = None
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+    extra: Extra | None = None
+
+
+class ProgressRequest(WireModel):
+    """One update from a worker, as ``POST /api/jobs/{id}/progress`` and the emitter take it.
+
+    Without ``step`` the job stays in its current step (a failure is marked in the step it
+    happened in).
+    """
+
+    step: StepName | None = None
+    progress: Progress | None = None
+    context: Context | None = None
+    extra: Extra | None = None
+    status: JobStatus | None = None
+    result: JsonValue = None
+    error: ErrorInfo | None = None
+    message: Message | None = None
+    owner: UserId | None = None
+
+
+class ErrorDict(TypedDict):
+    code: str
+    message: str
+
+
+class StepEntry(TypedDict):
+    step: str
+    message: str
+    status: StepStatus
+    progress: float | None
+    started_at: str
+    updated_at: str
+
+
+class Event(TypedDict):
+    job_id: str
+    epoch: str
+    seq: int
+    status: JobStatus
+    step: str
+    message: str
+    progress: float | None
+    eta_seconds: float | None
+    timestamp: str
+    extra: dict[str, Any]
+    result: Any
+    error: ErrorDict | None
+
+
+class Snapshot(TypedDict):
+    job_id: str
+    epoch: str
+    seq: int
+    owner: str | None
+    status: JobStatus
+    step: str
+    message: str
+    progress: float | None
+    eta_seconds: float | None
+    created_at: str
+    updated_at: str
+    extra: dict[str, Any]
+    result: Any
+    error: ErrorDict | None
+    cancel_requested: bool
+    steps: list[StepEntry]
+
+
+def parse(model: type[M], payload: object) -> M:
+    """Validate a payload, turning pydantic's report into one sentence a client can read."""
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise InvalidRequest("The payload must be a JSON object.")
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "payload"
+        raise InvalidRequest(f"{where}: {first['msg']}.") from exc
+
+
+def json_size(value: object) -> int:
+    """Bytes of a value as compact JSON: the measure of the extra size limit."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

@@ -1,0 +1,166 @@
+"""The Socket.IO namespace: thin handlers that authorize, validate and call the service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+from .auth import Authority, Principal
+from .constants import NAMESPACE, job_room, user_room
+from .errors import (
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    StoreUnavailable,
+    TidingsError,
+    Unauthorized,
+)
+from .models import JobRequest, ListJobsRequest, SubscribeRequest, parse
+from .service import JobService
+
+logger = logging.getLogger(__name__)
+
+Ack = dict[str, Any]
+#: Jobs one socket may watch at once (the user room covers "all my jobs").
+MAX_SUBSCRIPTIONS = 2000
+_SOCKET_CODES = {"invalid_request", "forbidden", "rate_limited", "unavailable"}
+
+
+@dataclass(slots=True)
+class _Session:
+    principal: Principal
+    rate: float
+    tokens: float
+    stamp: float = field(default_factory=time.monotonic)
+    jobs: set[str] = field(default_factory=set)
+
+    def take(self) -> None:
+        """Token bucket: ``rate`` events a second, bursts of twice that."""
+        now = time.monotonic()
+        self.tokens = min(2 * self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            raise RateLimited("Too many requests on this connection; slow down.")
+        self.tokens -= 1
+
+
+def error_ack(exc: TidingsError) -> Ack:
+    """The ack for a failure, in the socket vocabulary (a missing job reads as forbidden)."""
+    if isinstance(exc, NotFound | Unauthorized):
+        exc = Forbidden("You may not watch this job.")
+    elif exc.code not in _SOCKET_CODES:
+        exc = InvalidRequest(exc.message)
+    return {"ok": False, "error": exc.to_dict()}
+
+
+class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    def __init__(self, service: JobService, authority: Authority, rate: float) -> None:
+        super().__init__(NAMESPACE)
+        self.service = service
+        self.authority = authority
+        self.rate = rate
+        self._sessions: dict[str, _Session] = {}
+        self._expiries: dict[str, asyncio.Task[None]] = {}
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
+        auth = auth if isinstance(auth, dict) else {}
+        try:
+            principal = self.authority.principal(auth.get("token"), auth.get("user_id"))
+        except Unauthorized:
+            raise ConnectionRefusedError("unauthorized") from None
+        self._sessions[sid] = _Session(principal, self.rate, 2 * self.rate)
+        if principal.user is not None:
+            await self.enter_room(sid, user_room(principal.user))
+        if principal.expires_at is not None:
+            self._expiries[sid] = asyncio.create_task(self._expire(sid, principal.expires_at))
+
+    async def _expire(self, sid: str, expires_at: float) -> None:
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        logger.info("token of %s expired; disconnecting", sid)
+        self._expiries.pop(sid, None)
+        await self.disconnect(sid)
+
+    async def on_disconnect(self, sid: str, reason: object = None) -> None:
+        self._sessions.pop(sid, None)
+        task = self._expiries.pop(sid, None)
+        if task is not None:
+            task.cancel()
+
+    async def close(self) -> None:
+        """Cancel and await every expiry timer (called at shutdown)."""
+        tasks = list(self._expiries.values())
+        self._expiries.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        handler: Callable[[_Session, str, object], Awaitable[Ack]] | None = {
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
+            "cancel": self._cancel,
+            "list_jobs": self._list_jobs,
+        }.get(event)
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        sid = args[0]
+        session = self._sessions.get(sid)
+        if session is None:
+            return None
+        if handler is None:
+            return error_ack(InvalidRequest(f"Unknown event {event[:64]!r}."))
+        payload = args[1] if len(args) > 1 else None
+        try:
+            session.take()
+            return await handler(session, sid, payload)
+        except TidingsError as exc:
+            return error_ack(exc)
+        except Exception:
+            logger.exception("%s from %s failed", event, sid)
+            return error_ack(StoreUnavailable("Something went wrong on the server; try again."))
+
+    async def _authorize(self, principal: Principal, job_id: str) -> None:
+        """Forbidden unless the caller may watch; the same answer whether or not the job exists."""
+        if principal.open or job_id in principal.jobs:
+            return
+        job = (await self.service.read(job_id)).job
+        if job is None or not principal.may_watch(job_id, job["owner"]):
+            raise Forbidden("You may not watch this job.")
+
+    async def _subscribe(self, session: _Session, sid: str, payload: object) -> Ack:
+        request = parse(SubscribeRequest, payload)
+        await self._authorize(session.principal, request.job_id)
+        if request.job_id not in session.jobs and len(session.jobs) >= MAX_SUBSCRIPTIONS:
+            raise InvalidRequest(f"A connection may watch at most {MAX_SUBSCRIPTIONS} jobs.")
+        # Join first, then read: an event published in between is both delivered and in the read.
+        await self.enter_room(sid, job_room(request.job_id))
+        session.jobs.add(request.job_id)
+        catchup = await self.service.read(request.job_id, request.epoch, request.since)
+        job = catchup.job
+        if job is not None and not session.principal.may_watch(request.job_id, job["owner"]):
+            await self.leave_room(sid, job_room(request.job_id))
+            session.jobs.discard(request.job_id)
+            raise Forbidden("You may not watch this job.")
+        return {"ok": True, "job": job, "events": catchup.events, "recovered": catchup.recovered}
+
+    async def _unsubscribe(self, session: _Session, sid: str, payload: object) -> Ack:
+        request = parse(JobRequest, payload)
+        await self.leave_room(sid, job_room(request.job_id))
+        session.jobs.discard(request.job_id)
+        return {"ok": True}
+
+    async def _cancel(self, session: _Session, sid: str, payload: object) -> Ack:
+        request = parse(JobRequest, payload)
+        await self._authorize(session.principal, request.job_id)
+        return {"ok": True, "job": await self.service.cancel(request.job_id)}
+
+    async def _list_jobs(self, session: _Session, sid: str, payload: object) -> Ack:
+        parse(ListJobsRequest, payload)
+        return {"ok": True, "jobs": await self.service.list_jobs(session.principal.user)}

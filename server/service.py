@@ -1,0 +1,186 @@
+"""The one service layer: Socket.IO handlers, HTTP routes and emitters all come through here."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from .constants import NAMESPACE, job_room, user_room
+from .errors import InvalidRequest, JobTerminal, NotFound, PayloadTooLarge
+from .models import (
+    CreateJobRequest,
+    ErrorDict,
+    Event,
+    ProgressRequest,
+    Snapshot,
+    json_size,
+)
+from .store import Catchup, JobStore, Update
+from .store.base import dump
+
+logger = logging.getLogger(__name__)
+
+
+class MessageSource(Protocol):
+    def write(self, step: str, context: Mapping[str, object] | None = None) -> str: ...
+
+
+class Publisher(Protocol):
+    """A Socket.IO server or a write-only client manager: both deliver to rooms on every node."""
+
+    async def emit(self, event: str, data: Any, *, room: list[str], namespace: str) -> None: ...
+
+
+def event_name(event: Event) -> str:
+    status = event["status"]
+    if status == "done":
+        return "job_complete"
+    if status in ("error", "cancelled"):
+        return "job_error"
+    return "job_update"
+
+
+def now() -> tuple[str, int]:
+    """The time as the wire writes it (ISO-8601 UTC, milliseconds, ``Z``) and in milliseconds."""
+    moment = datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z", int(
+        moment.timestamp() * 1000
+    )
+
+
+def new_epoch() -> str:
+    return secrets.token_urlsafe(6)
+
+
+class JobService:
+    def __init__(self, store: JobStore, publisher: Publisher, messages: MessageSource) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.messages = messages
+
+    async def report(
+        self, job_id: str, request: ProgressRequest, *, mode: str = "upsert"
+    ) -> Event | None:
+        """Apply a worker's update and deliver the Event; None when nothing visible changed."""
+        extra = dict(request.extra) if request.extra else None
+        if extra is not None and json_size(extra) > self.store.limits.max_extra_bytes:
+            raise PayloadTooLarge(
+                f"extra is larger than {self.store.limits.max_extra_bytes} bytes."
+            )
+        status = request.status
+        error = request.error
+        if error is not None and status is None:
+            status = "error"
+        if status == "error" and error is None:
+            error_dict: ErrorDict | None = {"code": "failed", "message": "The job failed."}
+        else:
+            error_dict = {"code": error.code, "message": error.message} if error else None
+        message = request.message or self._message(request.step, status, request.context)
+        extra_set, extra_del = Update.extra_patch(extra)
+        update = Update(
+            job_id=job_id,
+            mode=mode,  # type: ignore[arg-type]
+            step=request.step,
+            message=message,
+            progress=request.progress,
+            status=status,
+            extra_set=extra_set,
+            extra_del=extra_del,
+            result=None if request.result is None else dump(request.result),
+            error=error_dict,
+            owner=request.owner,
+        )
+        return await self._apply(update)
+
+    def _message(
+        self, step: str | None, status: str | None, context: Mapping[str, object] | None
+    ) -> str | None:
+        if status == "done":
+            return self.messages.write("complete", context)
+        if status in ("error", "cancelled"):
+            return self.messages.write(status, context)
+        if step is not None:
+            return self.messages.write(step, context)
+        return None
+
+    async def create(self, request: CreateJobRequest, owner: str | None) -> Snapshot:
+        job_id = request.job_id or f"job-{secrets.token_urlsafe(9)}"
+        extra: dict[str, Any] = dict(request.extra or {})
+        context: dict[str, object] = {}
+        if request.filename is not None:
+            extra["filename"] = request.filename
+            context["filename"] = request.filename
+        if json_size(extra) > self.store.limits.max_extra_bytes:
+            raise PayloadTooLarge(
+                f"extra is larger than {self.store.limits.max_extra_bytes} bytes."
+            )
+        extra_set, extra_del = Update.extra_patch(extra)
+        await self._apply(
+            Update(
+                job_id=job_id,
+                mode="create",
+                step="queued",
+                message=self.messages.write("queued", context),
+                status="queued",
+                extra_set=extra_set,
+                extra_del=extra_del,
+                owner=owner,
+            )
+        )
+        return await self.snapshot(job_id)
+
+    async def cancel(self, job_id: str) -> Snapshot:
+        """Cancel now: the job ends ``cancelled``; a worker learns it on its next update."""
+        with contextlib.suppress(JobTerminal):  # already over: cancelling again changes nothing
+            await self._apply(
+                Update(
+                    job_id=job_id,
+                    mode="update",
+                    message=self.messages.write("cancelled"),
+                    status="cancelled",
+                    error={"code": "cancelled", "message": "Cancelled at your request."},
+                )
+            )
+        return await self.snapshot(job_id)
+
+    async def snapshot(self, job_id: str) -> Snapshot:
+        job = (await self.store.read(job_id)).job
+        if job is None:
+            raise NotFound(f"There is no job {job_id}.")
+        return job
+
+    async def read(
+        self, job_id: str, epoch: str | None = None, since: int | None = None
+    ) -> Catchup:
+        return await self.store.read(job_id, epoch, since)
+
+    async def list_jobs(self, owner: str | None) -> list[Snapshot]:
+        if owner is None:
+            return []
+        return await self.store.list_jobs(owner)
+
+    async def is_cancel_requested(self, job_id: str) -> bool:
+        job = (await self.store.read(job_id)).job
+        return job is not None and (job["cancel_requested"] or job["status"] == "cancelled")
+
+    async def _apply(self, update: Update) -> Event | None:
+        if update.mode not in ("create", "upsert", "update"):
+            raise InvalidRequest(f"Unknown update mode {update.mode!r}.")
+        iso, ms = now()
+        applied = await self.store.apply(update, epoch=new_epoch(), now_iso=iso, now_ms=ms)
+        if applied is None:
+            return None
+        event = applied.event
+        rooms = [job_room(event["job_id"])]
+        if applied.owner:
+            rooms.append(user_room(applied.owner))
+        try:
+            await self.publisher.emit(event_name(event), event, room=rooms, namespace=NAMESPACE)
+        except Exception:
+            # The event is in the history: subscribers fill the hole from there.
+            logger.exception("Could not deliver %s seq %s", event["job_id"], event["seq"])
+        return event

@@ -1,0 +1,16 @@
+"""Job stores: the embedded one for a single node, Redis for many."""
+
+from .base import Applied, Catchup, JobStore, Limits, Update
+from .memory_store import MemoryStore
+from .redis_store import RedisStore, connect
+
+__all__ = [
+    "Applied",
+    "Catchup",
+    "JobStore",
+    "Limits",
+    "MemoryStore",
+    "RedisStore",
+    "Update",
+    "connect",
+]

@@ -1,0 +1,150 @@
+-- Merge one update into a job, atomically: the only place a job's state is written in Redis.
+--
+-- KEYS[1] job hash    tidings:{<id>}:job     scalar state, epoch, seq, ETA bookkeeping
+-- KEYS[2] extra hash  tidings:{<id>}:extra   one field per extra key, each value JSON text
+-- KEYS[3] steps list  tidings:{<id>}:steps   the timeline, one JSON entry per step
+-- KEYS[4] events      tidings:{<id>}:events  the history stream, entry id <seq>-0, field e = Event JSON
+--
+-- ARGV[1]  job id               ARGV[2]  mode: create | upsert | update
+-- ARGV[3]  now, ISO-8601 UTC     ARGV[4]  now, epoch milliseconds
+-- ARGV[5]  epoch to use if the job is created
+-- ARGV[6]  owner ('' none)       ARGV[7]  step ('' keep)      ARGV[8]  message ('' keep)
+-- ARGV[9]  progress ('' none)    ARGV[10] status ('' derive)
+-- ARGV[11] extra patch: JSON {"set": {key: value JSON text}, "del": [key, ...]}
+-- ARGV[12] result JSON text ('' none)                         ARGV[13] error JSON text ('' none)
+-- ARGV[14] history length        ARGV[15] TTL active (s)      ARGV[16] TTL finished (s)
+-- ARGV[17] largest merged extra in bytes                      ARGV[18] longest timeline
+--
+-- Returns {'event', <Event JSON>, created 0|1, owner} | {'none'} | {'terminal', status}
+--       | {'missing'} | {'exists'} | {'too_large', bytes} | {'invalid', reason}
+
+local job_id, mode, now_iso, now_ms = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local history, ttl_active, ttl_done = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
+local max_extra, max_steps = tonumber(ARGV[17]), tonumber(ARGV[18])
+local given_progress = ARGV[9] ~= '' and tonumber(ARGV[9]) or nil
+
+-- Validate every input before the first write: a failing script does not roll back.
+if mode ~= 'create' and mode ~= 'upsert' and mode ~= 'update' then return {'invalid', 'mode'} end
+if not (now_ms and history and ttl_active and ttl_done and max_extra and max_steps) then
+  return {'invalid', 'numbers'}
+end
+if ARGV[9] ~= '' and not given_progress then return {'invalid', 'progress'} end
+local ok, patch = pcall(cjson.decode, ARGV[11])
+if not ok or type(patch) ~= 'table' then return {'invalid', 'extra'} end
+
+local TERMINAL = {done = true, error = true, cancelled = true}
+local job = {}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do job[flat[i]] = flat[i + 1] end
+local created = job.epoch == nil
+
+if created then
+  if mode == 'update' then return {'missing'} end
+  job = {job_id = job_id, epoch = ARGV[5], seq = '0', owner = ARGV[6], status = 'queued',
+         step = '', message = '', progress = '', eta = '', rate = '', eta_t = '', eta_p = '',
+         created_at = now_iso, created_ms = ARGV[4], result = '', error = '', cancel_requested = '0'}
+else
+  if mode == 'create' then return {'exists'} end
+  if TERMINAL[job.status] then return {'terminal', job.status} end
+end
+
+-- Status: queued -> processing -> terminal, never backwards.
+local status = job.status
+local asked = ARGV[10]
+if asked ~= '' and not (asked == 'queued' and status ~= 'queued') then
+  status = asked
+elseif asked == '' and mode ~= 'create' and status == 'queued' then
+  status = 'processing'
+end
+
+local step = ARGV[7] ~= '' and ARGV[7] or job.step
+if step == '' then step = status end
+local message = ARGV[8] ~= '' and ARGV[8] or job.message
+
+local progress = job.progress ~= '' and tonumber(job.progress) or nil
+if given_progress and (progress == nil or given_progress > progress) then progress = given_progress end
+if status == 'done' then progress = 100 end
+
+-- Extra, merged key by key; the size of the merged object is checked before anything is written.
+local extra = {}
+local extra_flat = redis.call('HGETALL', KEYS[2])
+for i = 1, #extra_flat, 2 do extra[extra_flat[i]] = extra_flat[i + 1] end
+local extra_changed = false
+for key, value in pairs(patch.set or {}) do
+  if extra[key] ~= value then extra[key] = value; extra_changed = true end
+end
+for _, key in ipairs(patch.del or {}) do
+  if extra[key] ~= nil then extra[key] = nil; extra_changed = true end
+end
+local keys, extra_json = {}, {}
+for key in pairs(extra) do keys[#keys + 1] = key end
+table.sort(keys)
+for i, key in ipairs(keys) do extra_json[i] = cjson.encode(key) .. ':' .. extra[key] end
+local extra_text = '{' .. table.concat(extra_json, ',') .. '}'
+if #extra_text > max_extra then return {'too_large', #extra_text} end
+
+local result = ARGV[12] ~= '' and ARGV[12] or job.result
+local err = ARGV[13] ~= '' and ARGV[13] or job.error
+
+local changed = created or extra_changed or status ~= job.status or step ~= job.step
+  or message ~= job.message or tostring(progress or '') ~= job.progress
+  or result ~= job.result or err ~= job.error
+if not changed then return {'none'} end
+
+-- ETA: a moving average of the progress rate, recomputed when progress moves.
+if tostring(progress or '') ~= job.progress and progress ~= nil and status == 'processing' then
+  local last_t, last_p = tonumber(job.eta_t), tonumber(job.eta_p)
+  if last_t and last_p and now_ms > last_t then
+    local instant = (progress - last_p) * 1000 / (now_ms - last_t)
+    local rate = tonumber(job.rate)
+    rate = rate and (0.3 * instant + 0.7 * rate) or instant
+    job.rate = tostring(rate)
+    if rate > 0 then
+      job.eta = tostring(math.floor((100 - progress) / rate * 10 + 0.5) / 10)
+    end
+  end
+  job.eta_t, job.eta_p = ARGV[4], tostring(progress)
+end
+if TERMINAL[status] then job.eta = '' end
+
+-- The timeline: a new step completes the one before it; the job's end settles the last one.
+local last_raw = redis.call('LINDEX', KEYS[3], -1)
+local last = last_raw and cjson.decode(last_raw) or nil
+local json_progress = progress == nil and cjson.null or progress
+if last == nil or step ~= job.step then
+  if last and last.status == 'in_progress' then
+    last.status, last.updated_at = 'complete', now_iso
+    redis.call('LSET', KEYS[3], -1, cjson.encode(last))
+  end
+  last = {step = step, message = message, status = 'in_progress', progress = json_progress,
+          started_at = now_iso, updated_at = now_iso}
+  redis.call('RPUSH', KEYS[3], cjson.encode(last))
+  redis.call('LTRIM', KEYS[3], -max_steps, -1)
+else
+  last.message, last.progress, last.updated_at = message, json_progress, now_iso
+end
+if status == 'done' then last.status = 'complete' elseif TERMINAL[status] then last.status = 'error' end
+redis.call('LSET', KEYS[3], -1, cjson.encode(last))
+
+local seq = tonumber(job.seq) + 1
+job.seq, job.status, job.step, job.message = tostring(seq), status, step, message
+job.progress, job.result, job.error, job.updated_at = tostring(progress or ''), result, err, now_iso
+if status == 'cancelled' then job.cancel_requested = '1' end
+
+local fields = {}
+for key, value in pairs(job) do fields[#fields + 1] = key; fields[#fields + 1] = value end
+redis.call('HSET', KEYS[1], unpack(fields))
+for _, key in ipairs(patch.del or {}) do redis.call('HDEL', KEYS[2], key) end
+for key, value in pairs(patch.set or {}) do redis.call('HSET', KEYS[2], key, value) end
+
+local head = cjson.encode({job_id = job_id, epoch = job.epoch, seq = seq, status = status,
+  step = step, message = message, progress = json_progress,
+  eta_seconds = job.eta ~= '' and tonumber(job.eta) or cjson.null, timestamp = now_iso})
+local event = string.sub(head, 1, -2) .. ',"extra":' .. extra_text
+  .. ',"result":' .. (status == 'done' and result ~= '' and result or 'null')
+  .. ',"error":' .. (err ~= '' and err or 'null') .. '}'
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', history, seq .. '-0', 'e', event)
+
+local ttl = TERMINAL[status] and ttl_done or ttl_active
+for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end
+return {'event', event, created and 1 or 0, job.owner}

@@ -1,0 +1,102 @@
+"""The contract both job stores keep: one update in, at most one ordered Event out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from ..models import ErrorDict, Event, JobStatus, Snapshot
+
+Mode = Literal["create", "upsert", "update"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    history: int = 1000
+    active_ttl: int = 7 * 86_400
+    done_ttl: int = 86_400
+    max_extra_bytes: int = 16_384
+    max_steps: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One validated change to a job. ``None`` leaves a field as it is.
+
+    ``mode``: ``create`` makes a new job and refuses an existing one, ``upsert`` creates the job
+    when it is missing, ``update`` refuses a missing one.
+    """
+
+    job_id: str
+    mode: Mode = "upsert"
+    step: str | None = None
+    message: str | None = None
+    progress: float | None = None
+    status: JobStatus | None = None
+    extra_set: dict[str, str] = field(default_factory=dict)  # key -> value as JSON text
+    extra_del: tuple[str, ...] = ()
+    result: str | None = None  # JSON text
+    error: ErrorDict | None = None
+    owner: str | None = None
+
+    @staticmethod
+    def extra_patch(extra: dict[str, object] | None) -> tuple[dict[str, str], tuple[str, ...]]:
+        """Split an extra patch into keys to set (as JSON text) and keys a null removes."""
+        if not extra:
+            return {}, ()
+        return (
+            {key: dump(value) for key, value in extra.items() if value is not None},
+            tuple(key for key, value in extra.items() if value is None),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """An update that changed something: its Event and the job's owner, for the user room."""
+
+    event: Event
+    owner: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Catchup:
+    """What a subscriber gets: the snapshot and, when asked and still held, the missed events."""
+
+    job: Snapshot | None
+    events: list[Event]
+    recovered: bool
+
+
+class JobStore(Protocol):
+    limits: Limits
+
+    async def apply(
+        self, update: Update, *, epoch: str, now_iso: str, now_ms: int
+    ) -> Applied | None:
+        """Merge an update atomically: its Event, or None when nothing visible changed.
+
+        Raises NotFound (``update`` of a missing job), Conflict (``create`` of an existing one),
+        JobTerminal, PayloadTooLarge (merged extra) and StoreUnavailable.
+        """
+        ...
+
+    async def read(
+        self, job_id: str, epoch: str | None = None, since: int | None = None
+    ) -> Catchup:
+        """The snapshot and, given ``epoch`` and ``since``, every later event if all are held."""
+        ...
+
+    async def list_jobs(self, owner: str, limit: int = 200) -> list[Snapshot]:
+        """The owner's jobs, newest first."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def dump(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

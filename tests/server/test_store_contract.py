@@ -1,0 +1,235 @@
+"""One contract, two stores: every test here runs against the embedded store and real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from server.errors import Conflict, JobCancelled, JobTerminal, NotFound, PayloadTooLarge
+from server.service import new_epoch, now
+from server.store import JobStore, Limits, MemoryStore, RedisStore, Update, connect
+from server.store.base import Applied, dump
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[JobStore]:
+    limits = Limits(history=50, max_extra_bytes=1024, max_steps=5)
+    if request.param == "memory":
+        yield MemoryStore(limits)
+        return
+    url = request.getfixturevalue("redis_url")
+    redis_store = RedisStore(connect(url), limits)
+    yield redis_store
+    await redis_store.aclose()
+
+
+async def apply(store: JobStore, job_id: str = "job-1", **fields: object) -> Applied | None:
+    iso, ms = now()
+    return await store.apply(Update(job_id=job_id, **fields), epoch=new_epoch(),  # type: ignore[arg-type]
+                             now_iso=iso, now_ms=ms)
+
+
+async def test_first_update_creates_the_job_with_seq_one(store: JobStore) -> None:
+    applied = await apply(store, step="duplicate_check", message="Checking...", progress=15,
+                          owner="user-1")
+    assert applied is not None
+    event = applied.event
+    assert applied.owner == "user-1"
+    assert (event["seq"], event["status"], event["step"], event["progress"]) == (
+        1, "processing", "duplicate_check", 15)
+    assert event["timestamp"].endswith("Z") and len(event["timestamp"]) == 24
+    job = (await store.read("job-1")).job
+    assert job is not None
+    assert (job["seq"], job["epoch"], job["owner"]) == (1, event["epoch"], "user-1")
+    assert [s["status"] for s in job["steps"]] == ["in_progress"]
+
+
+async def test_create_mode_queues_and_refuses_an_existing_job(store: JobStore) -> None:
+    applied = await apply(store, mode="create", step="queued", message="Waiting", status="queued")
+    assert applied is not None and applied.event["status"] == "queued"
+    with pytest.raises(Conflict):
+        await apply(store, mode="create", step="queued", message="Waiting", status="queued")
+
+
+async def test_update_mode_refuses_a_missing_job(store: JobStore) -> None:
+    with pytest.raises(NotFound):
+        await apply(store, mode="update", status="cancelled")
+    assert (await store.read("job-1")).job is None
+
+
+async def test_seq_is_contiguous_and_unchanged_updates_get_none(store: JobStore) -> None:
+    seqs = []
+    for progress in (10, 20, 20, 30):
+        applied = await apply(store, step="extracting", message="Reading", progress=progress)
+        seqs.append(applied.event["seq"] if applied else None)
+    assert seqs == [1, 2, None, 3]
+
+
+async def test_progress_never_goes_backwards_but_step_and_message_apply(store: JobStore) -> None:
+    await apply(store, step="extracting", message="Reading", progress=50)
+    applied = await apply(store, step="storing", message="Saving", progress=20)
+    assert applied is not None
+    assert (applied.event["progress"], applied.event["step"], applied.event["message"]) == (
+        50, "storing", "Saving")
+
+
+async def test_terminal_jobs_refuse_updates(store: JobStore) -> None:
+    await apply(store, step="extracting", message="Reading", progress=50)
+    done = await apply(store, step="complete", message="Done!", status="done", result='{"rows":3}')
+    assert done is not None
+    assert (done.event["status"], done.event["progress"], done.event["result"]) == (
+        "done", 100, {"rows": 3})
+    with pytest.raises(JobTerminal) as caught:
+        await apply(store, step="extracting", progress=60)
+    assert not isinstance(caught.value, JobCancelled)
+    job = (await store.read("job-1")).job
+    assert job is not None and job["seq"] == 2 and job["status"] == "done"
+
+
+async def test_cancelled_jobs_raise_job_cancelled(store: JobStore) -> None:
+    await apply(store, step="extracting", message="Reading")
+    cancelled = await apply(store, mode="update", status="cancelled", message="Cancelled",
+                            error={"code": "cancelled", "message": "Cancelled at your request."})
+    assert cancelled is not None and cancelled.event["status"] == "cancelled"
+    job = (await store.read("job-1")).job
+    assert job is not None and job["cancel_requested"] is True
+    with pytest.raises(JobCancelled):
+        await apply(store, step="storing")
+
+
+async def test_extra_merges_key_by_key_and_null_removes(store: JobStore) -> None:
+    await apply(store, step="s", message="m", extra_set={"a": dump(1), "b": dump([])})
+    applied = await apply(store, extra_set={"c": dump({"x": []})}, extra_del=("a",))
+    assert applied is not None
+    assert applied.event["extra"] == {"b": [], "c": {"x": []}}
+    job = (await store.read("job-1")).job
+    assert job is not None and job["extra"] == {"b": [], "c": {"x": []}}
+    assert await apply(store, extra_set={"b": dump([])}, extra_del=("missing",)) is None
+
+
+async def test_merged_extra_over_the_limit_is_refused_and_nothing_written(store: JobStore) -> None:
+    await apply(store, step="s", message="m", extra_set={"a": dump("x" * 600)})
+    with pytest.raises(PayloadTooLarge):
+        await apply(store, step="t", message="n", extra_set={"b": dump("y" * 600)})
+    job = (await store.read("job-1")).job
+    assert job is not None
+    assert (job["seq"], job["step"], list(job["extra"])) == (1, "s", ["a"])
+
+
+async def test_timeline_completes_steps_and_marks_the_failing_one(store: JobStore) -> None:
+    await apply(store, step="initializing_streaming", message="Getting ready", progress=5)
+    await apply(store, step="duplicate_check", message="Checking", progress=15)
+    await apply(store, step="duplicate_check", message="Still checking", progress=20)
+    await apply(store, status="error", message="Oops",
+                error={"code": "failed", "message": "Row 12 is short"})
+    job = (await store.read("job-1")).job
+    assert job is not None
+    assert [(s["step"], s["status"], s["progress"]) for s in job["steps"]] == [
+        ("initializing_streaming", "complete", 5), ("duplicate_check", "error", 20)]
+    assert job["steps"][1]["message"] == "Oops"
+    assert job["error"] == {"code": "failed", "message": "Row 12 is short"}
+    assert job["step"] == "duplicate_check"
+
+
+async def test_timeline_is_bounded(store: JobStore) -> None:
+    for index in range(8):
+        await apply(store, step=f"step_{index}", message=f"Step {index}")
+    job = (await store.read("job-1")).job
+    assert job is not None
+    assert [s["step"] for s in job["steps"]] == [f"step_{i}" for i in range(3, 8)]
+
+
+async def test_catchup_returns_missed_events_in_order(store: JobStore) -> None:
+    for progress in range(1, 11):
+        await apply(store, step="s", message="m", progress=progress)
+    job = (await store.read("job-1")).job
+    assert job is not None
+    catchup = await store.read("job-1", job["epoch"], 4)
+    assert catchup.recovered and [e["seq"] for e in catchup.events] == list(range(5, 11))
+    assert [e["progress"] for e in catchup.events] == list(range(5, 11))
+    current = await store.read("job-1", job["epoch"], 10)
+    assert current.recovered and current.events == []
+
+
+@pytest.mark.parametrize(("epoch", "since"), [("other", 3), (None, 11), (None, 99)])
+async def test_catchup_refuses_unknown_epoch_or_future_seq(
+    store: JobStore, epoch: str | None, since: int
+) -> None:
+    for progress in range(1, 11):
+        await apply(store, step="s", message="m", progress=progress)
+    job = (await store.read("job-1")).job
+    assert job is not None
+    catchup = await store.read("job-1", epoch or job["epoch"], since)
+    assert (catchup.recovered, catchup.events, catchup.job) == (False, [], job)
+
+
+async def test_catchup_beyond_the_history_is_not_recovered(store: JobStore) -> None:
+    for progress in range(1, 101):
+        await apply(store, step="s", message="m", progress=progress)
+    job = (await store.read("job-1")).job
+    assert job is not None
+    assert not (await store.read("job-1", job["epoch"], 0)).recovered
+    recent = await store.read("job-1", job["epoch"], 95)
+    assert recent.recovered and [e["seq"] for e in recent.events] == [96, 97, 98, 99, 100]
+
+
+async def test_eta_appears_once_a_rate_is_known_and_is_never_negative(store: JobStore) -> None:
+    iso, ms = now()
+    first = await store.apply(Update("job-1", step="s", message="m", progress=10),
+                              epoch="e", now_iso=iso, now_ms=ms)
+    second = await store.apply(Update("job-1", progress=20), epoch="e", now_iso=iso,
+                               now_ms=ms + 1000)
+    done = await store.apply(Update("job-1", status="done", message="Done"), epoch="e",
+                             now_iso=iso, now_ms=ms + 2000)
+    assert first and second and done
+    assert first.event["eta_seconds"] is None
+    assert second.event["eta_seconds"] == 8.0  # 80 points left at 10 points a second
+    assert done.event["eta_seconds"] is None
+
+
+async def test_list_jobs_is_the_owners_newest_first(store: JobStore) -> None:
+    iso, ms = now()
+    for index, owner in enumerate(["u1", "u2", "u1", "u1"]):
+        await store.apply(Update(f"job-{index}", step="s", message="m", owner=owner),
+                          epoch="e", now_iso=iso, now_ms=ms + index)
+    assert [job["job_id"] for job in await store.list_jobs("u1")] == ["job-3", "job-2", "job-0"]
+    assert await store.list_jobs("nobody") == []
+
+
+async def test_memory_store_expires_finished_jobs() -> None:
+    store = MemoryStore(Limits(done_ttl=1))
+    await apply(store, step="s", message="m")
+    await apply(store, status="done", message="Done")
+    assert (await store.read("job-1")).job is not None
+    await asyncio.sleep(1.1)
+    assert (await store.read("job-1")).job is None
+
+
+async def test_redis_keys_carry_ttls_and_one_hash_tag(redis_url: str) -> None:
+    store = RedisStore(connect(redis_url), Limits(active_ttl=500, done_ttl=100))
+    await apply(store, step="s", message="m", extra_set={"a": "1"})
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    keys = sorted(await client.keys("tidings:*"))
+    assert all("{job-1}" in key for key in keys if ":user:" not in key)
+    assert all(400 < ttl <= 500 for ttl in [await client.ttl(key) for key in keys])
+    await apply(store, status="done", message="Done")
+    assert all(0 < ttl <= 100 for ttl in [await client.ttl(key) for key in keys if ":user:" not in key])
+    await client.aclose()
+    await store.aclose()
+
+
+async def test_redis_flush_starts_a_new_epoch(redis_url: str) -> None:
+    store = RedisStore(connect(redis_url))
+    first = await apply(store, step="s", message="m", progress=10)
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushdb()
+    await client.aclose()
+    second = await apply(store, step="s", message="m", progress=20)
+    assert first and second
+    assert second.event["seq"] == 1 and second.event["epoch"] != first.event["epoch"]
+    catchup = await store.read("job-1", first.event["epoch"], 1)
+    assert not catchup.recovered and catchup.job is not None
+    await store.aclose()
