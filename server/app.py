@@ -6,16 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import socketio
 from aiohttp import hdrs, web
 
 from messages import LLMConfig, MessageWriter
 
-from .appkeys import AUTHORITY, SERVICE, SETTINGS, SIO
+from .appkeys import AUTHORITY, FANOUT, SERVICE, SETTINGS, SIO
 from .auth import Authority
-from .constants import SOCKETIO_CHANNEL
+from .cluster import RedisManager
+from .fanout import FanoutManager
 from .http_api import Handler, errors_middleware, setup_routes
 from .realtime import JobNamespace
 from .service import JobService
@@ -68,9 +68,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     app[AUTHORITY] = Authority(secret, api_key)
 
-    manager: Any = None
-    if settings.redis_url:
-        manager = socketio.AsyncRedisManager(settings.redis_url, channel=SOCKETIO_CHANNEL)
+    manager = RedisManager(settings.redis_url) if settings.redis_url else FanoutManager()
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
@@ -81,6 +79,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     )
     sio.attach(app)
     app[SIO] = sio
+    app[FANOUT] = manager
     app.cleanup_ctx.append(_resources)
     app.on_shutdown.append(_disconnect_clients)
     setup_routes(app)
@@ -121,6 +120,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
         await namespace.close()
+        if isinstance(app[SIO].manager, RedisManager):
+            await app[SIO].manager.aclose()
         await writer.aclose()
         await store.aclose()
 
@@ -134,5 +135,6 @@ async def _sweep(store: MemoryStore) -> None:
 async def _disconnect_clients(app: web.Application) -> None:
     """Close every connection at the transport, so clients reconnect (to another node)."""
     sio = app[SIO]
-    await sio.eio.disconnect()
+    if sio.eio.sockets:
+        await sio.eio.disconnect()
     await sio.shutdown()

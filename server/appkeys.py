@@ -6,6 +6,7 @@ import socketio
 from aiohttp import web
 
 from .auth import Authority
+from .fanout import FanoutManager
 from .service import JobService
 from .settings import Settings
 
@@ -13,3 +14,5 @@ SETTINGS = web.AppKey("settings", Settings)
 SERVICE = web.AppKey("service", JobService)
 AUTHORITY = web.AppKey("authority", Authority)
 SIO = web.AppKey("sio", socketio.AsyncServer)
+#: Local listeners on rooms (SSE streams); the Socket.IO client manager itself.
+FANOUT = web.AppKey("fanout", FanoutManager)

@@ -7,13 +7,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-import socketio
 from aiohttp import web
 
 from messages import MessageWriter
 
 from .appkeys import SERVICE
-from .constants import SOCKETIO_CHANNEL
+from .cluster import RedisManager
 from .errors import Conflict, JobCancelled, JobTerminal
 from .models import CreateJobRequest, Event, JobRequest, ProgressRequest, Snapshot, parse
 from .service import JobService
@@ -44,9 +43,10 @@ class ProgressEmitter:
                 max_extra_bytes=settings.max_extra_bytes,
             ),
         )
-        manager = socketio.AsyncRedisManager(redis_url, channel=SOCKETIO_CHANNEL, write_only=True)
+        manager = RedisManager(redis_url, write_only=True)
         writer = MessageWriter(llm=None, redis=client)
-        return cls(JobService(store, manager, writer), closers=[writer.aclose, store.aclose])
+        service = JobService(store, manager, writer)
+        return cls(service, closers=[writer.aclose, store.aclose, manager.aclose])
 
     @classmethod
     def for_app(cls, app: web.Application) -> ProgressEmitter:

@@ -55,9 +55,21 @@ class RedisServer:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed (.ci/run installs it)"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for(self.ping, what=f"redis-server on {self.port}")
 
@@ -93,8 +105,12 @@ class ServerProcess:
 
     def __init__(self, env: Mapping[str, str] | None = None, log: Path | None = None) -> None:
         self.port = free_port()
-        self.env = {**os.environ, "TIDINGS_HOST": "127.0.0.1", "TIDINGS_PORT": str(self.port),
-                    **(env or {})}
+        self.env = {
+            **os.environ,
+            "TIDINGS_HOST": "127.0.0.1",
+            "TIDINGS_PORT": str(self.port),
+            **(env or {}),
+        }
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -105,8 +121,11 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"], cwd=ROOT, env=self.env,
-            stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "server", "serve"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         wait_for(self.healthy, timeout=30, what=f"tidings on {self.port}")
         return self
@@ -129,8 +148,9 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def server_process(env: Mapping[str, str] | None = None, log: Path | None = None
-                   ) -> Iterator[ServerProcess]:
+def server_process(
+    env: Mapping[str, str] | None = None, log: Path | None = None
+) -> Iterator[ServerProcess]:
     node = ServerProcess(env, log).start()
     try:
         yield node
@@ -138,20 +158,130 @@ def server_process(env: Mapping[str, str] | None = None, log: Path | None = None
         node.stop()
 
 
-async def http_json(method: str, url: str, body: Any = None, token: str | None = None
-                    ) -> tuple[int, Any]:
+async def http_json(
+    method: str, url: str, body: Any = None, token: str | None = None
+) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession() as session, session.request(
-        method, url, json=body, headers=headers
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, url, json=body, headers=headers) as response,
+    ):
         return response.status, await response.json(content_type=None)
 
 
-async def eventually(check: Any, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        if check():
-            return
+async def eventually(check: Any, within: float = 10.0, what: str = "condition") -> None:
+    """Poll until ``check()`` is true; a bound on waiting, not a timing assertion."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+class Watcher:
+    """A real Socket.IO client that keeps the PROTOCOL.md client rule and records what it applied.
+
+    ``applied`` is every (job_id, seq) it applied, in order; with ``catch_up=False`` it applies
+    whatever arrives and never re-subscribes (the control arm of the delivery tests).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        auth: dict[str, Any] | None = None,
+        *,
+        catch_up: bool = True,
+        transports: list[str] | None = None,
+    ) -> None:
+        import socketio
+
+        self.url = url
+        self.auth = auth
+        self.catch_up = catch_up
+        self.transports = transports or ["websocket"]
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.last: dict[str, tuple[str, int]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.applied: list[tuple[str, int]] = []
+        self.received: list[dict[str, Any]] = []
+        self.resubscribes = 0
+        self.disconnects: list[str] = []
+        self.connect_errors: list[Any] = []
+        for name in ("job_update", "job_complete", "job_error"):
+            self.client.on(name, self._on_event)
+        self.client.on("job_batch", self._on_batch)
+        self.client.on("disconnect", self._on_disconnect)
+        self.client.on("connect_error", self.connect_errors.append)
+        # Handlers run as concurrent tasks: one at a time keeps the rule's state consistent.
+        self._lock = asyncio.Lock()
+
+    async def connect(self) -> Watcher:
+        await self.client.connect(
+            self.url, auth=self.auth, transports=self.transports, wait_timeout=10
+        )
+        return self
+
+    async def close(self) -> None:
+        await self.client.disconnect()
+        await self.client.shutdown()
+
+    async def call(self, event: str, payload: Any = None) -> Any:
+        return await self.client.call(event, payload, timeout=10)
+
+    async def subscribe(self, job_id: str) -> dict[str, Any]:
+        async with self._lock:
+            return await self._subscribe(job_id)
+
+    async def _subscribe(self, job_id: str) -> dict[str, Any]:
+        payload: dict[str, Any] = {"job_id": job_id}
+        if job_id in self.last:
+            payload["epoch"], payload["since"] = self.last[job_id]
+        ack = await self.call("subscribe", payload)
+        if not ack.get("ok"):
+            return dict(ack)
+        job = ack["job"]
+        if job is not None and not ack["recovered"]:
+            self.last[job_id] = (job["epoch"], job["seq"])
+            self.jobs[job_id] = job
+        for event in ack["events"]:
+            if event["seq"] == self.last[job_id][1] + 1:
+                self._apply(event)
+        return dict(ack)
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        self.last[event["job_id"]] = (event["epoch"], event["seq"])
+        self.jobs[event["job_id"]] = event
+        self.applied.append((event["job_id"], event["seq"]))
+
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        async with self._lock:
+            await self._take(event)
+
+    async def _take(self, event: dict[str, Any]) -> None:
+        self.received.append(event)
+        job_id = event["job_id"]
+        if not self.catch_up:
+            self._apply(event)
+            return
+        if job_id not in self.last and event["seq"] == 1:
+            self._apply(event)  # the first event of an epoch: nothing can come before it
+            return
+        epoch, seq = self.last.get(job_id, (None, 0))
+        if event["epoch"] == epoch and event["seq"] <= seq:
+            return
+        if event["epoch"] == epoch and event["seq"] == seq + 1:
+            self._apply(event)
+            return
+        self.resubscribes += 1
+        await self._subscribe(job_id)
+
+    async def _on_batch(self, batch: dict[str, Any]) -> None:
+        async with self._lock:
+            for event in batch["events"]:
+                await self._take(event)
+
+    def _on_disconnect(self, reason: Any = None) -> None:
+        self.disconnects.append(str(reason))
+
+    def seqs(self, job_id: str) -> list[int]:
+        return [seq for applied_job, seq in self.applied if applied_job == job_id]

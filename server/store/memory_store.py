@@ -197,7 +197,7 @@ class MemoryStore:
             for job_id in list(self._jobs)
             if (job := self._get(job_id)) is not None and job.owner == owner
         ]
-        mine.sort(key=lambda job: job.created_ms, reverse=True)
+        mine.sort(key=lambda job: (job.created_ms, job.job_id), reverse=True)  # as Redis ties
         return [_snapshot(job) for job in mine[:limit]]
 
     async def ping(self) -> None:

@@ -28,18 +28,27 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[JobStore]:
 
 async def apply(store: JobStore, job_id: str = "job-1", **fields: object) -> Applied | None:
     iso, ms = now()
-    return await store.apply(Update(job_id=job_id, **fields), epoch=new_epoch(),  # type: ignore[arg-type]
-                             now_iso=iso, now_ms=ms)
+    return await store.apply(
+        Update(job_id=job_id, **fields),
+        epoch=new_epoch(),  # type: ignore[arg-type]
+        now_iso=iso,
+        now_ms=ms,
+    )
 
 
 async def test_first_update_creates_the_job_with_seq_one(store: JobStore) -> None:
-    applied = await apply(store, step="duplicate_check", message="Checking...", progress=15,
-                          owner="user-1")
+    applied = await apply(
+        store, step="duplicate_check", message="Checking...", progress=15, owner="user-1"
+    )
     assert applied is not None
     event = applied.event
     assert applied.owner == "user-1"
     assert (event["seq"], event["status"], event["step"], event["progress"]) == (
-        1, "processing", "duplicate_check", 15)
+        1,
+        "processing",
+        "duplicate_check",
+        15,
+    )
     assert event["timestamp"].endswith("Z") and len(event["timestamp"]) == 24
     job = (await store.read("job-1")).job
     assert job is not None
@@ -73,7 +82,10 @@ async def test_progress_never_goes_backwards_but_step_and_message_apply(store: J
     applied = await apply(store, step="storing", message="Saving", progress=20)
     assert applied is not None
     assert (applied.event["progress"], applied.event["step"], applied.event["message"]) == (
-        50, "storing", "Saving")
+        50,
+        "storing",
+        "Saving",
+    )
 
 
 async def test_terminal_jobs_refuse_updates(store: JobStore) -> None:
@@ -81,7 +93,10 @@ async def test_terminal_jobs_refuse_updates(store: JobStore) -> None:
     done = await apply(store, step="complete", message="Done!", status="done", result='{"rows":3}')
     assert done is not None
     assert (done.event["status"], done.event["progress"], done.event["result"]) == (
-        "done", 100, {"rows": 3})
+        "done",
+        100,
+        {"rows": 3},
+    )
     with pytest.raises(JobTerminal) as caught:
         await apply(store, step="extracting", progress=60)
     assert not isinstance(caught.value, JobCancelled)
@@ -91,8 +106,13 @@ async def test_terminal_jobs_refuse_updates(store: JobStore) -> None:
 
 async def test_cancelled_jobs_raise_job_cancelled(store: JobStore) -> None:
     await apply(store, step="extracting", message="Reading")
-    cancelled = await apply(store, mode="update", status="cancelled", message="Cancelled",
-                            error={"code": "cancelled", "message": "Cancelled at your request."})
+    cancelled = await apply(
+        store,
+        mode="update",
+        status="cancelled",
+        message="Cancelled",
+        error={"code": "cancelled", "message": "Cancelled at your request."},
+    )
     assert cancelled is not None and cancelled.event["status"] == "cancelled"
     job = (await store.read("job-1")).job
     assert job is not None and job["cancel_requested"] is True
@@ -123,12 +143,18 @@ async def test_timeline_completes_steps_and_marks_the_failing_one(store: JobStor
     await apply(store, step="initializing_streaming", message="Getting ready", progress=5)
     await apply(store, step="duplicate_check", message="Checking", progress=15)
     await apply(store, step="duplicate_check", message="Still checking", progress=20)
-    await apply(store, status="error", message="Oops",
-                error={"code": "failed", "message": "Row 12 is short"})
+    await apply(
+        store,
+        status="error",
+        message="Oops",
+        error={"code": "failed", "message": "Row 12 is short"},
+    )
     job = (await store.read("job-1")).job
     assert job is not None
     assert [(s["step"], s["status"], s["progress"]) for s in job["steps"]] == [
-        ("initializing_streaming", "complete", 5), ("duplicate_check", "error", 20)]
+        ("initializing_streaming", "complete", 5),
+        ("duplicate_check", "error", 20),
+    ]
     assert job["steps"][1]["message"] == "Oops"
     assert job["error"] == {"code": "failed", "message": "Row 12 is short"}
     assert job["step"] == "duplicate_check"
@@ -178,12 +204,15 @@ async def test_catchup_beyond_the_history_is_not_recovered(store: JobStore) -> N
 
 async def test_eta_appears_once_a_rate_is_known_and_is_never_negative(store: JobStore) -> None:
     iso, ms = now()
-    first = await store.apply(Update("job-1", step="s", message="m", progress=10),
-                              epoch="e", now_iso=iso, now_ms=ms)
-    second = await store.apply(Update("job-1", progress=20), epoch="e", now_iso=iso,
-                               now_ms=ms + 1000)
-    done = await store.apply(Update("job-1", status="done", message="Done"), epoch="e",
-                             now_iso=iso, now_ms=ms + 2000)
+    first = await store.apply(
+        Update("job-1", step="s", message="m", progress=10), epoch="e", now_iso=iso, now_ms=ms
+    )
+    second = await store.apply(
+        Update("job-1", progress=20), epoch="e", now_iso=iso, now_ms=ms + 1000
+    )
+    done = await store.apply(
+        Update("job-1", status="done", message="Done"), epoch="e", now_iso=iso, now_ms=ms + 2000
+    )
     assert first and second and done
     assert first.event["eta_seconds"] is None
     assert second.event["eta_seconds"] == 8.0  # 80 points left at 10 points a second
@@ -193,8 +222,12 @@ async def test_eta_appears_once_a_rate_is_known_and_is_never_negative(store: Job
 async def test_list_jobs_is_the_owners_newest_first(store: JobStore) -> None:
     iso, ms = now()
     for index, owner in enumerate(["u1", "u2", "u1", "u1"]):
-        await store.apply(Update(f"job-{index}", step="s", message="m", owner=owner),
-                          epoch="e", now_iso=iso, now_ms=ms + index)
+        await store.apply(
+            Update(f"job-{index}", step="s", message="m", owner=owner),
+            epoch="e",
+            now_iso=iso,
+            now_ms=ms + index,
+        )
     assert [job["job_id"] for job in await store.list_jobs("u1")] == ["job-3", "job-2", "job-0"]
     assert await store.list_jobs("nobody") == []
 
@@ -216,7 +249,9 @@ async def test_redis_keys_carry_ttls_and_one_hash_tag(redis_url: str) -> None:
     assert all("{job-1}" in key for key in keys if ":user:" not in key)
     assert all(400 < ttl <= 500 for ttl in [await client.ttl(key) for key in keys])
     await apply(store, status="done", message="Done")
-    assert all(0 < ttl <= 100 for ttl in [await client.ttl(key) for key in keys if ":user:" not in key])
+    assert all(
+        0 < ttl <= 100 for ttl in [await client.ttl(key) for key in keys if ":user:" not in key]
+    )
     await client.aclose()
     await store.aclose()
 
