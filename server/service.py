@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 
 
 class MessageSource(Protocol):
-    def write(self, step: str, context: Mapping[str, object] | None = None) -> str: ...
+    def write(
+        self, step: str, context: Mapping[str, object] | None = None, *, message: str | None = None
+    ) -> str: ...
 
 
 class Publisher(Protocol):
@@ -79,7 +81,7 @@ class JobService:
             error_dict: ErrorDict | None = {"code": "failed", "message": "The job failed."}
         else:
             error_dict = {"code": error.code, "message": error.message} if error else None
-        message = request.message or self._message(request.step, status, request.context)
+        message = self._message(request.step, status, request.context, request.message)
         extra_set, extra_del = Update.extra_patch(extra)
         update = Update(
             job_id=job_id,
@@ -97,15 +99,20 @@ class JobService:
         return await self._apply(update)
 
     def _message(
-        self, step: str | None, status: str | None, context: Mapping[str, object] | None
+        self,
+        step: str | None,
+        status: str | None,
+        context: Mapping[str, object] | None,
+        given: str | None,
     ) -> str | None:
+        """The emitter's own message, else the sentence for the step (or for how the job ended)."""
         if status == "done":
-            return self.messages.write("complete", context)
-        if status in ("error", "cancelled"):
-            return self.messages.write(status, context)
-        if step is not None:
-            return self.messages.write(step, context)
-        return None
+            step = "complete"
+        elif status in ("error", "cancelled"):
+            step = status
+        if step is None:
+            return self.messages.write("processing", context, message=given) if given else None
+        return self.messages.write(step, context, message=given)
 
     async def create(self, request: CreateJobRequest, owner: str | None) -> Snapshot:
         job_id = request.job_id or f"job-{secrets.token_urlsafe(9)}"

@@ -1,0 +1,427 @@
+"""The catalog: a sentence for every step tidings knows, made specific by its context.
+
+A built-in entry is a small function of the context, so that it can say "1 row" and "no rows",
+"an invoice" and "a bank statement", and leave out what the worker did not send. Applications
+add their own steps with ``register_step``; those win over the built-in ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from .constants import MAX_REASON_LENGTH, MAX_REGISTERED_TEMPLATE_LENGTH, MAX_STEP_LENGTH
+from .context import Context
+from .errors import TemplateError
+from .fallback import humanize_step
+from .humanize import (
+    clean_text,
+    count_phrase,
+    format_count,
+    format_duration,
+    format_percent,
+    format_size,
+    with_article,
+)
+from .template import Template, parse_template
+
+__all__ = [
+    "BUILTIN_STEPS",
+    "catalog_sentence",
+    "generate_friendly_status",
+    "normalize_step",
+    "register_step",
+]
+
+logger = logging.getLogger(__name__)
+
+Entry = Callable[[Context], str]
+
+_BUILTIN: dict[str, Entry] = {}
+_REGISTERED: dict[str, tuple[Template, str | None]] = {}
+
+
+def _entry(*steps: str) -> Callable[[Entry], Entry]:
+    def register(function: Entry) -> Entry:
+        for step in steps:
+            _BUILTIN[step] = function
+        return function
+
+    return register
+
+
+# --- shared pieces ---------------------------------------------------------------------------
+
+_DONE_KEYS: Final = ("bytes_done", "bytes_received", "bytes_sent", "bytes_read", "bytes")
+_TOTAL_KEYS: Final = ("total_bytes", "bytes_total", "size_bytes", "file_size", "size")
+_ROW_KEYS: Final = ("rows", "row_count", "total_rows")
+
+
+def _your_file(c: Context) -> str:
+    return c.filename() or "your file"
+
+
+def _byte_progress(c: Context) -> str:
+    """ "" or " (1.2 MB of 3.4 MB)", " (1.2 MB so far)", " (3.4 MB)"."""
+    done, total = c.count(*_DONE_KEYS), c.count(*_TOTAL_KEYS)
+    if done is not None and total is not None and total > 0:
+        return f" ({format_size(min(done, total))} of {format_size(total)})"
+    if done is not None:
+        return f" ({format_size(done)} so far)"
+    if total is not None:
+        return f" ({format_size(total)})"
+    return ""
+
+
+def _rows(c: Context) -> int | None:
+    return c.count(*_ROW_KEYS)
+
+
+# --- the job's life ------------------------------------------------------------------------------
+
+
+@_entry("queued", "pending", "waiting")
+def _queued(c: Context) -> str:
+    ahead = c.count("ahead", "jobs_ahead", "files_ahead")
+    if ahead is None:
+        position = c.count("position", "queue_position")
+        ahead = None if position is None else max(position - 1, 0)
+    if ahead is None:
+        return "Waiting in line..."
+    if ahead == 0:
+        return "You're next in line..."
+    return f"Waiting in line - {count_phrase(ahead, 'file')} ahead of yours..."
+
+
+@_entry("started", "starting", "processing", "running")
+def _started(c: Context) -> str:
+    name = c.filename()
+    return f"Working on {name}..." if name else "Working on your file..."
+
+
+@_entry("uploading")
+def _uploading(c: Context) -> str:
+    return f"Uploading {_your_file(c)}{_byte_progress(c)}..."
+
+
+@_entry("receiving")
+def _receiving(c: Context) -> str:
+    return f"Receiving {_your_file(c)}{_byte_progress(c)}..."
+
+
+@_entry("received", "upload_complete", "uploaded")
+def _received(c: Context) -> str:
+    name = c.filename()
+    size = c.count(*_TOTAL_KEYS, *_DONE_KEYS)
+    shown = name or "your file"
+    return f"Got {shown} ({format_size(size)})" if size is not None else f"Got {shown}"
+
+
+@_entry("reading")
+def _reading(c: Context) -> str:
+    return f"Reading {_your_file(c)}{_byte_progress(c)}..."
+
+
+@_entry("hashing", "fingerprinting")
+def _hashing(c: Context) -> str:
+    name = c.filename()
+    subject = f"a fingerprint of {name}" if name else "your file's fingerprint"
+    return f"Taking {subject}{_byte_progress(c)}..."
+
+
+@_entry("validating", "validation")
+def _validating(c: Context) -> str:
+    name = c.filename()
+    return f"Making sure {name} looks right..." if name else "Making sure everything looks right..."
+
+
+@_entry("parsing")
+def _parsing(c: Context) -> str:
+    rows = _rows(c)
+    if rows:
+        return f"Making sense of {count_phrase(rows, 'row')}..."
+    return f"Making sense of {_your_file(c)}..."
+
+
+@_entry("retrying", "retry")
+def _retrying(c: Context) -> str:
+    attempt, limit = c.count("attempt"), c.count("max_attempts", "attempts")
+    wait = c.seconds("retry_in_seconds", "retry_after", "delay_seconds")
+    when = f" in {format_duration(wait)}" if wait is not None and wait >= 10 else ""
+    if attempt and limit and attempt <= limit:
+        return f"Trying again{when} (attempt {attempt} of {limit})..."
+    return f"Trying again{when}..."
+
+
+@_entry("cancelling", "cancel_requested")
+def _cancelling(c: Context) -> str:
+    return "Stopping as soon as I safely can..."
+
+
+@_entry("cancelled", "canceled")
+def _cancelled(c: Context) -> str:
+    name = c.filename()
+    return f"Cancelled - I stopped working on {name}" if name else "Cancelled - I stopped here"
+
+
+@_entry("timeout", "timed_out")
+def _timeout(c: Context) -> str:
+    return "This took too long, so I stopped"
+
+
+@_entry("complete", "completed", "done", "finished", "success")
+def _complete(c: Context) -> str:
+    name = c.filename()
+    rows = _rows(c)
+    sentence = f"Done! I've processed {name or 'your file'} successfully"
+    return f"{sentence} ({count_phrase(rows, 'row')})" if rows is not None else sentence
+
+
+_TRACEBACK_MARKERS: Final = ("Traceback (most recent call last)", 'File "', "\n  at ")
+
+
+@_entry("error", "failed", "failure")
+def _error(c: Context) -> str:
+    reason = c.get("reason")
+    if not isinstance(reason, str):
+        reason = c.get("error")
+    if isinstance(reason, str) and not any(mark in reason for mark in _TRACEBACK_MARKERS):
+        first_line = reason.strip().split("\n", 1)[0]
+        text = clean_text(first_line, MAX_REASON_LENGTH)
+        if text:
+            return f"Oops, something went wrong: {text}"
+    return "Oops, something went wrong"
+
+
+# --- the ingestion pipeline -------------------------------------------------------------------
+
+
+@_entry("initializing_streaming", "initializing")
+def _initializing(c: Context) -> str:
+    name = c.filename()
+    return f"Getting ready to read {name}..." if name else "Getting ready to read your file..."
+
+
+@_entry("duplicate_check")
+def _duplicate_check(c: Context) -> str:
+    name = c.filename()
+    return (
+        f"Checking if I've seen {name} before..."
+        if name
+        else ("Checking if I've seen this file before...")
+    )
+
+
+@_entry("duplicate_found")
+def _duplicate_found(c: Context) -> str:
+    original = c.filename("original_filename", "existing_filename", "matched_filename")
+    if original:
+        return f"Found an exact match - I've processed this before as {original}"
+    return "Found an exact match - I've processed this before"
+
+
+@_entry("near_duplicate_found")
+def _near_duplicate_found(c: Context) -> str:
+    score = c.ratio("similarity_score", "similarity", "score")
+    other = c.filename("matched_filename", "original_filename", "existing_filename")
+    alike = None if score is None else f"{format_percent(score)} alike"
+    detail = ", ".join(part for part in (other, alike) if part)
+    if detail:
+        return f"Found a similar file ({detail}) - let me compare them"
+    return "Found a similar file - let me compare them"
+
+
+@_entry("content_duplicate_found")
+def _content_duplicate_found(c: Context) -> str:
+    rows = c.count("overlapping_rows", "duplicate_rows", "overlap_rows")
+    if rows:
+        return f"This data overlaps with something I already have ({count_phrase(rows, 'row')})"
+    return "This data overlaps with something I already have"
+
+
+@_entry("delta_analysis_complete")
+def _delta_analysis_complete(c: Context) -> str:
+    new, known = c.count("new_rows"), c.count("existing_rows", "known_rows")
+    if new is None:
+        if known:
+            return f"Spotted the differences: {count_phrase(known, 'row')} I already know"
+        return "Spotted the differences in your data"
+    if new == 0:
+        if not known:
+            return "No new rows in your data"
+        if known == 1:
+            return "No differences - I already know this one row"
+        return f"No differences - I already know all {format_count(known)} rows"
+    sentence = f"Spotted the differences: {count_phrase(new, 'new row')}"
+    if known is None:
+        return sentence
+    return f"{sentence}, {format_count(known) if known else 'none'} I already know"
+
+
+@_entry("field_detection")
+def _field_detection(c: Context) -> str:
+    columns = c.count("columns", "column_count", "fields", "field_count")
+    name = c.filename()
+    subject = name or "your data"
+    if columns:
+        return f"Analyzing the structure of {subject} ({count_phrase(columns, 'column')})..."
+    return f"Analyzing the structure of {subject}..."
+
+
+@_entry("platform_detection")
+def _platform_detection(c: Context) -> str:
+    platform = c.text("platform", "source", "platform_name")
+    if platform:
+        return f"Figuring out where this data came from - looks like {platform}"
+    return "Figuring out where this data came from..."
+
+
+@_entry("document_classification")
+def _document_classification(c: Context) -> str:
+    kind = c.text("document_type", "doc_type", "kind")
+    if kind:
+        return f"Understanding what type of document this is - looks like {with_article(kind)}"
+    return "Understanding what type of document this is..."
+
+
+@_entry("starting_transaction")
+def _starting_transaction(c: Context) -> str:
+    return "Setting up secure storage for your data..."
+
+
+@_entry("storing", "saving")
+def _storing(c: Context) -> str:
+    name = c.filename()
+    rows = _rows(c)
+    if rows:
+        return f"Saving {count_phrase(rows, 'row')} from {name or 'your file'}..."
+    return f"Saving the details of {name}..." if name else "Saving your file details..."
+
+
+@_entry("extracting", "extraction")
+def _extracting(c: Context) -> str:
+    done, total = c.count("rows_done", "rows_read", "processed_rows"), _rows(c)
+    if done is not None and total:
+        progress = f"{format_count(min(done, total))} of {count_phrase(total, 'row')}"
+        return f"Reading through your data: {progress}..."
+    if total:
+        return f"Reading through {count_phrase(total, 'row')} of your data..."
+    return "Reading through your data..."
+
+
+@_entry("processing_decision")
+def _processing_decision(c: Context) -> str:
+    return "Processing your request..."
+
+
+@_entry("entity_extraction")
+def _entity_extraction(c: Context) -> str:
+    found = c.count("entities", "entity_count", "found")
+    if found:
+        so_far = f"{format_count(found)} so far"
+        return f"Picking out e-mail addresses, links, dates and amounts - {so_far}..."
+    return "Picking out e-mail addresses, links, dates and amounts..."
+
+
+@_entry("entity_resolution")
+def _entity_resolution(c: Context) -> str:
+    entities = c.count("entities", "entity_count")
+    if entities:
+        return f"Matching {count_phrase(entities, 'entity')} across your data..."
+    return "Matching entities across your data..."
+
+
+@_entry("classification", "categorization")
+def _classification(c: Context) -> str:
+    transactions = c.count("transactions", "transaction_count", "rows")
+    if transactions == 0:
+        return "No transactions to categorize"
+    if transactions:
+        return f"Categorizing {count_phrase(transactions, 'transaction')}..."
+    return "Categorizing your transactions..."
+
+
+@_entry("enrichment", "enriching")
+def _enrichment(c: Context) -> str:
+    rows = _rows(c)
+    if rows:
+        return f"Adding context to {count_phrase(rows, 'row')}..."
+    return "Adding context to your data..."
+
+
+@_entry("finalizing")
+def _finalizing(c: Context) -> str:
+    return "Wrapping up..."
+
+
+BUILTIN_STEPS: Final = frozenset(_BUILTIN)
+
+
+# --- lookup -------------------------------------------------------------------------------------
+
+
+def normalize_step(step: str) -> str:
+    """ "Duplicate-Check " -> "duplicate_check": how a step is looked up after an exact miss."""
+    return "_".join(step.strip().lower().replace("-", " ").replace(".", " ").split())
+
+
+def register_step(step: str, template: str, *, default: str | None = None) -> None:
+    """Give ``step`` a sentence: a template with ``{key}`` placeholders filled from the context.
+
+    The registered sentence replaces a built-in one for the same step. When the context lacks
+    a value the template needs, ``default`` is used, or else the humane reading of the step.
+    Placeholders: ``{filename}``, ``{rows:row}`` ("1 row", "no rows"), ``{people:person/people}``,
+    ``{document_type:a}`` ("an invoice"). Raises TemplateError for a malformed template.
+
+        register_step("ocr_pass", "Reading the text in {filename}...", default="Reading text...")
+    """
+    if not isinstance(step, str) or not step.strip() or len(step) > MAX_STEP_LENGTH:
+        raise TemplateError(f"a step is a non-empty string of at most {MAX_STEP_LENGTH} characters")
+    parsed = parse_template(template, max_length=MAX_REGISTERED_TEMPLATE_LENGTH)
+    if default is not None:
+        parsed_default = parse_template(default, max_length=MAX_REGISTERED_TEMPLATE_LENGTH)
+        if parsed_default.keys:
+            raise TemplateError("a default sentence has no placeholders")
+        default = parsed_default.source
+    _REGISTERED[step] = (parsed, default)
+    normalized = normalize_step(step)
+    if normalized != step:
+        _REGISTERED[normalized] = (parsed, default)
+
+
+def _lookup(step: str, c: Context) -> str | None:
+    registered = _REGISTERED.get(step)
+    if registered is not None:
+        template, default = registered
+        return template.render(c) or default or humanize_step(step)
+    entry = _BUILTIN.get(step)
+    return entry(c) if entry is not None else None
+
+
+def catalog_sentence(step: str, context: Context) -> str | None:
+    """The registered or built-in sentence for ``step``, or None when the catalog has none."""
+    if len(step) > MAX_STEP_LENGTH:
+        return None  # no catalog step is this long; do not spend time normalizing it
+    sentence = _lookup(step, context)
+    if sentence is None:
+        normalized = normalize_step(step)
+        if normalized != step:
+            sentence = _lookup(normalized, context)
+    return sentence
+
+
+def generate_friendly_status(step: str, context: Mapping[str, object] | None = None) -> str:
+    """The sentence a person sees for ``step``: synchronous, pure, a few microseconds.
+
+    The catalog's sentence (registered, then built-in) made specific by ``context``, else the
+    humane reading of the step name. Unknown keys are ignored and wrong types never raise.
+    """
+    if not isinstance(step, str):
+        return humanize_step(step)
+    try:
+        sentence = catalog_sentence(step, Context(context))
+    except Exception:  # a bug in an entry must not stop a progress update
+        logger.exception("the sentence for step %r failed; using the plain one", step[:64])
+        sentence = None
+    return sentence if sentence is not None else humanize_step(step)

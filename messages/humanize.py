@@ -1,0 +1,297 @@
+"""Numbers, sizes, durations and user text, written the way a person reads them.
+
+Everything here is pure and total: a value it cannot use gives ``None`` (or a neutral word),
+never an exception, because it runs on the path of every progress update.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from typing import Final
+
+from .constants import MAX_FILENAME_LENGTH, MAX_TEXT_LENGTH
+
+__all__ = [
+    "article",
+    "clean_filename",
+    "clean_text",
+    "count_phrase",
+    "format_count",
+    "format_duration",
+    "format_number",
+    "format_percent",
+    "format_size",
+    "plural",
+    "to_count",
+    "to_number",
+    "to_ratio",
+    "with_article",
+]
+
+ELLIPSIS: Final = "\u2026"
+
+# Characters that become a space, characters that disappear, and markup that is defanged.
+# Control (Cc), format (Cf: bidi overrides and isolates, zero-width joiners, BOM), surrogate,
+# private-use and unassigned code points never reach a sentence.
+_DROPPED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+_SPACE_CATEGORIES: Final = frozenset({"Zs", "Zl", "Zp"})
+_SPACE_CONTROLS: Final = frozenset("\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85")
+_DEFANGED: Final = {"<": "\u2039", ">": "\u203a", "{": "(", "}": ")"}
+_NEEDS_CLEANING: Final = re.compile(r"[<>{}]|\s\s|^\s|\s$")
+
+
+def _clean_char(char: str) -> str:
+    if char in _DEFANGED:
+        return _DEFANGED[char]
+    if char in _SPACE_CONTROLS:
+        return " "
+    category = unicodedata.category(char)
+    if category in _DROPPED_CATEGORIES:
+        return ""
+    if category in _SPACE_CATEGORIES:
+        return " "
+    return char
+
+
+def _neutralise(value: str) -> str:
+    """Strip invisible and control characters, defang markup, collapse whitespace."""
+    if value.isprintable() and not _NEEDS_CLEANING.search(value):
+        return value  # the common case, kept fast
+    value = unicodedata.normalize("NFC", value)
+    return " ".join("".join(map(_clean_char, value)).split())
+
+
+def _shorten_end(value: str, limit: int) -> str:
+    if len(value) <= limit:
+        return value
+    cut = value[: limit - 1].rstrip()
+    # End on a word boundary when one is near, so no word is cut in half.
+    space = cut.rfind(" ")
+    if space >= limit * 2 // 3:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-") + ELLIPSIS
+
+
+def _shorten_middle(value: str, limit: int) -> str:
+    if len(value) <= limit:
+        return value
+    dot = value.rfind(".")
+    extension = value[dot:] if dot > 0 and len(value) - dot <= 8 else ""
+    tail = max(limit // 3, len(extension))
+    head = limit - tail - 1
+    return value[:head].rstrip() + ELLIPSIS + value[-tail:].lstrip()
+
+
+def clean_text(value: object, limit: int = MAX_TEXT_LENGTH) -> str | None:
+    """User text made safe to show: one line, no control or bidi characters, no markup.
+
+    Returns None for anything that is not a non-empty string once cleaned.
+    """
+    if not isinstance(value, str):
+        return None
+    text = _neutralise(value[: limit * 4])
+    if not text:
+        return None
+    return _shorten_end(text, limit)
+
+
+def clean_filename(value: object, limit: int = MAX_FILENAME_LENGTH) -> str | None:
+    """A filename as a person recognises it: the last path part, shortened in the middle."""
+    if not isinstance(value, str):
+        return None
+    if "/" in value or "\\" in value:
+        value = re.split(r"[/\\]", value.rstrip("/\\"))[-1] or value
+    if len(value) > limit * 4:  # only the ends can be shown: clean no more than those
+        value = value[: limit * 2] + ELLIPSIS + value[-limit * 2 :]
+    text = _neutralise(value)
+    if not text:
+        return None
+    return _shorten_middle(text, limit)
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+
+def to_number(value: object) -> float | int | None:
+    """A finite number from an int, a float or a numeric string ("1,204", " 42 "); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str) and len(value) <= 32:
+        text = value.strip().replace(",", "").replace("_", "")
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def to_count(value: object) -> int | None:
+    """A whole number of things (zero or more); fractions, negatives and non-numbers give None."""
+    number = to_number(value)
+    if number is None or number < 0 or number > 10**15:
+        return None
+    if isinstance(number, float):
+        if not number.is_integer():
+            return None
+        return int(number)
+    return number
+
+
+def to_ratio(value: object) -> float | None:
+    """A share between 0 and 1; a number between 1 and 100 is read as a percentage."""
+    number = to_number(value)
+    if number is None or number < 0:
+        return None
+    if number <= 1:
+        return float(number)
+    if number <= 100:
+        return number / 100
+    return None
+
+
+def format_count(count: int) -> str:
+    """1204 -> "1,204"."""
+    return f"{count:,}"
+
+
+def format_number(number: float | int) -> str:
+    """A count with thousands separators, or a measure with at most one decimal."""
+    if isinstance(number, int) or number.is_integer():
+        return f"{int(number):,}"
+    text = f"{number:,.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def format_percent(ratio: float) -> str:
+    """0.87 -> "87%"; never rounds a partial share up to 100% or down to 0%."""
+    percent = ratio * 100
+    rounded = round(percent)
+    if rounded >= 100 and percent < 100:
+        return "99%"
+    if rounded <= 0 < percent:
+        return "less than 1%"
+    return f"{rounded}%"
+
+
+_SIZE_UNITS: Final = ("KB", "MB", "GB", "TB", "PB")
+
+
+def format_size(size: int) -> str:
+    """Bytes in decimal units, as file browsers show them: 3200000 -> "3.2 MB"."""
+    if size < 1000:
+        return "1 byte" if size == 1 else f"{size} bytes"
+    value = float(size)
+    for unit in _SIZE_UNITS:
+        value /= 1000
+        shown = round(value, 1) if value < 9.95 else float(round(value))
+        if shown < 1000 or unit == _SIZE_UNITS[-1]:
+            text = f"{shown:,.1f}" if shown < 10 else f"{shown:,.0f}"
+            return f"{text.removesuffix('.0')} {unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def format_duration(seconds: float) -> str:
+    """A rough duration: "a few seconds", "about 40 seconds", "about 2 minutes", "about an hour"."""
+    if seconds < 10:
+        return "a few seconds"
+    if seconds < 55:
+        return f"about {round(seconds / 5) * 5} seconds"
+    minutes = seconds / 60
+    if minutes < 1.5:
+        return "about a minute"
+    if minutes < 55:
+        return f"about {round(minutes)} minutes"
+    hours = minutes / 60
+    if hours < 1.5:
+        return "about an hour"
+    if hours < 23.5:
+        return f"about {round(hours)} hours"
+    days = hours / 24
+    if days < 1.5:
+        return "about a day"
+    return f"about {format_count(round(days))} days"
+
+
+# --- words ---------------------------------------------------------------------------------
+
+_IRREGULAR_PLURALS: Final = {
+    "person": "people",
+    "child": "children",
+    "analysis": "analyses",
+    "datum": "data",
+    "index": "indexes",
+    "matrix": "matrices",
+}
+
+
+def plural(noun: str) -> str:
+    """The regular English plural of a noun: row -> rows, entry -> entries, match -> matches."""
+    lower = noun.lower()
+    if lower in _IRREGULAR_PLURALS:
+        return _IRREGULAR_PLURALS[lower]
+    if lower.endswith(("s", "x", "z", "ch", "sh")):
+        return noun + "es"
+    if lower.endswith("y") and len(noun) > 1 and lower[-2] not in "aeiou":
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
+def count_phrase(count: int, singular: str, plural_form: str | None = None) -> str:
+    """1 -> "1 row", 0 -> "no rows", 1204 -> "1,204 rows"."""
+    many = plural_form if plural_form is not None else plural(singular)
+    if count == 0:
+        return f"no {many}"
+    if count == 1:
+        return f"1 {singular}"
+    return f"{format_count(count)} {many}"
+
+
+# Words whose spelling misleads the a/an rule: sounded with a vowel, or with a consonant.
+_AN_WORDS: Final = ("hour", "honest", "honor", "honour", "heir", "herb")
+_A_WORDS: Final = (
+    "uni", "use", "usu", "uti", "ure", "uro", "eu", "ewe", "one", "once", "ubiq", "uganda",
+    "ukrain", "unanim",
+)  # fmt: skip
+_LEADING_DIGITS: Final = re.compile(r"\d+")
+_AN_LETTERS: Final = frozenset("AEFHILMNORSX")  # letters whose name starts with a vowel sound
+
+
+def article(phrase: str) -> str:
+    """The indefinite article for a phrase: "an invoice", "a bank statement", "an SQL dump"."""
+    word = phrase.split(" ", 1)[0].strip("\"'(\u2039")
+    if not word:
+        return "a"
+    if word[0].isdigit():
+        digits = _LEADING_DIGITS.match(word.replace(",", ""))
+        number = digits.group() if digits else ""
+        # eight, eighty, eleven, eighteen (and their thousands) start with a vowel sound
+        return (
+            "an"
+            if number.startswith("8") or (len(number) % 3 == 2 and number[:2] in ("11", "18"))
+            else "a"
+        )
+    letters = word.rstrip("s") if len(word) > 2 else word
+    if letters.isupper() and len(letters) <= 5 and letters.isalpha():
+        return "an" if word[0] in _AN_LETTERS else "a"
+    lower = word.lower()
+    if lower.startswith(_AN_WORDS):
+        return "an"
+    if lower.startswith(_A_WORDS):
+        return "a"
+    return "an" if lower[0] in "aeiou" else "a"
+
+
+def with_article(phrase: str) -> str:
+    """ "invoice" -> "an invoice"."""
+    return f"{article(phrase)} {phrase}"
