@@ -17,9 +17,11 @@ from .auth import Authority
 from .cluster import RedisManager
 from .fanout import FanoutManager
 from .http_api import Handler, errors_middleware, setup_routes
+from .metrics import setup_metrics
 from .realtime import JobNamespace
 from .service import JobService
 from .settings import Settings
+from .sse import setup_sse
 from .store import JobStore, Limits, MemoryStore, RedisStore, connect
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ MAX_CLIENT_MESSAGE = 64 * 1024
 #: Largest ordinary request body; uploads stream and have their own limit.
 MAX_REQUEST_BODY = 256 * 1024
 SWEEP_INTERVAL = 60.0
+CLOSE_TIMEOUT = 3.0
 
 
 def _limits(settings: Settings) -> Limits:
@@ -83,6 +86,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_resources)
     app.on_shutdown.append(_disconnect_clients)
     setup_routes(app)
+    setup_sse(app)
+    setup_metrics(app)
     return app
 
 
@@ -133,8 +138,15 @@ async def _sweep(store: MemoryStore) -> None:
 
 
 async def _disconnect_clients(app: web.Application) -> None:
-    """Close every connection at the transport, so clients reconnect (to another node)."""
+    """Close every connection at the transport, so clients reconnect (to another node).
+
+    Bounded: a connection whose peer is already gone can wait forever for its close handshake.
+    """
     sio = app[SIO]
     if sio.eio.sockets:
-        await sio.eio.disconnect()
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await sio.eio.disconnect()
+        except TimeoutError:
+            logger.warning("some connections did not close within %.0f s", CLOSE_TIMEOUT)
     await sio.shutdown()

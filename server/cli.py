@@ -133,6 +133,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     if port is not None:
         updates["port"] = port
     settings = settings.model_copy(update=updates)
+    loop: asyncio.AbstractEventLoop
     try:
         import uvloop
 

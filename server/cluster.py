@@ -36,8 +36,9 @@ class RedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[m
 
     def _redis_connect(self) -> None:
         # The base class replaces its client on every (re)connect without closing the old one.
-        if self.redis is not None:
-            self._stale.append(self.redis)
+        previous: Any = getattr(self, "redis", None)
+        if previous is not None:
+            self._stale.append(previous)
         super()._redis_connect()
 
     async def _close_stale(self) -> None:
@@ -91,8 +92,9 @@ class RedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[m
                 await thread
 
     async def _close_connection(self) -> None:
-        if self.redis is not None:
-            self._stale.append(self.redis)
+        redis: Any = getattr(self, "redis", None)
+        if redis is not None:
+            self._stale.append(redis)
         self.redis, self.pubsub, self.connected = None, None, False
         await self._close_stale()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ from .errors import (
     PayloadTooLarge,
     TidingsError,
 )
-from .models import CreateJobRequest, JobRequest, ProgressRequest, parse
+from .models import CreateJobRequest, JobRequest, ProgressRequest, SubscribeRequest, parse
 from .service import JobService
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,9 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "too_large",
 }
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def error_response(exc: TidingsError) -> web.Response:
@@ -88,15 +92,31 @@ async def readable_job(request: web.Request) -> tuple[JobService, str]:
     return service, job_id
 
 
+def resume_point(job_id: str, epoch: str | None, since: str | None) -> SubscribeRequest:
+    """A catch-up point given as text (query string, ``Last-Event-ID``), validated as
+    ``subscribe`` validates it."""
+    if since is not None and not (since.isascii() and since.isdigit() and len(since) <= 16):
+        raise InvalidRequest("since must be a whole number from 0 to 2**53.")
+    since_number = int(since) if since is not None else None
+    return parse(SubscribeRequest, {"job_id": job_id, "epoch": epoch, "since": since_number})
+
+
 async def json_body(request: web.Request) -> Any:
     if not request.can_read_body:
         return {}
     try:
-        return json.loads(await request.read())
+        body = await request.read()
+        value = json.loads(body)
+        if _SURROGATE_ESCAPE.search(body):
+            # json accepts a lone "\ud800", which no UTF-8 writer (Redis, SSE) can store.
+            json.dumps(value, ensure_ascii=False).encode()
     except web.HTTPRequestEntityTooLarge as exc:
         raise PayloadTooLarge("The request body is too large.") from exc
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeError, ValueError) as exc:
         raise InvalidRequest("The request body is not valid JSON.") from exc
+    except RecursionError as exc:
+        raise InvalidRequest("The request body is nested too deeply.") from exc
+    return value
 
 
 async def create_job(request: web.Request) -> web.Response:
@@ -129,11 +149,8 @@ async def get_job(request: web.Request) -> web.Response:
 
 async def get_events(request: web.Request) -> web.Response:
     service, job_id = await readable_job(request)
-    epoch = request.query.get("epoch")
-    since = request.query.get("since")
-    if (epoch is None) != (since is None) or (since is not None and not since.isdigit()):
-        raise InvalidRequest("epoch and since go together; since is a whole number.")
-    catchup = await service.read(job_id, epoch, int(since) if since is not None else None)
+    point = resume_point(job_id, request.query.get("epoch"), request.query.get("since"))
+    catchup = await service.read(job_id, point.epoch, point.since)
     if catchup.job is None:
         raise NotFound(f"There is no job {job_id}.")
     return web.json_response({"events": catchup.events, "recovered": catchup.recovered})

@@ -74,7 +74,7 @@ class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             principal = self.authority.principal(auth.get("token"), auth.get("user_id"))
         except Unauthorized:
-            raise ConnectionRefusedError("unauthorized") from None
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized") from None
         self._sessions[sid] = _Session(principal, self.rate, 2 * self.rate)
         if principal.user is not None:
             await self.enter_room(sid, user_room(principal.user))
@@ -100,6 +100,16 @@ class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def connections(self) -> int:
+        """Connected sockets (read by the metrics at scrape time)."""
+        return len(self._sessions)
+
+    @property
+    def subscriptions(self) -> int:
+        """Subscribed jobs summed over the sockets (read by the metrics at scrape time)."""
+        return sum(len(session.jobs) for session in self._sessions.values())
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         handler: Callable[[_Session, str, object], Awaitable[Ack]] | None = {

@@ -81,7 +81,10 @@ class JobService:
             error_dict: ErrorDict | None = {"code": "failed", "message": "The job failed."}
         else:
             error_dict = {"code": error.code, "message": error.message} if error else None
-        message = self._message(request.step, status, request.context, request.message)
+        context: dict[str, object] = dict(request.context or {})
+        if error_dict is not None:
+            context.setdefault("reason", error_dict["message"])
+        message = self._message(request.step, status, context, request.message)
         extra_set, extra_del = Update.extra_patch(extra)
         update = Update(
             job_id=job_id,

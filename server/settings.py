@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     socket_rate: float = Field(20.0, gt=0)
     #: Seconds within which progress-only updates of one job collapse into the latest.
     coalesce_window: float = Field(0.1, ge=0)
+    #: Seconds of silence after which an SSE stream sends a keepalive comment.
+    sse_keepalive: float = Field(15.0, gt=0)
 
     upload_dir: Path | None = None
     max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1)
@@ -48,6 +50,13 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError("TIDINGS_SECRET must be at least 32 bytes (HS256 wants a 256-bit key)")
         return value
 
     @field_validator("redis_url", "groq_base_url", mode="before")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -41,7 +42,7 @@ class Update:
     owner: str | None = None
 
     @staticmethod
-    def extra_patch(extra: dict[str, object] | None) -> tuple[dict[str, str], tuple[str, ...]]:
+    def extra_patch(extra: Mapping[str, object] | None) -> tuple[dict[str, str], tuple[str, ...]]:
         """Split an extra patch into keys to set (as JSON text) and keys a null removes."""
         if not extra:
             return {}, ()

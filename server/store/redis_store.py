@@ -29,13 +29,14 @@ async def _store_errors() -> AsyncIterator[None]:
 
 def connect(url: str) -> aioredis.Redis:
     """A client with bounded timeouts, so a dead Redis turns into an error, not a hang."""
-    return aioredis.Redis.from_url(
+    client: aioredis.Redis = aioredis.Redis.from_url(
         url,
         decode_responses=True,
         socket_timeout=5,
         socket_connect_timeout=5,
         health_check_interval=15,
     )
+    return client
 
 
 class RedisStore:
@@ -48,7 +49,7 @@ class RedisStore:
         self, update: Update, *, epoch: str, now_iso: str, now_ms: int
     ) -> Applied | None:
         limits = self.limits
-        args = [
+        args: list[str | int] = [
             update.job_id,
             update.mode,
             now_iso,

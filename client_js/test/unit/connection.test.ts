@@ -1,0 +1,397 @@
+/** The connection: tokens, refusals, reconnects, status, and the requests that are not `subscribe`. */
+import { afterEach, describe, expect, it, vi } from "vitest";
+
+import { createJobClient, type JobClient } from "../../src/client.js";
+import { JobClientError } from "../../src/errors.js";
+import type { ConnectionStatus } from "../../src/store.js";
+import { ev, fakeTransport, flush, snap } from "../fake-socket.js";
+
+let client: JobClient | undefined;
+
+afterEach(() => {
+  client?.destroy();
+  client = undefined;
+  vi.useRealTimers();
+});
+
+function setup(options: Parameters<typeof createJobClient>[0] = {}) {
+  const transport = fakeTransport();
+  client = createJobClient({ url: "http://tidings.test", transport: transport.factory, ...options });
+  const statuses: ConnectionStatus[] = [];
+  const errors: JobClientError[] = [];
+  client.on("status", (status) => statuses.push(status));
+  client.on("error", (error) => errors.push(error));
+  return { client, transport, statuses, errors };
+}
+
+describe("the socket", () => {
+  it("is not made until something needs it, then goes websocket first with polling after", () => {
+    const { client, transport } = setup();
+    expect(transport.sockets).toHaveLength(0);
+    expect(client.status).toBe("disconnected");
+    client.subscribe("job-1");
+    expect(transport.sockets).toHaveLength(1);
+    const { options, url } = transport.last();
+    expect(url).toBe("http://tidings.test");
+    expect(options.transports).toEqual(["websocket", "polling"]);
+    expect(options.tryAllTransports).toBe(true);
+    expect(options.forceNew).toBe(true);
+    expect(options.reconnection).toBe(true);
+    expect(options.randomizationFactor).toBe(0.5);
+    expect(client.status).toBe("connecting");
+  });
+
+  it("removes its listeners when destroyed", () => {
+    const { client, transport } = setup();
+    client.subscribe("job-1");
+    const socket = transport.last();
+    expect(socket.listenerCount()).toBe(7);
+    client.destroy();
+    expect(socket.listenerCount()).toBe(0);
+    expect(socket.active).toBe(false);
+  });
+});
+
+describe("auth", () => {
+  it("asks getToken on every connect, so a reconnect carries a fresh token", async () => {
+    let n = 0;
+    const getToken = vi.fn(async () => `token-${++n}`);
+    const { client, transport } = setup({ getToken, userId: "ignored-when-there-is-a-token" });
+    client.subscribe("job-1");
+    const socket = transport.last();
+    expect(await socket.open()).toEqual({ token: "token-1" });
+    socket.drop();
+    expect(await socket.open()).toEqual({ token: "token-2" });
+    expect(getToken).toHaveBeenCalledTimes(2);
+  });
+
+  it("sends user_id when there is no token (a server in open mode)", async () => {
+    const { client, transport } = setup({ userId: "user-1", getToken: () => null });
+    client.subscribe("job-1");
+    expect(await transport.last().open()).toEqual({ user_id: "user-1" });
+  });
+
+  it("connects without a token when getToken fails, and says why", async () => {
+    const { client, transport, errors } = setup({
+      getToken: () => Promise.reject(new Error("no session")),
+    });
+    client.subscribe("job-1");
+    expect(await transport.last().open()).toEqual({});
+    expect(errors.map((e) => e.code)).toEqual(["unauthorized"]);
+  });
+
+  it("retries a refused connection with backoff, asking for a new token each time", async () => {
+    vi.useFakeTimers();
+    let n = 0;
+    const getToken = vi.fn(() => `token-${++n}`);
+    const { client, transport, statuses, errors } = setup({
+      getToken,
+      reconnectionDelay: 1_000,
+      reconnectionDelayMax: 8_000,
+      randomizationFactor: 0.5,
+      random: () => 0.5, // no jitter: the delays are exactly 1 s, 2 s, 4 s, 8 s, 8 s
+    });
+    client.subscribe("job-1");
+    const socket = transport.last();
+    const expected = [1_000, 2_000, 4_000, 8_000, 8_000];
+    for (const [i, delay] of expected.entries()) {
+      await socket.refuse("unauthorized");
+      expect(socket.connectCalls).toBe(i + 1);
+      await vi.advanceTimersByTimeAsync(delay - 1);
+      expect(socket.connectCalls).toBe(i + 1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(socket.connectCalls).toBe(i + 2);
+    }
+    expect(client.store.getState().connection).toMatchObject({
+      status: "reconnecting",
+      error: { code: "unauthorized", message: "unauthorized" },
+      attempts: 5,
+    });
+    await socket.open();
+    expect(socket.auths.map((a) => a.token)).toEqual(["token-1", "token-2", "token-3", "token-4", "token-5", "token-6"]);
+    expect(client.store.getState().connection).toEqual({ status: "connected", error: null, attempts: 0 });
+    expect(statuses).toEqual(["connecting", "reconnecting", "connected"]);
+    expect(errors).toHaveLength(5);
+    expect(errors.every((e) => e instanceof JobClientError && e.code === "unauthorized")).toBe(true);
+  });
+
+  it("keeps the jitter within the randomization factor", async () => {
+    vi.useFakeTimers();
+    const { client, transport } = setup({
+      reconnectionDelay: 1_000,
+      randomizationFactor: 0.5,
+      random: () => 0, // the shortest possible: 1 s - 50 %
+    });
+    client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.refuse();
+    await vi.advanceTimersByTimeAsync(499);
+    expect(socket.connectCalls).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(socket.connectCalls).toBe(2);
+  });
+
+  it("reconnects by itself when the server closes the socket (an expired token)", async () => {
+    vi.useFakeTimers();
+    const getToken = vi.fn().mockReturnValueOnce("old").mockReturnValueOnce("fresh");
+    const { client, transport, statuses } = setup({ getToken, random: () => 0.5 });
+    client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.open();
+    socket.only("subscribe").answer({ ok: true, job: snap(2), events: [], recovered: false });
+    await flush();
+    socket.serverDisconnect();
+    expect(client.status).toBe("reconnecting");
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(socket.connectCalls).toBe(2);
+    await socket.open();
+    expect(socket.auths.map((a) => a.token)).toEqual(["old", "fresh"]);
+    expect(socket.only("subscribe").payload).toEqual({ job_id: "job-1", epoch: "e1", since: 2 });
+    expect(statuses).toEqual(["connecting", "connected", "reconnecting", "connected"]);
+  });
+
+  it("leaves transport failures to the manager's own reconnection", async () => {
+    vi.useFakeTimers();
+    const { client, transport } = setup();
+    client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.open();
+    socket.drop("ping timeout");
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(socket.connectCalls).toBe(1); // socket.active: socket.io-client reconnects itself
+    expect(client.status).toBe("reconnecting");
+  });
+});
+
+describe("status", () => {
+  it("goes disconnected on disconnect() and picks every watch up again on connect()", async () => {
+    const { client, transport, statuses } = setup();
+    client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.open();
+    socket.only("subscribe").answer({ ok: true, job: snap(4), events: [], recovered: false });
+    await flush();
+    client.disconnect();
+    expect(client.status).toBe("disconnected");
+    client.connect();
+    expect(client.status).toBe("connecting");
+    await socket.open();
+    expect(socket.only("subscribe").payload).toEqual({ job_id: "job-1", epoch: "e1", since: 4 });
+    expect(statuses).toEqual(["connecting", "connected", "disconnected", "connecting", "connected"]);
+  });
+
+  it("records when each job last heard something", async () => {
+    let clock = 1_000;
+    const { client, transport } = setup({ now: () => clock });
+    client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.open();
+    expect(client.lastEventAt("job-1")).toBeNull();
+    socket.only("subscribe").answer({ ok: true, job: snap(1), events: [], recovered: false });
+    await flush();
+    expect(client.lastEventAt("job-1")).toBe(1_000);
+    clock = 4_000;
+    socket.push("job_update", ev(2));
+    expect(client.lastEventAt("job-1")).toBe(4_000);
+    clock = 9_000;
+    socket.push("job_update", ev(2)); // a duplicate is not news
+    expect(client.lastEventAt("job-1")).toBe(4_000);
+  });
+});
+
+describe("subscriptions", () => {
+  it("counts subscribers and unsubscribes on the server after the last one", async () => {
+    const { client, transport } = setup();
+    const first = client.subscribe("job-1");
+    const second = client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.open();
+    expect(socket.pending("subscribe")).toHaveLength(1);
+    socket.only("subscribe").answer({ ok: true, job: snap(1), events: [], recovered: false });
+    await flush();
+    first();
+    first(); // twice is once
+    expect(socket.pending("unsubscribe")).toHaveLength(0);
+    expect(client.watched()).toEqual(["job-1"]);
+    second();
+    expect(socket.only("unsubscribe").payload).toEqual({ job_id: "job-1" });
+    expect(client.watched()).toEqual([]);
+    socket.push("job_update", ev(2));
+    expect(client.store.getState().jobs["job-1"]?.seq).toBe(1);
+    expect(client.store.getState().jobs["job-1"]?.subscription).toBe("none");
+  });
+
+  it("resumes from what the store holds when a job is watched again", async () => {
+    const { client, transport } = setup();
+    const stop = client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.open();
+    socket.only("subscribe").answer({ ok: true, job: snap(3), events: [], recovered: false });
+    await flush();
+    stop();
+    client.subscribe("job-1");
+    expect(socket.only("subscribe").payload).toEqual({ job_id: "job-1", epoch: "e1", since: 3 });
+  });
+
+  it("survives a subscribe, unsubscribe, subscribe in one tick (StrictMode effects)", async () => {
+    const { client, transport } = setup();
+    client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.open();
+    client.subscribe("job-1")(); // mount, unmount ...
+    const stop = client.subscribe("job-1"); // ... mount again
+    void stop;
+    await flush();
+    // Only the last answer counts.
+    for (const sent of socket.pending("subscribe")) {
+      sent.answer({ ok: true, job: snap(2), events: [], recovered: false });
+    }
+    await flush();
+    expect(client.watched()).toEqual(["job-1"]);
+    expect(client.store.getState().jobs["job-1"]).toMatchObject({ seq: 2, subscription: "active" });
+  });
+
+  it("marks a forbidden job in the store and does not crash or retry", async () => {
+    vi.useFakeTimers();
+    const { client, transport, errors } = setup();
+    client.subscribe("secret");
+    const socket = transport.last();
+    await socket.open();
+    socket.only("subscribe").answer({ ok: false, error: { code: "forbidden", message: "You may not watch this job." } });
+    await flush();
+    expect(client.store.getState().jobs["secret"]).toMatchObject({
+      status: "error",
+      subscription: "forbidden",
+      error: { code: "forbidden", message: "You may not watch this job." },
+    });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(JobClientError);
+    expect(errors[0]?.code).toBe("forbidden");
+    expect(errors[0]?.jobId).toBe("secret");
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(socket.pending("subscribe")).toHaveLength(0);
+    // A new connection (a new token, say) asks again, and an allowed answer clears the mark.
+    socket.drop();
+    await socket.open();
+    socket.only("subscribe").answer({ ok: true, job: null, events: [], recovered: false });
+    await flush();
+    expect(client.store.getState().jobs["secret"]).toMatchObject({ status: "pending", error: null, subscription: "active" });
+  });
+
+  it("retries a subscribe refused as unavailable or rate limited", async () => {
+    vi.useFakeTimers();
+    const { client, transport } = setup({ random: () => 0.5 });
+    client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.open();
+    socket.only("subscribe").answer({ ok: false, error: { code: "unavailable", message: "The store is down." } });
+    await flush();
+    expect(client.store.getState().jobs["job-1"]?.subscription).toBe("failed");
+    await vi.advanceTimersByTimeAsync(1_000);
+    socket.only("subscribe").answer({ ok: false, error: { code: "rate_limited", message: "Slow down." } });
+    await flush();
+    await vi.advanceTimersByTimeAsync(2_000);
+    socket.only("subscribe").answer({ ok: true, job: snap(1), events: [], recovered: false });
+    await flush();
+    expect(client.store.getState().jobs["job-1"]).toMatchObject({ subscription: "active", seq: 1 });
+  });
+});
+
+describe("requests", () => {
+  it("cancels, and marks the job as asked to stop", async () => {
+    const { client, transport } = setup();
+    client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.open();
+    socket.only("subscribe").answer({ ok: true, job: snap(2), events: [], recovered: false });
+    await flush();
+    const pending = client.cancel("job-1");
+    const sent = socket.only("cancel");
+    expect(sent.payload).toEqual({ job_id: "job-1" });
+    sent.answer({ ok: true, job: { ...snap(2), cancel_requested: true } });
+    expect((await pending).cancel_requested).toBe(true);
+    expect(client.store.getState().jobs["job-1"]?.cancelRequested).toBe(true);
+    expect(client.store.getState().jobs["job-1"]?.seq).toBe(2);
+  });
+
+  it("rejects with a JobClientError carrying the server's code", async () => {
+    const { client, transport } = setup();
+    const pending = client.cancel("nope");
+    const socket = transport.last();
+    await socket.open();
+    socket.only("cancel").answer({ ok: false, error: { code: "forbidden", message: "No." } });
+    await expect(pending).rejects.toMatchObject({ name: "JobClientError", code: "forbidden", message: "No.", jobId: "nope" });
+  });
+
+  it("rejects with code timeout or disconnected when no answer comes", async () => {
+    const { client, transport } = setup();
+    const listing = client.listJobs();
+    const socket = transport.last();
+    await socket.open();
+    socket.only("list_jobs").fail("operation has timed out");
+    await expect(listing).rejects.toMatchObject({ code: "timeout" });
+    const again = client.listJobs();
+    socket.drop();
+    await expect(again).rejects.toMatchObject({ code: "disconnected" });
+  });
+
+  it("lists the caller's jobs", async () => {
+    const { client, transport } = setup();
+    const listing = client.listJobs();
+    const socket = transport.last();
+    await socket.open();
+    const sent = socket.only("list_jobs");
+    expect(sent.payload).toEqual({});
+    sent.answer({ ok: true, jobs: [snap(2, { job: "b" }), snap(5, { job: "a" })] });
+    expect((await listing).map((j) => j.job_id)).toEqual(["b", "a"]);
+  });
+});
+
+describe("following the user", () => {
+  it("takes every job of the user: listed ones on connect, new ones from the user room", async () => {
+    const { client, transport } = setup({ userId: "user-1" });
+    const applied: string[] = [];
+    client.on("event", (e) => applied.push(`${e.job_id}@${e.seq}`));
+    client.on("snapshot", (id, s) => applied.push(`${id} snapshot@${s?.seq}`));
+    const stop = client.followUser();
+    const socket = transport.last();
+    await socket.open();
+    socket.only("list_jobs").answer({
+      ok: true,
+      jobs: [snap(3, { job: "newer" }), snap(4, { job: "older", status: "done" })],
+    });
+    await flush();
+    expect(client.store.getState().order).toEqual(["older", "newer"]);
+    socket.push("job_update", ev(4, { job: "newer" }));
+    socket.push("job_update", ev(1, { job: "brand-new" })); // seen from its start: no question
+    socket.push("job_update", ev(2, { job: "brand-new" }));
+    socket.push("job_update", ev(5, { job: "half-seen" })); // seen midway: ask
+    const asked = socket.only("subscribe");
+    expect(asked.payload).toEqual({ job_id: "half-seen" });
+    asked.answer({ ok: true, job: snap(5, { job: "half-seen" }), events: [], recovered: false });
+    await flush();
+    expect(applied).toEqual([
+      "older snapshot@4",
+      "newer snapshot@3",
+      "newer@4",
+      "brand-new@1",
+      "brand-new@2",
+      "half-seen snapshot@5",
+    ]);
+    expect(client.store.getState().getActiveFiles().map((f) => f.jobId)).toEqual(["newer", "brand-new", "half-seen"]);
+    expect(client.store.getState().getCompletedFiles().map((f) => f.jobId)).toEqual(["older"]);
+
+    // After a reconnect: unfinished followed jobs resume with since; finished ones are left be.
+    socket.drop();
+    await socket.open();
+    expect(socket.pending("subscribe").map((s) => s.payload)).toEqual([
+      { job_id: "newer", epoch: "e1", since: 4 },
+      { job_id: "brand-new", epoch: "e1", since: 2 },
+      { job_id: "half-seen", epoch: "e1", since: 5 },
+    ]);
+    expect(socket.pending("list_jobs")).toHaveLength(1);
+
+    stop();
+    expect(client.watched()).toEqual([]);
+  });
+});

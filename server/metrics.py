@@ -1,0 +1,203 @@
+"""Prometheus metrics of one node at ``GET /metrics``, in a registry that belongs to its app.
+
+Counts of things that happen (events published, requests, store failures, merge latency) are
+recorded where they happen: a middleware for HTTP, and thin wrappers that ``setup_metrics``
+puts around the service's store and publisher at startup, so the service itself stays free of
+metrics. Counts of things that *are* (sockets, subscriptions, SSE streams) are read at scrape
+time from the objects that already know them.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .appkeys import SERVICE, SIO
+from .constants import NAMESPACE
+from .errors import StoreUnavailable
+from .http_api import Handler
+from .models import Snapshot
+from .realtime import JobNamespace
+from .service import Publisher
+from .sse import STREAMS
+from .store import Applied, Catchup, JobStore, Limits, Update
+
+#: Methods named as they are; anything else is ``other``, so clients cannot mint label values.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: From the embedded store's microseconds to a struggling Redis's seconds.
+_APPLY_BUCKETS = tuple(float(f"{scale}e{power}") for power in range(-4, 1) for scale in (1, 2.5, 5))
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.events_published = Counter(
+            "tidings_events_published",
+            "Events this node published to their rooms, by event name.",
+            ["event"],
+            registry=registry,
+        )
+        self.publish_errors = Counter(
+            "tidings_publish_errors",
+            "Events stored but not delivered live (subscribers catch up from the history).",
+            ["event"],
+            registry=registry,
+        )
+        self.http_requests = Counter(
+            "tidings_http_requests",
+            "HTTP requests answered, by method, route and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "tidings_store_errors",
+            "Store calls that failed because the store did not answer, by operation.",
+            ["operation"],
+            registry=registry,
+        )
+        self.apply_seconds = Histogram(
+            "tidings_update_apply_seconds",
+            "Seconds the store took to merge one update.",
+            buckets=_APPLY_BUCKETS,
+            registry=registry,
+        )
+        self.sockets = Gauge(
+            "tidings_connected_sockets", "Socket.IO connections on this node.", registry=registry
+        )
+        self.subscriptions = Gauge(
+            "tidings_subscriptions",
+            "Jobs subscribed to by this node's sockets (one per socket and job).",
+            registry=registry,
+        )
+        self.sse_streams = Gauge(
+            "tidings_sse_streams",
+            "Open Server-Sent Events streams on this node, by kind (job, user).",
+            ["kind"],
+            registry=registry,
+        )
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+class MeasuredStore:
+    """A job store that times every merge and counts the calls its store could not answer."""
+
+    def __init__(self, store: JobStore, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.limits: Limits = store.limits
+
+    def _failed(self, operation: str) -> None:
+        self.metrics.store_errors.labels(operation).inc()
+
+    async def apply(
+        self, update: Update, *, epoch: str, now_iso: str, now_ms: int
+    ) -> Applied | None:
+        try:
+            with self.metrics.apply_seconds.time():
+                return await self.store.apply(update, epoch=epoch, now_iso=now_iso, now_ms=now_ms)
+        except StoreUnavailable:
+            self._failed("apply")
+            raise
+
+    async def read(
+        self, job_id: str, epoch: str | None = None, since: int | None = None
+    ) -> Catchup:
+        try:
+            return await self.store.read(job_id, epoch, since)
+        except StoreUnavailable:
+            self._failed("read")
+            raise
+
+    async def list_jobs(self, owner: str, limit: int = 200) -> list[Snapshot]:
+        try:
+            return await self.store.list_jobs(owner, limit)
+        except StoreUnavailable:
+            self._failed("list_jobs")
+            raise
+
+    async def ping(self) -> None:
+        try:
+            await self.store.ping()
+        except StoreUnavailable:
+            self._failed("ping")
+            raise
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+
+class CountingPublisher:
+    """A publisher that counts what it delivered, and what it could not, by event name."""
+
+    def __init__(self, publisher: Publisher, metrics: Metrics) -> None:
+        self.publisher = publisher
+        self.metrics = metrics
+
+    async def emit(self, event: str, data: Any, *, room: list[str], namespace: str) -> None:
+        try:
+            await self.publisher.emit(event, data, room=room, namespace=namespace)
+        except Exception:
+            self.metrics.publish_errors.labels(event).inc()
+            raise
+        self.metrics.events_published.labels(event).inc()
+
+
+def _route(request: web.Request) -> str:
+    """The route's pattern (``/api/jobs/{job_id}``), never the raw path: bounded labels."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost, so it counts the status the client really got."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _count(request, exc.status)
+        raise
+    except Exception:
+        _count(request, 500)
+        raise
+    _count(request, response.status)
+    return response
+
+
+def _count(request: web.Request, status: int) -> None:
+    method = request.method if request.method in _METHODS else "other"
+    request.app[METRICS].http_requests.labels(method, _route(request), str(status)).inc()
+
+
+async def _instrument(app: web.Application) -> None:
+    """After the resources exist: measure the service's store and publisher, read the gauges."""
+    metrics = app[METRICS]
+    service = app[SERVICE]
+    service.store = MeasuredStore(service.store, metrics)
+    service.publisher = CountingPublisher(service.publisher, metrics)
+    namespace = app[SIO].namespace_handlers.get(NAMESPACE)
+    if isinstance(namespace, JobNamespace):
+        metrics.sockets.set_function(lambda: namespace.connections)
+        metrics.subscriptions.set_function(lambda: namespace.subscriptions)
+    streams = app.get(STREAMS)
+    if streams is not None:
+        for kind in ("job", "user"):
+            metrics.sse_streams.labels(kind).set_function(partial(streams.open.__getitem__, kind))
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def setup_metrics(app: web.Application) -> None:
+    app[METRICS] = Metrics()
+    app.middlewares.insert(0, count_requests)
+    app.on_startup.append(_instrument)
+    app.router.add_get("/metrics", metrics_view)
