@@ -18,6 +18,7 @@ from .errors import (
 )
 from .models import Event, Snapshot, StepEntry
 from .settings import Settings
+from .sync_emitter import SyncJob, SyncProgressEmitter
 
 __all__ = [
     "Authority",
@@ -37,6 +38,8 @@ __all__ = [
     "Snapshot",
     "StepEntry",
     "StoreUnavailable",
+    "SyncJob",
+    "SyncProgressEmitter",
     "TidingsError",
     "Unauthorized",
     "create_app",

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
@@ -60,9 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (TIDINGS_PORT, 8000)")
 
     emit = commands.add_parser("emit", help="report a job's progress")
-    emit.add_argument("job")
-    emit.add_argument("step")
+    emit.add_argument("job", nargs="?")
+    emit.add_argument("step", nargs="?")
     emit.add_argument("progress", nargs="?", type=_progress)
+    emit.add_argument("--follow", metavar="FILE", help="emit each change of a JSON status file")
+    emit.add_argument("--job", dest="job_option", metavar="JOB", help="the job, with --follow")
+    emit.add_argument(
+        "--debounce",
+        type=int,
+        default=200,
+        metavar="MS",
+        help="with --follow: wait this long for writes to settle (200)",
+    )
     emit.add_argument(
         "--context", action="append", type=_context_item, default=[], metavar="KEY=VALUE"
     )
@@ -90,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "emit":
+        _check_emit(parser, args)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -124,6 +137,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _check_emit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``emit JOB STEP [PROGRESS]``, or ``emit --follow FILE --job JOB``."""
+    args.job = args.job_option or args.job
+    if args.follow:
+        args.follow = str(Path(args.follow).resolve())
+        if not args.job or args.step or args.complete or args.fail or args.context:
+            parser.error("--follow takes only --job JOB (the file says the rest)")
+    elif not (args.job and args.step):
+        parser.error("emit needs JOB and STEP (or --follow FILE --job JOB)")
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:

@@ -2,56 +2,91 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import logging
+import time
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from messages import MessageWriter
 
-from .appkeys import SERVICE
+from .appkeys import SERVICE, SETTINGS
 from .cluster import RedisManager
-from .errors import Conflict, JobCancelled, JobTerminal
+from .coalesce import Call, Coalescer, Decision
+from .errors import Conflict, JobCancelled, JobTerminal, StoreUnavailable
 from .models import CreateJobRequest, Event, JobRequest, ProgressRequest, Snapshot, parse
 from .service import JobService
 from .settings import Settings
-from .store import Limits, RedisStore, connect
+from .store import RedisStore, connect, limits_of
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: A worker that cannot reach the store retries this often, for at most this long, then raises.
+SEND_ATTEMPTS = 5
+SEND_WITHIN_SECONDS = 10.0
 
 
 class ProgressEmitter:
-    """Sends a job's progress; every argument is validated as the HTTP API validates it."""
+    """Sends a job's progress; every argument is validated as the HTTP API validates it.
+
+    Progress-only updates within ``coalesce_window`` seconds collapse into the latest (see
+    ``server.coalesce``); a send that cannot reach the store is retried with backoff and then
+    raises ``StoreUnavailable`` (updates are idempotent, so a retry never doubles an event).
+    """
 
     def __init__(
-        self, service: JobService, *, closers: Sequence[Callable[[], Awaitable[None]]] = ()
+        self,
+        service: JobService,
+        *,
+        coalesce_window: float = 0.1,
+        closers: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.service = service
         self._closers = list(closers)
+        self._coalescer = Coalescer(coalesce_window)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._flushes: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_url(cls, redis_url: str, settings: Settings | None = None) -> ProgressEmitter:
         """An emitter for a process outside the server, sharing the nodes' Redis."""
         settings = settings or Settings()
         client = connect(redis_url)
-        store = RedisStore(
-            client,
-            Limits(
-                history=settings.history_limit,
-                active_ttl=settings.idle_ttl,
-                done_ttl=settings.done_ttl,
-                max_extra_bytes=settings.max_extra_bytes,
-            ),
-        )
+        store = RedisStore(client, limits_of(settings))
         manager = RedisManager(redis_url, write_only=True)
         writer = MessageWriter(llm=None, redis=client)
-        service = JobService(store, manager, writer)
-        return cls(service, closers=[writer.aclose, store.aclose, manager.aclose])
+        return cls(
+            JobService(store, manager, writer),
+            coalesce_window=settings.coalesce_window,
+            closers=[writer.aclose, store.aclose, manager.aclose],
+        )
 
     @classmethod
     def for_app(cls, app: web.Application) -> ProgressEmitter:
         """The in-process emitter of a running server (its pipeline uses this)."""
-        return cls(app[SERVICE])
+        return cls(app[SERVICE], coalesce_window=app[SETTINGS].coalesce_window)
 
     async def send_progress(
         self,
@@ -64,15 +99,18 @@ class ProgressEmitter:
         owner: str | None = None,
         message: str | None = None,
     ) -> Event | None:
-        """Report a step; the Event it produced, or None when nothing visible changed."""
-        return await self._report(
+        """Report a step: the Event it produced, or None when nothing visible changed or the
+        update was held to be sent with a later one."""
+        return await self.emit_request(
             job_id,
-            step=step,
-            progress=progress,
-            context=context,
-            extra=extra,
-            owner=owner,
-            message=message,
+            update_call(
+                step=step,
+                progress=progress,
+                context=context,
+                extra=extra,
+                owner=owner,
+                message=message,
+            ),
         )
 
     async def complete(
@@ -83,23 +121,98 @@ class ProgressEmitter:
         message: str | None = None,
         extra: Mapping[str, object] | None = None,
     ) -> Event | None:
-        return await self._report(
-            job_id, step="complete", status="done", result=result, message=message, extra=extra
+        return await self.emit_request(
+            job_id,
+            update_call(
+                step="complete",
+                status="done",
+                result=result,
+                message=message,
+                extra=extra,
+            ),
         )
 
     async def fail(
         self, job_id: str, error: str, *, code: str = "failed", message: str | None = None
     ) -> Event | None:
         """End the job in the step it was in, with a sentence saying what went wrong."""
-        return await self._report(
-            job_id, status="error", error={"code": code, "message": error}, message=message
+        return await self.emit_request(
+            job_id,
+            update_call(
+                status="error",
+                error={"code": code, "message": error},
+                message=message,
+            ),
         )
 
+    async def emit_request(self, job_id: str, payload: Mapping[str, object]) -> Event | None:
+        """Report an update in the JSON shape of ``POST /api/jobs/{id}/progress``."""
+        decision = self.decide(job_id, payload)
+        if decision.flush_at is not None:
+            self.schedule_flush(job_id, decision.flush_at)
+        return await self.send_decided(job_id, decision.send)
+
+    def decide(self, job_id: str, payload: Mapping[str, object]) -> Decision:
+        """Validate an update and decide whether it goes now or is held (any thread)."""
+        parse(JobRequest, {"job_id": job_id})
+        call = dict(payload)
+        parse(ProgressRequest, call)  # refuse bad input now, not when a held update is sent
+        return self._coalescer.offer(job_id, call)
+
+    async def send_decided(self, job_id: str, calls: list[Call]) -> Event | None:
+        event = None
+        for call in calls:
+            event = await self._send(job_id, call)
+        return event
+
+    def schedule_flush(self, job_id: str, at: float) -> None:
+        """Send what is held for a job when its window ends (on the emitter's loop)."""
+        task = asyncio.get_running_loop().create_task(self._flush_at(job_id, at))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush_at(self, job_id: str, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
+        held = self._coalescer.release(job_id)
+        if held is not None:
+            try:
+                await self._send(job_id, held)
+            except Exception:
+                logger.exception("a held update of %s could not be sent", job_id)
+
+    async def _send(self, job_id: str, call: Call) -> Event | None:
+        request = parse(ProgressRequest, call)
+        lock = self._locks.setdefault(job_id, asyncio.Lock())
+        async with lock:  # one job's sends in the order they were decided
+            return await self._retrying(lambda: self.service.report(job_id, request))
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        try:
+            async for trial in AsyncRetrying(
+                stop=stop_after_attempt(SEND_ATTEMPTS) | stop_after_delay(SEND_WITHIN_SECONDS),
+                wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1),
+                retry=retry_if_exception_type(StoreUnavailable),
+                reraise=False,
+            ):
+                with trial:
+                    return await attempt()
+        except RetryError as exc:
+            raise StoreUnavailable(
+                f"The job store did not answer after {exc.last_attempt.attempt_number} tries; "
+                "the update was not recorded."
+            ) from exc.last_attempt.exception()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def flush(self) -> None:
+        """Send every held update now."""
+        for job_id, held in self._coalescer.release_all().items():
+            await self._send(job_id, held)
+
     async def cancel(self, job_id: str) -> Snapshot:
-        return await self.service.cancel(job_id)
+        return await self._retrying(lambda: self.service.cancel(job_id))
 
     async def is_cancel_requested(self, job_id: str) -> bool:
-        return await self.service.is_cancel_requested(job_id)
+        return await self._retrying(lambda: self.service.is_cancel_requested(job_id))
 
     def job(
         self,
@@ -121,23 +234,17 @@ class ProgressEmitter:
         )
         return JobHandle(self, request)
 
-    async def emit_request(self, job_id: str, payload: Mapping[str, object]) -> Event | None:
-        """Report an update in the JSON shape of ``POST /api/jobs/{id}/progress``."""
-        request = parse(ProgressRequest, dict(payload))
-        return await self.service.report(parse(JobRequest, {"job_id": job_id}).job_id, request)
-
-    async def _report(self, job_id: str, **fields: Any) -> Event | None:
-        payload = {key: value for key, value in fields.items() if value is not None}
-        for key in ("context", "extra"):
-            if key in payload:
-                payload[key] = dict(payload[key])
-        return await self.emit_request(job_id, payload)
-
     async def aclose(self) -> None:
-        """Close what ``from_url`` opened; the in-process emitter leaves the server's alone."""
-        closers, self._closers = self._closers, []
-        for close in closers:
-            await close()
+        """Send what is held, stop the flush timers, close what ``from_url`` opened."""
+        try:
+            await self.flush()
+        finally:
+            for task in list(self._flushes):
+                task.cancel()
+            await asyncio.gather(*self._flushes, return_exceptions=True)
+            closers, self._closers = self._closers, []
+            for close in closers:
+                await close()
 
     async def __aenter__(self) -> ProgressEmitter:
         return self
@@ -186,3 +293,54 @@ class JobHandle:
 
     async def is_cancel_requested(self) -> bool:
         return await self.emitter.is_cancel_requested(self.job_id)
+
+    async def track(
+        self,
+        items: Iterable[T] | AsyncIterable[T],
+        *,
+        step: str,
+        total: int | None = None,
+        start: float = 0.0,
+        end: float = 100.0,
+    ) -> AsyncIterator[T]:
+        """Wrap a loop like tqdm: each item moves progress from ``start`` towards ``end``."""
+        meter = Meter(items, total, start, end)
+        await self.progress(step, start if meter.total else None)
+        if isinstance(items, AsyncIterable):
+            async for item in items:
+                yield item
+                await self.emitter.emit_request(self.job_id, meter.advance(step))
+        else:
+            for item in items:
+                yield item
+                await self.emitter.emit_request(self.job_id, meter.advance(step))
+
+
+class Meter:
+    """Where a tracked loop stands: a share of ``start..end`` with a total, a count without."""
+
+    def __init__(self, items: object, total: int | None, start: float, end: float) -> None:
+        if total is None and hasattr(items, "__len__"):
+            total = len(items)
+        self.total = total
+        self.start, self.end, self.done = start, end, 0
+
+    def advance(self, step: str) -> Call:
+        self.done += 1
+        if self.total:
+            share = min(self.done / self.total, 1.0)
+            return {
+                "step": step,
+                "progress": self.start + (self.end - self.start) * share,
+                "extra": {"processed": self.done},
+            }
+        return {"step": step, "extra": {"processed": self.done}}
+
+
+def update_call(**fields: Any) -> Call:
+    """Keyword arguments of an emitter method as an update in the HTTP API's JSON shape."""
+    call = {key: value for key, value in fields.items() if value is not None}
+    for key in ("context", "extra"):
+        if key in call:
+            call[key] = dict(call[key])
+    return call

@@ -1,6 +1,6 @@
 """Job stores: the embedded one for a single node, Redis for many."""
 
-from .base import Applied, Catchup, JobStore, Limits, Update
+from .base import Applied, Catchup, JobStore, Limits, Update, limits_of
 from .memory_store import MemoryStore
 from .redis_store import RedisStore, connect
 
@@ -13,4 +13,5 @@ __all__ = [
     "RedisStore",
     "Update",
     "connect",
+    "limits_of",
 ]

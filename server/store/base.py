@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from ..models import ErrorDict, Event, JobStatus, Snapshot
+from ..settings import Settings
 
 Mode = Literal["create", "upsert", "update"]
 
@@ -19,6 +20,16 @@ class Limits:
     done_ttl: int = 86_400
     max_extra_bytes: int = 16_384
     max_steps: int = 200
+
+
+def limits_of(settings: Settings) -> Limits:
+    """The store limits a node's settings ask for."""
+    return Limits(
+        history=settings.history_limit,
+        active_ttl=settings.idle_ttl,
+        done_ttl=settings.done_ttl,
+        max_extra_bytes=settings.max_extra_bytes,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ def check_history(service: JobService) -> Callable[[], Awaitable[None]]:
 
 
 async def test_eight_processes_worth_of_emitters_on_redis_lose_nothing(redis_url: str) -> None:
-    settings = Settings(redis_url=redis_url, history_limit=WRITERS * UPDATES + 100)
+    settings = Settings(redis_url=redis_url, history_limit=WRITERS * UPDATES + 100, coalesce_window=0)
     emitters = [ProgressEmitter.from_url(redis_url, settings) for _ in range(WRITERS)]
 
     async def emit(index: int, count: int) -> object:
@@ -64,7 +64,7 @@ async def test_concurrent_tasks_on_the_embedded_store_lose_nothing() -> None:
     store = MemoryStore()
     store.limits = type(store.limits)(history=WRITERS * UPDATES + 100)
     service = JobService(store, Nowhere(), MessageWriter())
-    emitter = ProgressEmitter(service)
+    emitter = ProgressEmitter(service, coalesce_window=0)
 
     async def emit(index: int, count: int) -> object:
         return await emitter.send_progress(

@@ -16,9 +16,10 @@ from tests.support import Watcher, eventually, http_json, running_app
 
 @pytest.fixture(params=["memory", "redis"])
 async def node(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, web.Application]]:
-    settings = Settings(redis_url=None)
+    # Every update is sent: these tests follow each one (coalescing has its own tests).
+    settings = Settings(redis_url=None, coalesce_window=0)
     if request.param == "redis":
-        settings = Settings(redis_url=request.getfixturevalue("redis_url"))
+        settings = Settings(redis_url=request.getfixturevalue("redis_url"), coalesce_window=0)
     async with running_app(settings) as running:
         yield running
 

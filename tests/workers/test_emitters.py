@@ -1,0 +1,170 @@
+"""Reporting from workers: coalescing, the blocking emitter, track, ETA, an unreachable store."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from aiohttp import web
+
+from server import ProgressEmitter, Settings, StoreUnavailable, SyncProgressEmitter
+from tests.support import free_port, running_app
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[web.Application]:
+    async with running_app(Settings()) as (_, application):
+        yield application
+
+
+async def history(emitter: ProgressEmitter, job_id: str) -> list[dict[str, object]]:
+    job = await emitter.service.snapshot(job_id)
+    catchup = await emitter.service.read(job_id, job["epoch"], 0)
+    assert catchup.recovered
+    return list(catchup.events)  # type: ignore[arg-type]
+
+
+async def test_a_burst_of_progress_collapses_and_the_last_value_arrives(
+    app: web.Application,
+) -> None:
+    emitter = ProgressEmitter.for_app(app)
+    for index in range(10_000):
+        await emitter.send_progress("burst", "extracting", index / 100)
+    moved = await emitter.send_progress("burst", "storing", 100)
+    assert moved is not None and moved["step"] == "storing"  # a new step is never held
+    await emitter.complete("burst")
+    events = await history(emitter, "burst")
+    assert len(events) < 50
+    assert [e["step"] for e in events[-3:]] == ["extracting", "storing", "complete"]
+    assert events[-3]["progress"] == 99.99
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_control_without_a_window_every_call_is_an_event() -> None:
+    async with running_app(Settings(coalesce_window=0)) as (_, app):
+        emitter = ProgressEmitter.for_app(app)
+        for index in range(1_000):
+            await emitter.send_progress("every", "extracting", index / 10)
+        assert len(await history(emitter, "every")) == 1_000
+
+
+async def test_held_progress_is_sent_when_the_window_ends(app: web.Application) -> None:
+    emitter = ProgressEmitter.for_app(app)
+    first = await emitter.send_progress("quiet", "extracting", 10)
+    held = await emitter.send_progress("quiet", "extracting", 20, extra={"a": 1})
+    held_too = await emitter.send_progress("quiet", "extracting", 30, extra={"b": 2})
+    assert first is not None and held is None and held_too is None
+    await asyncio.sleep(0.3)
+    events = await history(emitter, "quiet")
+    assert [(e["progress"], e["extra"]) for e in events] == [(10, {}), (30, {"a": 1, "b": 2})]
+
+
+async def test_eta_on_a_steady_job_is_within_a_fifth_of_the_real_remaining_time() -> None:
+    async with running_app(Settings(coalesce_window=0)) as (_, app):
+        emitter = ProgressEmitter.for_app(app)
+        stamps = []
+        for step in range(1, 41):
+            event = await emitter.send_progress("steady", "extracting", step * 2.5)
+            assert event is not None
+            stamps.append((time.monotonic(), event["eta_seconds"]))
+            await asyncio.sleep(0.05)
+        finished = stamps[-1][0]
+        assert stamps[0][1] is None  # no rate yet
+        assert all(eta is None or eta >= 0 for _, eta in stamps)
+        errors = [abs(eta - (finished - at)) / (finished - at)
+                  for at, eta in stamps[10:30] if eta is not None]
+        assert len(errors) == 20
+        assert statistics.median(errors) < 0.2
+
+
+def test_the_blocking_emitter_is_safe_from_many_threads(redis_url: str) -> None:
+    failures: list[BaseException] = []
+    with SyncProgressEmitter(redis_url, Settings(redis_url=redis_url)) as emitter:
+
+        def work(index: int) -> None:
+            try:
+                with emitter.job(f"thread-{index}") as job:
+                    for step in ("reading", "extracting", "storing"):
+                        for percent in range(0, 30, 3):
+                            job.progress(step, percent + {"reading": 0, "extracting": 30,
+                                                          "storing": 60}[step])
+                    emitter.send_progress("shared", f"from_{index}", extra={str(index): index})
+            except BaseException as exc:  # pragma: no cover - reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=work, args=(index,)) for index in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert failures == []
+        reader = ProgressEmitter.from_url(redis_url)
+
+        async def check() -> None:
+            for index in range(6):
+                job = await reader.service.snapshot(f"thread-{index}")
+                assert (job["status"], job["progress"]) == ("done", 100)
+                assert [s["step"] for s in job["steps"]] == [
+                    "queued", "reading", "extracting", "storing", "complete"]
+            shared = await reader.service.snapshot("shared")
+            assert shared["extra"] == {str(index): index for index in range(6)}
+            assert shared["seq"] == 6
+            await reader.aclose()
+
+        asyncio.run(check())
+
+
+def test_track_reports_a_generator_with_and_without_a_total(redis_url: str) -> None:
+    def rows() -> Iterator[int]:
+        yield from range(50)
+
+    with SyncProgressEmitter(redis_url, Settings(coalesce_window=0)) as emitter:
+        with emitter.job("counted") as job:
+            assert sum(job.track(rows(), step="extracting", total=50, start=10, end=90)) == 1225
+        with emitter.job("uncounted") as job:
+            assert list(job.track(rows(), step="extracting")) == list(range(50))
+            job.complete()
+        reader = ProgressEmitter.from_url(redis_url)
+
+        async def check() -> None:
+            counted = await history(reader, "counted")
+            progress = [e["progress"] for e in counted if e["step"] == "extracting"]
+            assert progress[0] == 10 and progress[-1] == 90 and progress == sorted(progress)
+            assert len(progress) == 51
+            uncounted = await history(reader, "uncounted")
+            extracting = [e for e in uncounted if e["step"] == "extracting"]
+            assert {e["progress"] for e in extracting} == {None}
+            assert extracting[-1]["extra"] == {"processed": 50}
+            await reader.aclose()
+
+        asyncio.run(check())
+
+
+async def test_async_track_over_a_list_reaches_the_end(app: web.Application) -> None:
+    emitter = ProgressEmitter.for_app(app)
+    async with emitter.job("async-track") as job:
+        seen = [item async for item in job.track(["a", "b", "c"], step="extracting")]
+    assert seen == ["a", "b", "c"]
+    events = await history(emitter, "async-track")
+    assert [e["progress"] for e in events if e["step"] == "extracting"][-1] == 100
+
+
+async def test_an_unreachable_store_raises_a_clear_error_after_bounded_retries() -> None:
+    emitter = ProgressEmitter.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(StoreUnavailable, match=r"did not answer after 5 tries"):
+        await emitter.send_progress("lost", "extracting", 10)
+    await emitter.aclose()
+
+
+def test_the_blocking_emitter_refuses_bad_input_in_the_callers_thread(redis_url: str) -> None:
+    from server import InvalidRequest
+
+    with SyncProgressEmitter(redis_url) as emitter:
+        with pytest.raises(InvalidRequest, match="progress"):
+            emitter.send_progress("j", "extracting", 150)
+        with pytest.raises(InvalidRequest, match="job_id"):
+            emitter.send_progress("bad id", "extracting", 10)
