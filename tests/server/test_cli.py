@@ -107,3 +107,33 @@ def test_serve_stops_cleanly_on_sigterm() -> None:
         assert node.process is not None
         os.kill(node.process.pid, signal.SIGTERM)
         assert node.process.wait(timeout=15) == 0
+
+
+async def test_watch_follows_a_job_to_its_end() -> None:
+    import asyncio
+
+    with server_process({"TIDINGS_API_KEY": "w" * 16}) as node:
+        watcher = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "server",
+            "watch",
+            "watched",
+            "--url",
+            node.url,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await asyncio.sleep(1.5)  # let it connect and subscribe (the job does not exist yet)
+        for body in (
+            {"step": "extracting", "progress": 30},
+            {"step": "complete", "status": "done"},
+        ):
+            status, _ = await http_json(
+                "POST", f"{node.url}/api/jobs/watched/progress", body, "w" * 16
+            )
+            assert status == 202
+        out, err = await asyncio.wait_for(watcher.communicate(), 60)
+        assert watcher.returncode == 0, err.decode()
+        assert "Done!" in out.decode()
