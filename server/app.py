@@ -16,13 +16,15 @@ from .appkeys import AUTHORITY, FANOUT, SERVICE, SETTINGS, SIO
 from .auth import Authority
 from .cluster import RedisManager
 from .fanout import FanoutManager
-from .http_api import Handler, errors_middleware, setup_routes
+from .http_api import Handler, cors_middleware, errors_middleware, setup_routes
 from .metrics import setup_metrics
+from .page import setup_page
 from .realtime import JobNamespace
 from .service import JobService
 from .settings import Settings
 from .sse import setup_sse
-from .store import JobStore, Limits, MemoryStore, RedisStore, connect
+from .store import JobStore, MemoryStore, RedisStore, connect, limits_of
+from .upload import setup_upload
 
 logger = logging.getLogger(__name__)
 
@@ -31,16 +33,7 @@ MAX_CLIENT_MESSAGE = 64 * 1024
 #: Largest ordinary request body; uploads stream and have their own limit.
 MAX_REQUEST_BODY = 256 * 1024
 SWEEP_INTERVAL = 60.0
-CLOSE_TIMEOUT = 3.0
-
-
-def _limits(settings: Settings) -> Limits:
-    return Limits(
-        history=settings.history_limit,
-        active_ttl=settings.idle_ttl,
-        done_ttl=settings.done_ttl,
-        max_extra_bytes=settings.max_extra_bytes,
-    )
+CLOSE_TIMEOUT = 1.0
 
 
 def _cors(settings: Settings) -> str | list[str] | None:
@@ -62,6 +55,8 @@ async def no_ws_compression(request: web.Request, handler: Handler) -> web.Strea
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
     middlewares = [errors_middleware]
+    if settings.cors_origins:
+        middlewares.insert(0, cors_middleware(settings.cors_origins))
     if not settings.ws_compression:
         middlewares.append(no_ws_compression)
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BODY)
@@ -71,7 +66,11 @@ def create_app(settings: Settings | None = None) -> web.Application:
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     app[AUTHORITY] = Authority(secret, api_key)
 
-    manager = RedisManager(settings.redis_url) if settings.redis_url else FanoutManager()
+    manager = (
+        RedisManager(settings.redis_url, probe_interval=settings.probe_interval)
+        if settings.redis_url
+        else FanoutManager()
+    )
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
@@ -88,6 +87,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     setup_routes(app)
     setup_sse(app)
     setup_metrics(app)
+    setup_upload(app)
+    setup_page(app)
     return app
 
 
@@ -96,7 +97,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     redis = connect(settings.redis_url) if settings.redis_url else None
     store: JobStore = (
-        RedisStore(redis, _limits(settings)) if redis else MemoryStore(_limits(settings))
+        RedisStore(redis, limits_of(settings)) if redis else MemoryStore(limits_of(settings))
     )
     llm = None
     if settings.groq_api_key is not None:
@@ -110,6 +111,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[SERVICE] = service
     namespace = JobNamespace(service, app[AUTHORITY], settings.socket_rate)
     app[SIO].register_namespace(namespace)
+    if isinstance(app[SIO].manager, RedisManager):
+        app[SIO].manager.start()  # SSE streams and /readyz need the channel from the start
     if app[AUTHORITY].open:
         logger.warning(
             "OPEN MODE: TIDINGS_SECRET is not set, so anyone may watch any job. "
@@ -140,13 +143,14 @@ async def _sweep(store: MemoryStore) -> None:
 async def _disconnect_clients(app: web.Application) -> None:
     """Close every connection at the transport, so clients reconnect (to another node).
 
-    Bounded: a connection whose peer is already gone can wait forever for its close handshake.
+    Bounded: a client that is already gone (or a polling client that never polls again) would
+    keep its close waiting forever.
     """
     sio = app[SIO]
-    if sio.eio.sockets:
-        try:
-            async with asyncio.timeout(CLOSE_TIMEOUT):
-                await sio.eio.disconnect()
-        except TimeoutError:
-            logger.warning("some connections did not close within %.0f s", CLOSE_TIMEOUT)
+    closing = [asyncio.create_task(socket.close()) for socket in list(sio.eio.sockets.values())]
+    if closing:
+        _, stuck = await asyncio.wait(closing, timeout=CLOSE_TIMEOUT)
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*stuck, return_exceptions=True)
     await sio.shutdown()

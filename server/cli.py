@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="address to listen on (TIDINGS_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (TIDINGS_PORT, 8000)")
+    serve.add_argument(
+        "--reload",
+        action="store_true",
+        help="development: refresh open pages when the page's files change (TIDINGS_RELOAD)",
+    )
 
     emit = commands.add_parser("emit", help="report a job's progress")
     emit.add_argument("job", nargs="?")
@@ -117,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "serve":
-            return _serve(settings, args.host, args.port)
+            return _serve(settings, args.host, args.port, args.reload)
         if args.command == "say":
             print(generate_friendly_status(args.step, dict(args.context)))
             return 0
@@ -150,8 +155,10 @@ def _check_emit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error("emit needs JOB and STEP (or --follow FILE --job JOB)")
 
 
-def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+def _serve(settings: Settings, host: str | None, port: int | None, reload: bool) -> int:
     updates: dict[str, object] = {}
+    if reload:
+        updates["reload"] = True
     if host:
         updates["host"] = host
     if port is not None:

@@ -10,13 +10,15 @@ from typing import Any
 
 from aiohttp import web
 
-from .appkeys import AUTHORITY, SERVICE
+from .appkeys import AUTHORITY, SERVICE, SIO
 from .auth import Principal
+from .cluster import RedisManager
 from .errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
+    StoreUnavailable,
     TidingsError,
 )
 from .models import CreateJobRequest, JobRequest, ProgressRequest, SubscribeRequest, parse
@@ -25,6 +27,7 @@ from .service import JobService
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 _HTTP_CODES = {
     400: "invalid_request",
     404: "not_found",
@@ -57,6 +60,42 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         logger.exception("%s %s failed", request.method, request.path)
         body = {"error": {"code": "internal", "message": "Something went wrong on the server."}}
         return web.json_response(body, status=500)
+
+
+def cors_middleware(
+    origins: list[str],
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """CORS for the HTTP API and the SSE streams (Socket.IO answers its own), for listed origins.
+
+    Same-origin pages need none of this; ``TIDINGS_CORS_ORIGINS`` widens it, ``*`` only when asked.
+    """
+    allowed = set(origins)
+
+    @web.middleware
+    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if (
+            origin is None
+            or request.path.startswith("/socket.io/")
+            or not ("*" in allowed or origin in allowed)
+        ):
+            return await handler(request)
+        preflight = request.method == "OPTIONS" and (
+            "Access-Control-Request-Method" in request.headers
+        )
+        response = web.Response(status=204) if preflight else await handler(request)
+        response.headers.update(
+            {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Headers": "Authorization, Content-Type, Last-Event-ID",
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            }
+        )
+        return response
+
+    return cors
 
 
 def _allow(exc: web.HTTPException) -> dict[str, str]:
@@ -174,8 +213,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready when the store answers and, with many nodes, the Redis subscription hears."""
     try:
         await request.app[SERVICE].store.ping()
+        manager = request.app[SIO].manager
+        if isinstance(manager, RedisManager) and not manager.listening:
+            raise StoreUnavailable(
+                "This node is not hearing the other nodes through Redis; it is subscribing again."
+            )
     except TidingsError as exc:
         return web.json_response({"ok": False, "error": exc.to_dict()}, status=503)
     return web.json_response({"ok": True})

@@ -147,7 +147,8 @@ def parse(model: type[M], payload: object) -> M:
         return model.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "payload"
+        parts = [str(part)[:64] for part in first["loc"]]
+        where = ".".join(parts[:3] + (["..."] if len(parts) > 3 else [])) or "payload"
         raise InvalidRequest(f"{where}: {first['msg']}.") from exc
 
 

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: permessage-deflate on websockets: off by default, it cost 18% throughput and p99 latency.
     ws_compression: bool = False
+    #: Development hot reload of the live page (``serve --reload``): watch its files, tell pages.
+    reload: bool = False
 
     history_limit: int = Field(1000, ge=10)
     done_ttl: int = Field(86_400, ge=1, description="seconds a finished job is kept")
@@ -32,6 +34,8 @@ class Settings(BaseSettings):
     coalesce_window: float = Field(0.1, ge=0)
     #: Seconds of silence after which an SSE stream sends a keepalive comment.
     sse_keepalive: float = Field(15.0, gt=0)
+    #: Seconds between the self-probes that tell a node its Redis subscription still hears.
+    probe_interval: float = Field(5.0, gt=0)
 
     upload_dir: Path | None = None
     max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1)

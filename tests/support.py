@@ -40,11 +40,15 @@ def wait_for(check: Any, timeout: float = 15.0, what: str = "condition") -> None
 
 
 class RedisServer:
-    """A private redis-server on a free port; never the machine's own on 6379."""
+    """A private redis-server on a free port; never the machine's own on 6379.
 
-    def __init__(self, directory: Path) -> None:
+    ``options`` are more redis-server arguments (later ones win), e.g. ``--appendonly yes``.
+    """
+
+    def __init__(self, directory: Path, *options: str) -> None:
         self.port = free_port()
         self.directory = directory
+        self.options = options
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -67,6 +71,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.directory),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -81,6 +86,13 @@ class RedisServer:
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def crash(self) -> None:
+        """SIGKILL: no shutdown save, as when the machine or the OOM killer ends it."""
+        if self.process is not None:
+            self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
 
@@ -127,6 +139,8 @@ class ServerProcess:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+        if self.log:
+            out.close()  # the process has its own copy
         wait_for(self.healthy, timeout=30, what=f"tidings on {self.port}")
         return self
 

@@ -420,8 +420,10 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
       (error: JobClientError) => {
         if (!isCurrent(watch, generation)) return;
         watch.inflight = false;
-        // Lost connection: the connect handler resubscribes. A timeout: try again later.
-        if (socket?.connected) scheduleRetry(watch);
+        // Lost connection: the connect handler resubscribes, nothing to report. A timeout: try
+        // again later.
+        if (error.code === "disconnected" || !socket?.connected) return;
+        scheduleRetry(watch);
         notify("error", new JobClientError(error.code, error.message, { jobId: watch.jobId }));
       },
     );

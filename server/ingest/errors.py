@@ -10,7 +10,7 @@ from ..errors import TidingsError
 
 
 class BadFile(TidingsError):
-    """The file is empty, not UTF-8, ragged, not valid JSON...: ``message`` says which, to a person."""
+    """Empty, not UTF-8, ragged, invalid JSON...: ``message`` tells a person which, and why."""
 
     code = "invalid_file"
     http_status = 422

@@ -16,6 +16,8 @@ from .similarity import Sketch, shingle_hash
 __all__ = ["CHUNK_SIZE", "Fingerprint", "Fingerprinter"]
 
 CHUNK_SIZE: Final = 1 << 20
+#: Bytes of a line that count for similarity; a file with no line breaks is not held whole.
+MAX_LINE: Final = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +46,10 @@ class Fingerprinter:
 
     def feed(self, chunk: bytes) -> None:
         self._sha.update(chunk)
-        if self._decoder is not None:
-            try:
-                self._decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                self._bad = (self._size + exc.start, chunk[exc.start])
-                self._decoder = None
-        lines = (self._partial_line + chunk).split(b"\n")
-        self._partial_line = lines.pop()
+        self._check_utf8(chunk)
+        lines = chunk.split(b"\n")
+        lines[0] = self._partial_line + lines[0][:MAX_LINE]
+        self._partial_line = lines.pop()[:MAX_LINE]
         for line in lines:
             self._shingle(line)
         self._size += len(chunk)
@@ -63,19 +61,25 @@ class Fingerprinter:
             self.feed(chunk)
         return len(chunk)
 
+    def _check_utf8(self, chunk: bytes, final: bool = False) -> None:
+        if self._decoder is None:
+            return
+        pending = len(self._decoder.getstate()[0])  # the start of a character cut by the chunk
+        try:
+            self._decoder.decode(chunk, final=final)
+        except UnicodeDecodeError as exc:  # exc.object is the pending bytes, then the chunk
+            self._bad = (self._size - pending + exc.start, exc.object[exc.start])
+            self._decoder = None
+
     def _shingle(self, line: bytes) -> None:
-        line = line.strip()
+        line = line[:MAX_LINE].strip()
         if line:
             self._sketch.add(shingle_hash(line))
 
     def finish(self) -> Fingerprint:
         self._shingle(self._partial_line)
         self._partial_line = b""
-        if self._decoder is not None:
-            try:
-                self._decoder.decode(b"", final=True)
-            except UnicodeDecodeError as exc:  # the file ends inside a character
-                self._bad = (self._size - len(exc.object) + exc.start, exc.object[exc.start])
+        self._check_utf8(b"", final=True)  # the file may end inside a character
         return Fingerprint(
             sha256=self._sha.hexdigest(),
             size=self._size,

@@ -40,7 +40,9 @@ def check_history(service: JobService) -> Callable[[], Awaitable[None]]:
 
 
 async def test_eight_processes_worth_of_emitters_on_redis_lose_nothing(redis_url: str) -> None:
-    settings = Settings(redis_url=redis_url, history_limit=WRITERS * UPDATES + 100, coalesce_window=0)
+    settings = Settings(
+        redis_url=redis_url, history_limit=WRITERS * UPDATES + 100, coalesce_window=0
+    )
     emitters = [ProgressEmitter.from_url(redis_url, settings) for _ in range(WRITERS)]
 
     async def emit(index: int, count: int) -> object:

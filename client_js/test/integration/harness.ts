@@ -168,14 +168,21 @@ export async function startServer(options: ServerOptions = {}): Promise<TidingsS
   });
   const proc = new Process("tidings", child);
   const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitFor("GET /healthz to answer 200", async () => {
-      if (!proc.alive) throw new Error("exited");
-      return (await fetch(`${url}/healthz`)).status === 200;
-    }, 30_000);
-  } catch (error) {
-    await proc.stop();
-    throw new Error(`the tidings server did not start: ${String(error)}\n${proc.log}`);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (!proc.alive) {
+      throw new Error(`the tidings server exited at start (code ${proc.child.exitCode}):\n${proc.log}`);
+    }
+    const ok = await fetch(`${url}/healthz`).then(
+      (response) => response.status === 200,
+      () => false,
+    );
+    if (ok) break;
+    if (Date.now() > deadline) {
+      await proc.stop();
+      throw new Error(`the tidings server did not answer GET /healthz with 200 in 30 s:\n${proc.log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
   }
   const secretKey = options.secret === undefined ? undefined : new TextEncoder().encode(options.secret);
   return {

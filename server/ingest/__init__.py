@@ -1,0 +1,22 @@
+"""The built-in ingestion pipeline behind ``POST /api/upload`` (``server/upload.py``).
+
+Small pure modules do the analysis (``hashing``, ``similarity``, ``formats``, ``platforms``,
+``entities``); ``registry`` remembers earlier uploads (in memory, or in Redis for every node);
+``pipeline`` runs and reports the steps for one file; ``runner`` runs pipelines as the server's
+tasks, a bounded number at once.
+"""
+
+from .errors import BadFile
+from .pipeline import Pipeline, Upload
+from .registry import MemoryRegistry, RedisRegistry, Registry
+from .runner import PipelineRunner
+
+__all__ = [
+    "BadFile",
+    "MemoryRegistry",
+    "Pipeline",
+    "PipelineRunner",
+    "RedisRegistry",
+    "Registry",
+    "Upload",
+]
