@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import socketio
 from aiohttp import hdrs, web
+from aiohttp.typedefs import Middleware
 
 from messages import LLMConfig, MessageWriter
 
@@ -54,7 +55,7 @@ async def no_ws_compression(request: web.Request, handler: Handler) -> web.Strea
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    middlewares = [errors_middleware]
+    middlewares: list[Middleware] = [errors_middleware]
     if settings.cors_origins:
         middlewares.insert(0, cors_middleware(settings.cors_origins))
     if not settings.ws_compression:
@@ -112,7 +113,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     namespace = JobNamespace(service, app[AUTHORITY], settings.socket_rate)
     app[SIO].register_namespace(namespace)
     if isinstance(app[SIO].manager, RedisManager):
-        app[SIO].manager.start()  # SSE streams and /readyz need the channel from the start
+        await app[SIO].manager.start()  # SSE streams and /readyz need the channel too
     if app[AUTHORITY].open:
         logger.warning(
             "OPEN MODE: TIDINGS_SECRET is not set, so anyone may watch any job. "

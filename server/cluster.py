@@ -2,8 +2,9 @@
 
 What ``RedisManager`` adds to ``socketio.AsyncRedisManager``, and why:
 
-- ``start`` subscribes when the node starts. python-socketio waits for the first Socket.IO
-  connection, so a node serving only SSE streams would never hear the other nodes.
+- ``start`` subscribes when the node starts, before it takes connections. python-socketio waits
+  for the first Socket.IO connection, so a node serving only SSE streams would never hear the
+  other nodes.
 - The subscription has a Redis client of its own. The base class shares one between publishing
   and listening, and a publish that fails replaces it under the listener.
 - A probe published on the channel every ``probe_interval`` seconds. A subscription can stay
@@ -40,6 +41,8 @@ DEAF_AFTER = 3
 MAX_BACKOFF = 60.0
 #: Bound on closing connections after a gap: a peer that is gone may never answer.
 CLOSE_TIMEOUT = 3.0
+#: Bound on waiting at startup for a subscription that neither hears nor fails.
+START_TIMEOUT = 5.0
 
 
 class RedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[misc]
@@ -50,14 +53,19 @@ class RedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[m
         self.resubscribes = 0
         self._listener_started = time.monotonic()
         self._fresh = False  # a subscription that has not yet heard anything
+        self._settled = asyncio.Event()  # the first subscription heard, or failed
         self._probe: asyncio.Task[None] | None = None
         self._stale: list[Any] = []
 
-    def start(self) -> None:
-        """Subscribe now rather than at the first Socket.IO connection."""
+    async def start(self) -> None:
+        """Subscribe now rather than at the first Socket.IO connection, and wait until the
+        subscription hears or fails: a client that connected before it might miss events."""
         if not self.server.manager_initialized:
             self.server.manager_initialized = True
             self.initialize()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(START_TIMEOUT):
+                await self._settled.wait()
 
     def initialize(self) -> None:
         self._listener_started = time.monotonic()
@@ -89,6 +97,7 @@ class RedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[m
                     yield message
                 logger.warning("the Redis subscription ended; subscribing again")
             except Exception as exc:
+                self._settled.set()
                 logger.warning(
                     "Redis subscription failed (%s); subscribing again in %.0f s", exc, backoff
                 )
@@ -114,6 +123,7 @@ class RedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[m
     async def _listen(self) -> AsyncIterator[Any]:
         async for data in super()._listen():
             self.last_heard = time.monotonic()
+            self._settled.set()
             if self._fresh:
                 self._fresh = False
                 await self._catch_up_clients()

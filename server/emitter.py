@@ -33,6 +33,7 @@ from messages import MessageWriter
 from .appkeys import SERVICE, SETTINGS
 from .cluster import RedisManager
 from .coalesce import Call, Coalescer, Decision
+from .constants import TERMINAL_STATUSES
 from .errors import Conflict, JobCancelled, JobTerminal, StoreUnavailable
 from .models import CreateJobRequest, Event, JobRequest, ProgressRequest, Snapshot, parse
 from .service import JobService
@@ -102,15 +103,7 @@ class ProgressEmitter:
         """Report a step: the Event it produced, or None when nothing visible changed or the
         update was held to be sent with a later one."""
         return await self.emit_request(
-            job_id,
-            update_call(
-                step=step,
-                progress=progress,
-                context=context,
-                extra=extra,
-                owner=owner,
-                message=message,
-            ),
+            job_id, progress_call(step, progress, context, extra, owner, message)
         )
 
     async def complete(
@@ -120,30 +113,21 @@ class ProgressEmitter:
         *,
         message: str | None = None,
         extra: Mapping[str, object] | None = None,
+        context: Mapping[str, object] | None = None,
     ) -> Event | None:
-        return await self.emit_request(
-            job_id,
-            update_call(
-                step="complete",
-                status="done",
-                result=result,
-                message=message,
-                extra=extra,
-            ),
-        )
+        return await self.emit_request(job_id, complete_call(result, message, extra, context))
 
     async def fail(
-        self, job_id: str, error: str, *, code: str = "failed", message: str | None = None
+        self,
+        job_id: str,
+        error: str,
+        *,
+        code: str = "failed",
+        message: str | None = None,
+        context: Mapping[str, object] | None = None,
     ) -> Event | None:
         """End the job in the step it was in, with a sentence saying what went wrong."""
-        return await self.emit_request(
-            job_id,
-            update_call(
-                status="error",
-                error={"code": code, "message": error},
-                message=message,
-            ),
-        )
+        return await self.emit_request(job_id, fail_call(error, code, message, context))
 
     async def emit_request(self, job_id: str, payload: Mapping[str, object]) -> Event | None:
         """Report an update in the JSON shape of ``POST /api/jobs/{id}/progress``."""
@@ -183,8 +167,12 @@ class ProgressEmitter:
     async def _send(self, job_id: str, call: Call) -> Event | None:
         request = parse(ProgressRequest, call)
         lock = self._locks.setdefault(job_id, asyncio.Lock())
-        async with lock:  # one job's sends in the order they were decided
-            return await self._retrying(lambda: self.service.report(job_id, request))
+        try:
+            async with lock:  # one job's sends in the order they were decided
+                return await self._retrying(lambda: self.service.report(job_id, request))
+        finally:
+            if request.status in TERMINAL_STATUSES and not lock.locked():
+                self._locks.pop(job_id, None)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -337,10 +325,42 @@ class Meter:
         return {"step": step, "extra": {"processed": self.done}}
 
 
-def update_call(**fields: Any) -> Call:
-    """Keyword arguments of an emitter method as an update in the HTTP API's JSON shape."""
+def _call(**fields: Any) -> Call:
     call = {key: value for key, value in fields.items() if value is not None}
     for key in ("context", "extra"):
         if key in call:
             call[key] = dict(call[key])
     return call
+
+
+def progress_call(
+    step: str,
+    progress: float | None,
+    context: Mapping[str, object] | None,
+    extra: Mapping[str, object] | None,
+    owner: str | None,
+    message: str | None,
+) -> Call:
+    """``send_progress``'s arguments as an update in the HTTP API's JSON shape."""
+    return _call(
+        step=step, progress=progress, context=context, extra=extra, owner=owner, message=message
+    )
+
+
+def complete_call(
+    result: Any,
+    message: str | None,
+    extra: Mapping[str, object] | None,
+    context: Mapping[str, object] | None,
+) -> Call:
+    return _call(
+        step="complete", status="done", result=result, message=message, extra=extra, context=context
+    )
+
+
+def fail_call(
+    error: str, code: str, message: str | None, context: Mapping[str, object] | None
+) -> Call:
+    return _call(
+        status="error", error={"code": code, "message": error}, message=message, context=context
+    )

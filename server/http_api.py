@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from .appkeys import AUTHORITY, SERVICE, SIO
 from .auth import Principal
@@ -27,7 +28,6 @@ from .service import JobService
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 _HTTP_CODES = {
     400: "invalid_request",
     404: "not_found",
@@ -62,9 +62,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return web.json_response(body, status=500)
 
 
-def cors_middleware(
-    origins: list[str],
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def cors_middleware(origins: list[str]) -> Middleware:
     """CORS for the HTTP API and the SSE streams (Socket.IO answers its own), for listed origins.
 
     Same-origin pages need none of this; ``TIDINGS_CORS_ORIGINS`` widens it, ``*`` only when asked.

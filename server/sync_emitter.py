@@ -14,7 +14,14 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .emitter import JobHandle, Meter, ProgressEmitter, update_call
+from .emitter import (
+    JobHandle,
+    Meter,
+    ProgressEmitter,
+    complete_call,
+    fail_call,
+    progress_call,
+)
 from .models import Event, Snapshot
 from .settings import Settings
 
@@ -52,15 +59,7 @@ class SyncProgressEmitter:
         message: str | None = None,
     ) -> Event | None:
         return self.emit_request(
-            job_id,
-            update_call(
-                step=step,
-                progress=progress,
-                context=context,
-                extra=extra,
-                owner=owner,
-                message=message,
-            ),
+            job_id, progress_call(step, progress, context, extra, owner, message)
         )
 
     def emit_request(self, job_id: str, payload: Mapping[str, object]) -> Event | None:
@@ -78,21 +77,20 @@ class SyncProgressEmitter:
         *,
         message: str | None = None,
         extra: Mapping[str, object] | None = None,
+        context: Mapping[str, object] | None = None,
     ) -> Event | None:
-        return self.emit_request(
-            job_id,
-            update_call(
-                step="complete", status="done", result=result, message=message, extra=extra
-            ),
-        )
+        return self.emit_request(job_id, complete_call(result, message, extra, context))
 
     def fail(
-        self, job_id: str, error: str, *, code: str = "failed", message: str | None = None
+        self,
+        job_id: str,
+        error: str,
+        *,
+        code: str = "failed",
+        message: str | None = None,
+        context: Mapping[str, object] | None = None,
     ) -> Event | None:
-        return self.emit_request(
-            job_id,
-            update_call(status="error", error={"code": code, "message": error}, message=message),
-        )
+        return self.emit_request(job_id, fail_call(error, code, message, context))
 
     def cancel(self, job_id: str) -> Snapshot:
         return self._run(self._emitter.cancel(job_id))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -12,24 +13,28 @@ from tests.support import ServerProcess
 PROBE_INTERVAL = 0.2
 
 
-async def start_nodes(
+@contextlib.asynccontextmanager
+async def running_nodes(
     tmp_path: Path, *envs: Mapping[str, str]
-) -> tuple[ServerProcess, ...]:
-    """``tidings serve`` processes, started side by side; their logs go to ``tmp_path``."""
-    nodes = [
-        ServerProcess({"TIDINGS_PROBE_INTERVAL": str(PROBE_INTERVAL), **env}, tmp_path / f"node-{i}.log")
+) -> AsyncIterator[tuple[ServerProcess, ...]]:
+    """``tidings serve`` processes started side by side, one per ``env``, all stopped at the
+    end (also when one fails to start); their logs go to ``tmp_path``."""
+    nodes = tuple(
+        ServerProcess(
+            {"TIDINGS_PROBE_INTERVAL": str(PROBE_INTERVAL), **env}, tmp_path / f"node-{i}.log"
+        )
         for i, env in enumerate(envs)
-    ]
-    await asyncio.gather(*(asyncio.to_thread(node.start) for node in nodes))
-    return tuple(nodes)
+    )
+    try:
+        await asyncio.gather(*(asyncio.to_thread(node.start) for node in nodes))
+        yield nodes
+    finally:
+        await asyncio.gather(*(asyncio.to_thread(node.stop) for node in nodes))
 
 
 @pytest.fixture
 async def nodes(redis_url: str, tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, ...]]:
     """Two nodes sharing the private Redis."""
     env = {"TIDINGS_REDIS_URL": redis_url}
-    running = await start_nodes(tmp_path, env, env)
-    try:
+    async with running_nodes(tmp_path, env, env) as running:
         yield running
-    finally:
-        await asyncio.gather(*(asyncio.to_thread(node.stop) for node in running))

@@ -37,22 +37,36 @@ async def seq_on(url: str, job_id: str) -> int:
 
 async def until(check: Any, within: float = 20.0, what: str = "condition") -> None:
     """``eventually`` for an async check; a bound on waiting, not a timing assertion."""
-    async with asyncio.timeout(within):
-        while not await check():
-            await asyncio.sleep(0.02)
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 class Worker:
     """``python -m tests.cluster.worker`` as a process: COUNT updates of one job, steadily."""
 
     def __init__(self, redis_url: str, job_id: str, count: int, acked: Path, interval: float):
-        self.args = [redis_url, job_id, str(count), "--acked", str(acked), "--interval", str(interval)]
+        self.args = [
+            redis_url,
+            job_id,
+            str(count),
+            "--acked",
+            str(acked),
+            "--interval",
+            str(interval),
+        ]
         self.acked_file = acked
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> Worker:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.cluster.worker", *self.args, cwd=ROOT,
+            sys.executable,
+            "-m",
+            "tests.cluster.worker",
+            *self.args,
+            cwd=ROOT,
             stdout=subprocess.PIPE,
         )
         return self
@@ -114,7 +128,12 @@ class RoamingWatcher(Watcher):
     async def _roam(self) -> None:
         if self.resume is not None:
             await self.resume.wait()
-        await eventually(lambda: self.client.eio.state == "disconnected", what="the old connection")
+        # python-engineio drops its HTTP session at the very end of a disconnect, after the state
+        # says "disconnected": a connect before that would have its new session dropped.
+        eio = self.client.eio
+        await eventually(
+            lambda: eio.state == "disconnected" and eio.http is None, what="the old connection"
+        )
         index = self.urls.index(self.url)
         async with asyncio.timeout(30):
             while True:
@@ -251,7 +270,10 @@ class Nginx:
         replacements = [
             ("listen 8080;", f"listen 127.0.0.1:{self.port};"),
             ("http {", "http {\n" + self._local_paths()),
-            *((f"server {name}", f"server {node}") for name, node in zip(self.UPSTREAMS, self.nodes, strict=True)),
+            *(
+                (f"server {name}", f"server {node}")
+                for name, node in zip(self.UPSTREAMS, self.nodes, strict=True)
+            ),
         ]
         if not self.sticky:
             replacements.append(("ip_hash;", ""))
@@ -273,8 +295,15 @@ class Nginx:
         with open(self.directory / "error.log", "ab") as log:
             self.process = subprocess.Popen(
                 [
-                    binary, "-p", str(self.directory), "-c", str(conf), "-e", "stderr",
-                    "-g", f"daemon off; pid {self.directory}/nginx.pid;",
+                    binary,
+                    "-p",
+                    str(self.directory),
+                    "-c",
+                    str(conf),
+                    "-e",
+                    "stderr",
+                    "-g",
+                    f"daemon off; pid {self.directory}/nginx.pid;",
                 ],
                 stderr=log,
             )
@@ -315,7 +344,7 @@ def _block(lines: list[tuple[int, str]], start: int, indent: int) -> tuple[Any, 
     index = start
     if lines[index][1].startswith("- "):
         items = []
-        while index < len(lines) and lines[index] [0] == indent and lines[index][1].startswith("- "):
+        while index < len(lines) and lines[index][0] == indent and lines[index][1].startswith("- "):
             items.append(_scalar(lines[index][1][2:]))
             index += 1
         return items, index
@@ -356,3 +385,11 @@ async def collect_stream(url: str, sink: list[tuple[str, dict[str, Any]]]) -> No
             elif not line and name:
                 sink.append((name, json.loads("\n".join(data))))
                 name, data = "", []
+
+
+async def hang_up(watcher: Watcher) -> None:
+    """Close a polling client without waiting for its pending long-poll, which
+    python-engineio's server does not answer when the client closes (it would wait for the ping
+    timeout, 30 s); socket.io-client in a browser aborts that request the same way."""
+    await watcher.client.eio.disconnect(abort=True)
+    await watcher.client.shutdown()

@@ -21,10 +21,14 @@ async def test_an_update_by_a_worker_or_through_node_a_reaches_clients_on_both_n
         worker = await Worker(redis_url, "by-worker", 20, tmp_path / "acked", 0.002).start()
         for progress in (10, 50, 90):
             status, _ = await http_json(
-                "POST", f"{a.url}/api/jobs/by-http/progress", {"step": "extracting", "progress": progress}
+                "POST",
+                f"{a.url}/api/jobs/by-http/progress",
+                {"step": "extracting", "progress": progress},
             )
             assert status == 202
-        await http_json("POST", f"{a.url}/api/jobs/by-http/progress", {"step": "complete", "status": "done"})
+        await http_json(
+            "POST", f"{a.url}/api/jobs/by-http/progress", {"step": "complete", "status": "done"}
+        )
         await worker.finish()
         for watcher in watchers:
             await eventually(
@@ -33,7 +37,9 @@ async def test_an_update_by_a_worker_or_through_node_a_reaches_clients_on_both_n
             assert watcher.seqs("by-worker") == list(range(1, 21))
             assert watcher.seqs("by-http") == [1, 2, 3, 4]
             assert watcher.resubscribes == 0  # all of it live, none of it caught up
-            assert watcher.jobs["by-worker"]["status"] == watcher.jobs["by-http"]["status"] == "done"
+            assert (
+                watcher.jobs["by-worker"]["status"] == watcher.jobs["by-http"]["status"] == "done"
+            )
     finally:
         for watcher in watchers:
             await watcher.close()
@@ -53,13 +59,20 @@ async def test_a_node_with_only_sse_clients_hears_the_other_node(
         await eventually(lambda: len(received) == 1, what="the snapshot")
         for progress in (20, 60):
             await http_json(
-                "POST", f"{a.url}/api/jobs/sse-b/progress", {"step": "extracting", "progress": progress}
+                "POST",
+                f"{a.url}/api/jobs/sse-b/progress",
+                {"step": "extracting", "progress": progress},
             )
-        await http_json("POST", f"{a.url}/api/jobs/sse-b/progress", {"step": "complete", "status": "done"})
+        await http_json(
+            "POST", f"{a.url}/api/jobs/sse-b/progress", {"step": "complete", "status": "done"}
+        )
         async with asyncio.timeout(15):
             await stream  # the stream ends after the terminal event
     finally:
         stream.cancel()
     assert [(name, data["seq"]) for name, data in received] == [
-        ("snapshot", 1), ("job_update", 2), ("job_update", 3), ("job_complete", 4)
+        ("snapshot", 1),
+        ("job_update", 2),
+        ("job_update", 3),
+        ("job_complete", 4),
     ]

@@ -8,6 +8,7 @@ A node without the probe stays deaf and says it is ready: the control arm.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from server import ProgressEmitter, Settings
-from tests.cluster.conftest import start_nodes
+from tests.cluster.conftest import running_nodes
 from tests.cluster.parts import (
     RoamingWatcher,
     SubscriptionBlackHole,
@@ -39,29 +40,37 @@ async def relay(redis_server: RedisServer) -> AsyncIterator[SubscriptionBlackHol
 async def test_a_deaf_subscription_is_noticed_reported_healed_and_caught_up(
     relay: SubscriptionBlackHole, redis_url: str, tmp_path: Path
 ) -> None:
-    probed, unprobed = await start_nodes(
-        tmp_path,
-        {"TIDINGS_REDIS_URL": relay.url},
-        {"TIDINGS_REDIS_URL": relay.url, "TIDINGS_PROBE_INTERVAL": NO_PROBE},
-    )
-    nodes = (probed, unprobed)
-    emitter = ProgressEmitter.from_url(redis_url, Settings(coalesce_window=0))
-    watchers = [await RoamingWatcher([node.url]).connect() for node in nodes]
-    streamed: list[list[tuple[str, dict[str, Any]]]] = [[], []]
-    streams: list[asyncio.Task[None]] = []
     job_id = "deaf"
+    async with contextlib.AsyncExitStack() as stack:
+        nodes = await stack.enter_async_context(
+            running_nodes(
+                tmp_path,
+                {"TIDINGS_REDIS_URL": relay.url},
+                {"TIDINGS_REDIS_URL": relay.url, "TIDINGS_PROBE_INTERVAL": NO_PROBE},
+            )
+        )
+        probed, unprobed = nodes
+        emitter = ProgressEmitter.from_url(redis_url, Settings(coalesce_window=0))
+        stack.push_async_callback(emitter.aclose)
+        watchers = []
+        for node in nodes:
+            watchers.append(await RoamingWatcher([node.url]).connect())
+            stack.push_async_callback(watchers[-1].close)
 
-    async def emit(rows: range) -> None:
-        for row in rows:
-            await emitter.send_progress(job_id, "processing_rows", row, extra={"row": row})
+        async def emit(rows: range) -> None:
+            for row in rows:
+                await emitter.send_progress(job_id, "processing_rows", row, extra={"row": row})
 
-    try:
         for watcher in watchers:
             await watcher.subscribe(job_id)
         await emit(range(1, 6))
+        streamed: list[list[tuple[str, dict[str, Any]]]] = [[], []]
+        streams = []
         for node, sink in zip(nodes, streamed, strict=True):
-            stream = collect_stream(f"{node.url}/api/jobs/{job_id}/stream", sink)
-            streams.append(asyncio.create_task(stream))
+            streams.append(
+                asyncio.create_task(collect_stream(f"{node.url}/api/jobs/{job_id}/stream", sink))
+            )
+            stack.callback(streams[-1].cancel)
         for watcher, sink in zip(watchers, streamed, strict=True):
             await eventually(
                 lambda w=watcher, s=sink: len(w.applied) == 5 and s, what="the first five"
@@ -84,14 +93,6 @@ async def test_a_deaf_subscription_is_noticed_reported_healed_and_caught_up(
         await eventually(lambda: watchers[0].seqs(job_id)[-1:] == [10], what="the end")
         async with asyncio.timeout(10):
             await streams[0]  # the SSE stream ends after the terminal event
-    finally:
-        await emitter.aclose()
-        for task in streams:
-            task.cancel()
-        for watcher in watchers:
-            await watcher.close()
-        for node in nodes:
-            node.stop()
 
     healed, deaf = watchers
     assert healed.seqs(job_id) == list(range(1, 11))

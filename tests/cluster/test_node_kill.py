@@ -37,7 +37,9 @@ async def test_a_client_whose_node_is_killed_reconnects_and_applies_every_event_
 
         await worker.finish()
         await eventually(
-            lambda: client.seqs(job_id)[-1:] == [UPDATES] and control.seqs(job_id)[-1:] == [UPDATES],
+            lambda: (
+                client.seqs(job_id)[-1:] == [UPDATES] and control.seqs(job_id)[-1:] == [UPDATES]
+            ),
             what="the last event",
         )
     finally:

@@ -1,21 +1,24 @@
-"""The nodes behind nginx running deploy/nginx.conf, the file docker-compose.yml mounts."""
+"""The nodes behind nginx running deploy/nginx.conf, the file docker-compose.yml mounts:
+websocket and polling clients, sticky routing, Server-Sent Events, and a node dying."""
 
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import AsyncIterator, Iterator
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
-import socketio
 
-from tests.cluster.parts import Nginx, RoamingWatcher, collect_stream
+from tests.cluster.parts import Nginx, RoamingWatcher, collect_stream, hang_up
 from tests.support import ServerProcess, Watcher, eventually, http_json
 
 
-def nginx_in_front(tmp_path: Path, nodes: tuple[ServerProcess, ...], sticky: bool = True) -> Nginx:
+def nginx_in_front(
+    tmp_path: Path, nodes: tuple[ServerProcess, ...], *, sticky: bool = True
+) -> Nginx:
     directory = tmp_path / "nginx"
     directory.mkdir()
     return Nginx(directory, [f"127.0.0.1:{node.port}" for node in nodes], sticky=sticky).start()
@@ -29,14 +32,15 @@ def proxy(nodes: tuple[ServerProcess, ...], tmp_path: Path) -> Iterator[Nginx]:
 
 
 async def emit(url: str, job_id: str, progress: int, **fields: Any) -> None:
-    status, _ = await http_json(
-        "POST", f"{url}/api/jobs/{job_id}/progress", {"step": "extracting", "progress": progress, **fields}
-    )
+    body = {"step": "extracting", "progress": progress, **fields}
+    status, _ = await http_json("POST", f"{url}/api/jobs/{job_id}/progress", body)
     assert status == 202
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
-async def test_a_client_through_the_proxy_receives_every_event(proxy: Nginx, transport: str) -> None:
+async def test_a_client_through_the_proxy_receives_every_event(
+    proxy: Nginx, transport: str
+) -> None:
     watcher = await Watcher(proxy.url, transports=[transport]).connect()
     try:
         assert watcher.client.transport() == transport
@@ -46,19 +50,84 @@ async def test_a_client_through_the_proxy_receives_every_event(proxy: Nginx, tra
         await emit(proxy.url, "via-proxy", 100, status="done")
         await eventually(lambda: len(watcher.applied) == 10, what="every event")
     finally:
-        await watcher.close()
+        await hang_up(watcher)
     assert watcher.seqs("via-proxy") == list(range(1, 11))
     assert watcher.resubscribes == 0
 
 
-async def test_polling_without_sticky_routing_fails(
-    nodes: tuple[ServerProcess, ...], tmp_path: Path
+@pytest.mark.parametrize("sticky", [True, False], ids=["as-committed", "without-ip_hash"])
+async def test_the_polling_transport_needs_sticky_routing(
+    nodes: tuple[ServerProcess, ...], tmp_path: Path, sticky: bool
 ) -> None:
-    nginx = nginx_in_front(tmp_path, nodes, sticky=False)
-    watcher = Watcher(nginx.url, transports=["polling"])
+    """A polling session lives on one node; its next request, routed elsewhere, is refused."""
+    nginx = nginx_in_front(tmp_path, nodes, sticky=sticky)
+    polling = f"{nginx.url}/socket.io/?EIO=4&transport=polling"
     try:
-        await watcher.connect()
-        await watcher.subscribe("x")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(polling) as response:
+                sid = json.loads((await response.text())[1:])["sid"]
+            statuses = []
+            for _ in range(4):  # Socket.IO's connect, then pings of the engine.io session
+                async with session.post(f"{polling}&sid={sid}", data="40") as response:
+                    statuses.append(response.status)
+    finally:
+        nginx.stop()
+    if sticky:
+        assert statuses == [200, 200, 200, 200]
+    else:
+        assert 400 in statuses  # round robin: some requests reach the node without the session
+
+
+async def test_server_sent_events_stream_through_the_proxy_as_they_happen(proxy: Nginx) -> None:
+    status, _ = await http_json("POST", f"{proxy.url}/api/jobs", {"job_id": "sse-proxy"})
+    assert status == 201
+    received: list[tuple[str, dict[str, Any]]] = []
+    stream = asyncio.create_task(collect_stream(f"{proxy.url}/api/jobs/sse-proxy/stream", received))
+    try:
+        await eventually(lambda: len(received) == 1, what="the snapshot")
+        for count, progress in enumerate((25, 50, 75), start=2):
+            await emit(proxy.url, "sse-proxy", progress)
+            # Each event arrives before the next is sent: nothing waits in a buffer.
+            await eventually(lambda n=count: len(received) == n, what="the event")
+        await emit(proxy.url, "sse-proxy", 100, status="done")
+        async with asyncio.timeout(15):
+            await stream  # the stream ends after the terminal event
+    finally:
+        stream.cancel()
+    assert [(name, data["seq"]) for name, data in received] == [
+        ("snapshot", 1),
+        ("job_update", 2),
+        ("job_update", 3),
+        ("job_update", 4),
+        ("job_complete", 5),
+    ]
+
+
+async def test_when_the_node_behind_the_proxy_dies_its_client_reconnects_through_the_proxy(
+    proxy: Nginx, nodes: tuple[ServerProcess, ...]
+) -> None:
+    watcher = await RoamingWatcher([proxy.url]).connect()
+    try:
+        await watcher.subscribe("failover")
+        await emit(proxy.url, "failover", 10)
+        await eventually(lambda: watcher.seqs("failover") == [1], what="the first event")
+        serving = [node for node in nodes if await _connected_sockets(node) == 1]
+        assert len(serving) == 1
+        serving[0].kill()
+        survivor = next(node for node in nodes if node is not serving[0])
+        await emit(survivor.url, "failover", 50)  # while the client is away
+        await eventually(lambda: watcher.reconnects == 1, what="the reconnect")
+        await emit(proxy.url, "failover", 100, status="done")
+        await eventually(lambda: watcher.seqs("failover")[-1:] == [3], what="the end")
+        assert await _connected_sockets(survivor) == 1  # the proxy sent the client there
     finally:
         await watcher.close()
-        nginx.stop()
+    assert watcher.seqs("failover") == [1, 2, 3]
+
+
+async def _connected_sockets(node: ServerProcess) -> float:
+    async with aiohttp.ClientSession() as session, session.get(f"{node.url}/metrics") as response:
+        for line in (await response.text()).splitlines():
+            if line.startswith("tidings_connected_sockets "):
+                return float(line.split()[1])
+    raise AssertionError("/metrics has no tidings_connected_sockets")

@@ -8,11 +8,12 @@ shows that the acknowledgement check does catch a loss.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.cluster.conftest import start_nodes
+from tests.cluster.conftest import running_nodes
 from tests.cluster.parts import RoamingWatcher, Worker, readyz, until
 from tests.support import RedisServer, eventually, http_json
 
@@ -31,16 +32,21 @@ class Outcome:
 
 
 async def through_a_redis_crash(tmp_path: Path, *options: str) -> Outcome:
-    redis = RedisServer(tmp_path, *options)
-    redis.start()
-    env = {"TIDINGS_REDIS_URL": redis.url}
-    nodes = await start_nodes(tmp_path, env, env)
-    a, b = nodes
-    watchers = [await RoamingWatcher(urls).connect() for urls in ([a.url, b.url], [b.url, a.url])]
-    worker = Worker(redis.url, JOB, UPDATES, tmp_path / "acked", 0.002)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        redis = RedisServer(tmp_path, *options)
+        stack.callback(redis.stop)
+        redis.start()
+        env = {"TIDINGS_REDIS_URL": redis.url}
+        nodes = await stack.enter_async_context(running_nodes(tmp_path, env, env))
+        a, b = nodes
+        watchers = []
+        for urls in ([a.url, b.url], [b.url, a.url]):
+            watchers.append(await RoamingWatcher(urls).connect())
+            stack.push_async_callback(watchers[-1].close)
         for watcher in watchers:
             await watcher.subscribe(JOB)
+        worker = Worker(redis.url, JOB, UPDATES, tmp_path / "acked", 0.002)
+        stack.push_async_callback(worker.stop)
         await worker.start()
         await eventually(lambda: len(watchers[0].applied) >= UPDATES // 4, what="a quarter")
 
@@ -63,13 +69,6 @@ async def through_a_redis_crash(tmp_path: Path, *options: str) -> Outcome:
                 lambda w=watcher: w.last.get(JOB) == (job["epoch"], job["seq"]),
                 what=f"{watcher.url} up to date",
             )
-    finally:
-        await worker.stop()
-        for watcher in watchers:
-            await watcher.close()
-        for node in nodes:
-            node.stop()
-        redis.stop()
     return Outcome(worker.acked(), read["events"], watchers, summary["errors"])
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from typing import Any
+from typing import Any, TextIO
 
 from server import ProgressEmitter, Settings, StoreUnavailable
 from server.models import Event
@@ -28,25 +28,24 @@ async def _send(emitter: ProgressEmitter, job_id: str, row: int, count: int) -> 
     return await emitter.send_progress(job_id, STEP, row * 99 // count, extra={"row": row})
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, acked: TextIO) -> dict[str, Any]:
     # No coalescing: every update must be an event of its own.
     emitter = ProgressEmitter.from_url(args.redis_url, Settings(coalesce_window=0))
     errors = 0
     try:
-        with open(args.acked, "w") as acked:
-            for row in range(1, args.count + 1):
-                while True:
-                    try:
-                        event = await _send(emitter, args.job, row, args.count)
-                        break
-                    except StoreUnavailable:
-                        errors += 1
-                        await asyncio.sleep(0.05)
-                if event is not None:
-                    line = {"epoch": event["epoch"], "seq": event["seq"], "row": row}
-                    acked.write(json.dumps(line) + "\n")
-                    acked.flush()
-                await asyncio.sleep(args.interval)
+        for row in range(1, args.count + 1):
+            while True:
+                try:
+                    event = await _send(emitter, args.job, row, args.count)
+                    break
+                except StoreUnavailable:
+                    errors += 1
+                    await asyncio.sleep(0.05)
+            if event is not None:
+                line = {"epoch": event["epoch"], "seq": event["seq"], "row": row}
+                acked.write(json.dumps(line) + "\n")
+                acked.flush()
+            await asyncio.sleep(args.interval)
     finally:
         await emitter.aclose()
     return {"errors": errors}
@@ -59,7 +58,10 @@ def main() -> None:
     parser.add_argument("count", type=int)
     parser.add_argument("--interval", type=float, default=0.002)
     parser.add_argument("--acked", required=True)
-    print(json.dumps(asyncio.run(run(parser.parse_args()))), flush=True)
+    args = parser.parse_args()
+    with open(args.acked, "w") as acked:
+        summary = asyncio.run(run(args, acked))
+    print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,576 @@
+/**
+ * The live upload page: files go up through POST /api/upload, and every job of the user comes
+ * back through the tidings client (Socket.IO, the bundle beside this file) or, when Socket.IO
+ * cannot connect at all, through the SSE stream. Both write one store; this file only draws it.
+ *
+ * Drawing is built for a thousand files: one keyed row per job, created once and then updated in
+ * place field by field, at most once per animation frame however many events arrived; a row's
+ * step timeline is built only while it is open; the live log keeps its last LOG_LIMIT lines.
+ * Every string that comes from a user or a server goes in as textContent, never as HTML.
+ */
+import { createJobClient, formatAgo, formatEta, formatPercent, isTerminal } from "./tidings-client.js";
+import { identity } from "./identity.js";
+import { cancelOverHttp, followStream } from "./stream.js";
+import { Uploader, filesOfDrop, filesOfFolder } from "./upload.js";
+
+const LOG_LIMIT = 200;
+/** Socket.IO never connected after this long, or after this many failed attempts: use SSE. */
+const FALLBACK_AFTER_MS = 5_000;
+const FALLBACK_AFTER_ATTEMPTS = 2;
+
+const LABELS = {
+  waiting: "Waiting to upload",
+  uploading: "Uploading",
+  pending: "Uploaded",
+  queued: "Queued",
+  processing: "Processing",
+  done: "Done",
+  error: "Failed",
+  cancelled: "Cancelled",
+};
+/** Which stats card a status counts in. */
+const KINDS = {
+  waiting: "queued",
+  uploading: "queued",
+  pending: "queued",
+  queued: "queued",
+  processing: "processing",
+  done: "done",
+  error: "errors",
+  cancelled: "errors",
+};
+const BADGES = {
+  connected: "live",
+  connecting: "connecting",
+  reconnecting: "reconnecting",
+  disconnected: "offline",
+};
+
+const $ = (id) => document.getElementById(id);
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function setText(node, text) {
+  const value = text ?? "";
+  if (node.textContent !== value) node.textContent = value;
+}
+
+function clockTime(value) {
+  const date = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour12: false });
+}
+
+// ---- what a row shows ---------------------------------------------------------------------
+
+/** What a row shows for a job the store knows. */
+function viewOfEntry(entry, fallbackName) {
+  const terminal = isTerminal(entry.status);
+  const waiting = entry.status === "pending" && entry.snapshot === null;
+  return {
+    name: entry.filename ?? fallbackName ?? entry.jobId,
+    status: entry.status,
+    message: waiting ? "Uploaded. Waiting for the server to start on it..." : entry.message,
+    progress: entry.status === "done" ? 100 : entry.progress,
+    eta: terminal ? null : formatEta(entry.etaSeconds),
+    at: entry.lastEventAt,
+    steps: entry.steps,
+    error: entry.status === "error" || entry.status === "cancelled" ? entry.error : null,
+    cancellable: !terminal && entry.subscription !== "forbidden",
+    cancelling: !terminal && entry.cancelRequested,
+  };
+}
+
+/** What a row shows for a file still on its way up (or that never got there). */
+function viewOfUpload(upload) {
+  const share = upload.total > 0 ? (100 * upload.loaded) / upload.total : 0;
+  const views = {
+    waiting: ["waiting", `Waiting to upload ${upload.name}...`, 0],
+    uploading: ["uploading", `Uploading ${upload.name}...`, share],
+    uploaded: ["pending", "Uploaded. Waiting for the server to start on it...", null],
+    failed: ["error", `Could not upload ${upload.name}.`, null],
+    cancelled: ["cancelled", "Upload cancelled.", null],
+  };
+  const [status, message, progress] = views[upload.state];
+  return {
+    name: upload.name,
+    status,
+    message,
+    progress,
+    eta: null,
+    at: null,
+    steps: null,
+    error: upload.state === "failed" ? { code: "upload_failed", message: upload.error } : null,
+    cancellable: upload.state === "waiting" || upload.state === "uploading" || upload.state === "uploaded",
+    cancelling: false,
+  };
+}
+
+// ---- one file ----------------------------------------------------------------------------
+
+let rowCounter = 0;
+
+class Row {
+  constructor(key, onCancel) {
+    this.key = key;
+    this.view = {};
+    rowCounter += 1;
+    const nameId = `file-${rowCounter}-name`;
+
+    this.el = element("li", "file");
+    this.el.tabIndex = -1;
+    const head = element("div", "file-head");
+    this.icon = element("span", "file-icon");
+    this.icon.setAttribute("aria-hidden", "true");
+    const title = element("div", "file-title");
+    this.name = element("span", "file-name");
+    this.name.id = nameId;
+    this.state = element("span", "file-state");
+    title.append(this.name, this.state);
+    this.cancel = element("button", "button small cancel", "Cancel");
+    this.cancel.type = "button";
+    this.cancel.addEventListener("click", () => onCancel(this.key));
+    head.append(this.icon, title, this.cancel);
+
+    this.message = element("p", "file-message");
+    this.bar = element("div", "bar");
+    this.bar.setAttribute("role", "progressbar");
+    this.bar.setAttribute("aria-valuemin", "0");
+    this.bar.setAttribute("aria-valuemax", "100");
+    this.bar.setAttribute("aria-labelledby", nameId);
+    this.fill = element("div", "bar-fill");
+    this.bar.append(this.fill);
+
+    const meta = element("p", "file-meta");
+    this.percent = element("span", "file-percent");
+    this.eta = element("span", "file-eta");
+    this.ago = element("span", "file-ago");
+    meta.append(this.percent, this.eta, this.ago);
+
+    this.error = element("details", "file-error");
+    this.error.hidden = true;
+    this.error.append(element("summary", "", "Error details"));
+    this.errorReason = element("p", "file-error-reason");
+    this.errorFacts = element("p", "file-error-facts");
+    this.error.append(this.errorReason, this.errorFacts);
+
+    this.steps = element("details", "file-steps");
+    this.stepsSummary = element("summary", "", "Steps");
+    this.timeline = element("ol", "timeline");
+    this.steps.append(this.stepsSummary, this.timeline);
+    this.steps.addEventListener("toggle", () => this.paintTimeline());
+
+    this.el.append(head, this.message, this.bar, meta, this.error, this.steps);
+  }
+
+  paint(view) {
+    const was = this.view;
+    this.view = view;
+    if (view.status !== was.status) {
+      this.el.dataset.status = view.status;
+      setText(this.state, LABELS[view.status]);
+    }
+    if (view.name !== was.name) {
+      setText(this.name, view.name);
+      this.cancel.setAttribute("aria-label", `Cancel ${view.name}`);
+    }
+    if (view.message !== was.message) setText(this.message, view.message);
+    if (view.progress !== was.progress || view.message !== was.message) this.paintProgress(view);
+    if (view.eta !== was.eta) setText(this.eta, view.eta);
+    if (view.at !== was.at) this.tick(Date.now());
+    if (view.error !== was.error || view.steps !== was.steps) this.paintError(view);
+    if (view.steps !== was.steps) {
+      this.steps.hidden = view.steps === null || view.steps.length === 0;
+      setText(this.stepsSummary, `Steps (${view.steps?.length ?? 0})`);
+      if (this.steps.open) this.paintTimeline();
+    }
+    if (view.cancellable !== was.cancellable || view.cancelling !== was.cancelling) {
+      const hadFocus = document.activeElement === this.cancel;
+      this.cancel.hidden = !view.cancellable;
+      this.cancel.disabled = view.cancelling;
+      setText(this.cancel, view.cancelling ? "Cancelling..." : "Cancel");
+      if (hadFocus && this.cancel.hidden) this.el.focus(); // keep the keyboard user's place
+    }
+  }
+
+  paintProgress(view) {
+    const percent = view.progress === null ? null : Math.min(100, Math.max(0, view.progress));
+    this.bar.classList.toggle("indeterminate", percent === null && !isTerminal(view.status));
+    if (percent === null) {
+      this.bar.removeAttribute("aria-valuenow");
+      this.fill.style.width = isTerminal(view.status) ? "100%" : "";
+    } else {
+      this.bar.setAttribute("aria-valuenow", String(Math.floor(percent)));
+      this.fill.style.width = `${percent}%`;
+    }
+    const shown = formatPercent(percent);
+    this.bar.setAttribute("aria-valuetext", shown ? `${shown}: ${view.message ?? ""}` : view.message ?? "");
+    setText(this.percent, shown);
+  }
+
+  paintError(view) {
+    const error = view.error;
+    this.error.hidden = error === null || error === undefined;
+    if (this.error.hidden) return;
+    this.el.dataset.errorCode = error.code;
+    setText(this.errorReason, error.message);
+    const step = view.steps?.find((entry) => entry.status === "error");
+    setText(this.errorFacts, step ? `Code ${error.code}, in the step ${step.step}.` : `Code ${error.code}.`);
+  }
+
+  /** The timeline is built only while it is open: a thousand closed rows cost nothing. */
+  paintTimeline() {
+    if (!this.steps.open) return;
+    const items = (this.view.steps ?? []).map((step) => {
+      const item = element("li", "step");
+      item.dataset.status = step.status;
+      const dot = element("span", "step-dot");
+      dot.setAttribute("aria-hidden", "true");
+      const time = element("time", "step-time", clockTime(step.started_at));
+      time.dateTime = step.started_at;
+      item.append(dot, element("span", "step-message", step.message), time);
+      return item;
+    });
+    this.timeline.replaceChildren(...items);
+  }
+
+  tick(now) {
+    const ago = formatAgo(this.view.at, now);
+    setText(this.ago, ago === null ? "" : `updated ${ago}`);
+  }
+
+  rekey(key) {
+    this.key = key;
+  }
+}
+
+// ---- the page ----------------------------------------------------------------------------
+
+const { userId, token } = identity();
+const client = createJobClient({
+  userId,
+  ...(token ? { getToken: () => identity().token } : {}),
+});
+const store = client.store;
+
+const list = $("files");
+const logList = $("log");
+const rows = new Map(); // job id, or an upload's key until its job id is known -> Row
+const uploadsByKey = new Map();
+const uploadOfJob = new Map(); // job id -> its upload, for the name until the server says it
+const painted = new Map(); // job id -> the store entry its row shows
+const dirtyUploads = new Set();
+const newRows = document.createDocumentFragment();
+let pendingLog = [];
+let finished = [];
+let lastActivity = null;
+let scheduled = false;
+
+let mode = "socket";
+let everConnected = false;
+let transportState = "connecting";
+let online = navigator.onLine;
+let fallbackTimer;
+
+function schedule() {
+  if (scheduled) return;
+  scheduled = true;
+  requestAnimationFrame(frame);
+}
+
+function addRow(key) {
+  const row = new Row(key, cancel);
+  rows.set(key, row);
+  newRows.append(row.el);
+  return row;
+}
+
+function frame() {
+  scheduled = false;
+  const { jobs, order } = store.getState();
+  for (const jobId of order) {
+    const entry = jobs[jobId];
+    const before = painted.get(jobId);
+    if (before === entry) continue;
+    painted.set(jobId, entry);
+    const row = rows.get(jobId) ?? addRow(jobId);
+    row.paint(viewOfEntry(entry, uploadOfJob.get(jobId)?.name));
+    if (before?.snapshot && !isTerminal(before.status) && isTerminal(entry.status)) finished.push(entry);
+    if (entry.lastEventAt !== null && (lastActivity === null || entry.lastEventAt > lastActivity)) {
+      lastActivity = entry.lastEventAt;
+    }
+  }
+  for (const upload of dirtyUploads) rows.get(upload.key)?.paint(viewOfUpload(upload));
+  dirtyUploads.clear();
+  if (newRows.childNodes.length > 0) list.append(newRows);
+  flushLog();
+  paintOverview();
+  announce();
+  paintUpdated(Date.now());
+}
+
+function paintOverview() {
+  const counts = { queued: 0, processing: 0, done: 0, errors: 0 };
+  let sum = 0;
+  for (const row of rows.values()) {
+    const { status, progress } = row.view;
+    if (status === undefined) continue;
+    counts[KINDS[status]] += 1;
+    sum += isTerminal(status) ? 100 : Math.min(100, Math.max(0, progress ?? 0));
+  }
+  const total = rows.size;
+  const percent = total === 0 ? 0 : sum / total;
+  for (const [kind, count] of Object.entries(counts)) setText($(`count-${kind}`), String(count));
+  setText($("overall-percent"), formatPercent(percent));
+  const settled = counts.done + counts.errors;
+  setText(
+    $("overall-label"),
+    total === 0
+      ? "No files yet"
+      : settled === total
+        ? `All ${total} ${total === 1 ? "file" : "files"} finished`
+        : `${settled} of ${total} ${total === 1 ? "file" : "files"} finished`,
+  );
+  const bar = $("overall-bar");
+  bar.setAttribute("aria-valuenow", String(Math.floor(percent)));
+  bar.firstElementChild.style.width = `${percent}%`;
+  $("empty").hidden = total > 0;
+}
+
+/** The polite live region says when files finish; many at once are said in one sentence. */
+function announce() {
+  if (finished.length === 0) return;
+  const ended = finished;
+  finished = [];
+  let sentence;
+  if (ended.length === 1) {
+    const [entry] = ended;
+    const name = entry.filename ?? entry.jobId;
+    sentence =
+      entry.status === "done"
+        ? `${name} is done.`
+        : entry.status === "cancelled"
+          ? `${name} was cancelled.`
+          : `${name} failed: ${entry.error?.message ?? entry.message ?? "no reason given"}`;
+  } else {
+    const parts = ["done", "error", "cancelled"]
+      .map((status) => [ended.filter((entry) => entry.status === status).length, status])
+      .filter(([count]) => count > 0)
+      .map(([count, status]) => `${count} ${status === "error" ? "failed" : status}`);
+    sentence = `${ended.length} files finished: ${parts.join(", ")}.`;
+  }
+  setText($("announcer"), sentence);
+}
+
+function paintUpdated(now) {
+  const ago = formatAgo(lastActivity, now);
+  setText($("updated"), ago === null ? "no updates yet" : `updated ${ago}`);
+}
+
+/** Once a second: the "updated N s ago" texts move on by themselves. */
+function tick() {
+  const now = Date.now();
+  paintUpdated(now);
+  for (const row of rows.values()) if (row.view.at) row.tick(now);
+}
+
+// ---- the live log -------------------------------------------------------------------------
+
+function log(text, at = Date.now()) {
+  pendingLog.push([at, text]);
+  if (pendingLog.length > LOG_LIMIT) pendingLog = pendingLog.slice(-LOG_LIMIT);
+  schedule();
+}
+
+function logEvent(event) {
+  const name = typeof event.extra?.filename === "string" ? event.extra.filename : event.job_id;
+  log(`${name}: ${event.message}`);
+}
+
+function flushLog() {
+  if (pendingLog.length === 0) return;
+  const atBottom = logList.scrollTop + logList.clientHeight >= logList.scrollHeight - 4;
+  const lines = pendingLog.map(([at, text]) => {
+    const item = element("li", "log-line");
+    const time = element("time", "log-time", clockTime(new Date(at)));
+    time.dateTime = new Date(at).toISOString();
+    item.append(time, element("span", "log-text", text));
+    return item;
+  });
+  pendingLog = [];
+  logList.append(...lines);
+  while (logList.childElementCount > LOG_LIMIT) logList.firstElementChild.remove();
+  if (atBottom) logList.scrollTop = logList.scrollHeight;
+}
+
+// ---- connection ---------------------------------------------------------------------------
+
+function paintConnection() {
+  const state = online ? transportState : "offline";
+  const badge = $("connection");
+  badge.dataset.state = state;
+  setText(badge, state);
+  setText($("transport"), mode === "socket" ? "via Socket.IO" : "via server-sent events");
+}
+
+function onConnection(connection) {
+  if (mode !== "socket") return;
+  const was = transportState;
+  transportState = BADGES[connection.status];
+  if (connection.status === "connected") {
+    everConnected = true;
+    clearTimeout(fallbackTimer);
+  } else if (!everConnected && connection.attempts >= FALLBACK_AFTER_ATTEMPTS) {
+    fallBack();
+    return;
+  }
+  if (was !== transportState) {
+    if (transportState === "live") log(was === "connecting" ? "Connected: live." : "Reconnected: live again.");
+    else if (transportState === "reconnecting" && was === "live") log("Connection lost; reconnecting...");
+  }
+  paintConnection();
+}
+
+/** Socket.IO never got through: follow the SSE stream for the rest of this page's life. */
+function fallBack() {
+  if (everConnected || mode !== "socket") return;
+  mode = "sse";
+  clearTimeout(fallbackTimer);
+  client.destroy();
+  log("Socket.IO could not connect; following the server-sent event stream instead.");
+  transportState = "connecting";
+  paintConnection();
+  followStream(store, {
+    onStatus(state) {
+      const was = transportState;
+      transportState = state;
+      if (state === "live" && was !== "live") log("Connected to the event stream: live.");
+      paintConnection();
+    },
+    onEvent: logEvent,
+  });
+}
+
+// ---- actions ------------------------------------------------------------------------------
+
+function nameOf(key) {
+  return rows.get(key)?.view.name ?? key;
+}
+
+async function cancel(key) {
+  const upload = uploadsByKey.get(key);
+  if (upload !== undefined) {
+    uploader.cancel(upload);
+    return;
+  }
+  store.getState().setCancelRequested(key, true);
+  try {
+    if (mode === "socket") await client.cancel(key);
+    else await cancelOverHttp(key);
+    log(`Cancelled ${nameOf(key)}.`);
+  } catch (error) {
+    store.getState().setCancelRequested(key, false);
+    log(`Could not cancel ${nameOf(key)}: ${error.message}`);
+  }
+}
+
+function onUpload(upload) {
+  if (upload.state === "uploaded") {
+    // From here the row is the job's: keyed by its id, drawn from the store.
+    uploadsByKey.delete(upload.key);
+    uploadOfJob.set(upload.jobId, upload);
+    const row = rows.get(upload.key);
+    rows.delete(upload.key);
+    const existing = rows.get(upload.jobId);
+    if (existing !== undefined) {
+      row.el.replaceWith(existing.el); // its events came before the upload's answer
+    } else {
+      row.rekey(upload.jobId);
+      rows.set(upload.jobId, row);
+      if (store.getState().jobs[upload.jobId] === undefined) row.paint(viewOfUpload(upload));
+    }
+    painted.delete(upload.jobId);
+    schedule();
+    return;
+  }
+  if (upload.state === "failed") log(`Could not upload ${upload.name}: ${upload.error}`);
+  if (upload.state === "cancelled") log(`Upload of ${upload.name} cancelled.`);
+  dirtyUploads.add(upload);
+  schedule();
+}
+
+const uploader = new Uploader(onUpload);
+
+function addFiles(files) {
+  if (files.length === 0) return;
+  for (const upload of uploader.add(files)) {
+    uploadsByKey.set(upload.key, upload);
+    addRow(upload.key);
+    dirtyUploads.add(upload);
+  }
+  log(`Uploading ${files.length} ${files.length === 1 ? "file" : "files"}.`);
+  schedule();
+}
+
+function setUpInputs() {
+  const fileInput = $("file-input");
+  const folderInput = $("folder-input");
+  const dropzone = $("dropzone");
+  $("pick-files").addEventListener("click", () => fileInput.click());
+  $("pick-folder").addEventListener("click", () => folderInput.click());
+  fileInput.addEventListener("change", () => {
+    addFiles(Array.from(fileInput.files));
+    fileInput.value = "";
+  });
+  folderInput.addEventListener("change", () => {
+    addFiles(filesOfFolder(folderInput.files));
+    folderInput.value = "";
+  });
+  const carriesFiles = (event) => Array.from(event.dataTransfer?.types ?? []).includes("Files");
+  // The whole page takes a drop, so a near miss never opens the file in place of the page.
+  document.addEventListener("dragover", (event) => {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+    dropzone.classList.add("dragging");
+  });
+  document.addEventListener("dragleave", (event) => {
+    if (event.relatedTarget === null) dropzone.classList.remove("dragging");
+  });
+  document.addEventListener("drop", (event) => {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    dropzone.classList.remove("dragging");
+    filesOfDrop(event.dataTransfer).then(addFiles, (error) =>
+      log(`Could not read what was dropped: ${error.message}`),
+    );
+  });
+}
+
+function start() {
+  setUpInputs();
+  store.subscribe((state, previous) => {
+    if (state.connection !== previous.connection) onConnection(state.connection);
+    schedule();
+  });
+  client.on("event", logEvent);
+  window.addEventListener("online", () => {
+    online = true;
+    paintConnection();
+  });
+  window.addEventListener("offline", () => {
+    online = false;
+    paintConnection();
+  });
+  fallbackTimer = setTimeout(fallBack, FALLBACK_AFTER_MS);
+  client.followUser();
+  setInterval(tick, 1_000);
+  paintConnection();
+  schedule();
+}
+
+start();
