@@ -46,6 +46,8 @@ START_TIMEOUT = 5.0
 
 
 class RedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[misc]
+    """python-socketio's Redis manager with what the module docstring lists."""
+
     def __init__(self, url: str, *, write_only: bool = False, probe_interval: float = 5.0) -> None:
         super().__init__(url, channel=SOCKETIO_CHANNEL, write_only=write_only)
         self.probe_interval = probe_interval

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from .appkeys import SETTINGS
 from .errors import NotFound
+from .reload import setup_reload
 
 __all__ = ["CONTENT_SECURITY_POLICY", "STATIC_DIR", "setup_page"]
 
@@ -62,8 +63,6 @@ def setup_page(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static_file)
     if app[SETTINGS].reload:
-        from .reload import setup_reload
-
         setup_reload(app, STATIC_DIR)
 
 

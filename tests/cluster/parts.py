@@ -35,6 +35,13 @@ async def seq_on(url: str, job_id: str) -> int:
     return int(job["seq"]) if status == 200 else 0
 
 
+async def post_progress(url: str, job_id: str, progress: float | None, **fields: Any) -> None:
+    """``POST /api/jobs/{id}/progress`` through a node or the proxy, as any-language workers do."""
+    body = {"step": "extracting", "progress": progress, **fields}
+    status, answer = await http_json("POST", f"{url}/api/jobs/{job_id}/progress", body)
+    assert status == 202, answer
+
+
 async def until(check: Any, within: float = 20.0, what: str = "condition") -> None:
     """``eventually`` for an async check; a bound on waiting, not a timing assertion."""
     deadline = asyncio.get_running_loop().time() + within
@@ -47,7 +54,9 @@ async def until(check: Any, within: float = 20.0, what: str = "condition") -> No
 class Worker:
     """``python -m tests.cluster.worker`` as a process: COUNT updates of one job, steadily."""
 
-    def __init__(self, redis_url: str, job_id: str, count: int, acked: Path, interval: float):
+    def __init__(
+        self, redis_url: str, job_id: str, count: int, acked: Path, interval: float
+    ) -> None:
         self.args = [
             redis_url,
             job_id,

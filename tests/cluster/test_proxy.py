@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.cluster.parts import Nginx, RoamingWatcher, collect_stream, hang_up
+from tests.cluster.parts import Nginx, RoamingWatcher, collect_stream, hang_up, post_progress
 from tests.support import ServerProcess, Watcher, eventually, http_json
 
 
@@ -31,12 +31,6 @@ def proxy(nodes: tuple[ServerProcess, ...], tmp_path: Path) -> Iterator[Nginx]:
     nginx.stop()
 
 
-async def emit(url: str, job_id: str, progress: int, **fields: Any) -> None:
-    body = {"step": "extracting", "progress": progress, **fields}
-    status, _ = await http_json("POST", f"{url}/api/jobs/{job_id}/progress", body)
-    assert status == 202
-
-
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_a_client_through_the_proxy_receives_every_event(
     proxy: Nginx, transport: str
@@ -46,8 +40,8 @@ async def test_a_client_through_the_proxy_receives_every_event(
         assert watcher.client.transport() == transport
         await watcher.subscribe("via-proxy")
         for progress in range(10, 100, 10):
-            await emit(proxy.url, "via-proxy", progress)
-        await emit(proxy.url, "via-proxy", 100, status="done")
+            await post_progress(proxy.url, "via-proxy", progress)
+        await post_progress(proxy.url, "via-proxy", 100, status="done")
         await eventually(lambda: len(watcher.applied) == 10, what="every event")
     finally:
         await hang_up(watcher)
@@ -86,10 +80,10 @@ async def test_server_sent_events_stream_through_the_proxy_as_they_happen(proxy:
     try:
         await eventually(lambda: len(received) == 1, what="the snapshot")
         for count, progress in enumerate((25, 50, 75), start=2):
-            await emit(proxy.url, "sse-proxy", progress)
+            await post_progress(proxy.url, "sse-proxy", progress)
             # Each event arrives before the next is sent: nothing waits in a buffer.
             await eventually(lambda n=count: len(received) == n, what="the event")
-        await emit(proxy.url, "sse-proxy", 100, status="done")
+        await post_progress(proxy.url, "sse-proxy", 100, status="done")
         async with asyncio.timeout(15):
             await stream  # the stream ends after the terminal event
     finally:
@@ -109,15 +103,15 @@ async def test_when_the_node_behind_the_proxy_dies_its_client_reconnects_through
     watcher = await RoamingWatcher([proxy.url]).connect()
     try:
         await watcher.subscribe("failover")
-        await emit(proxy.url, "failover", 10)
+        await post_progress(proxy.url, "failover", 10)
         await eventually(lambda: watcher.seqs("failover") == [1], what="the first event")
         serving = [node for node in nodes if await _connected_sockets(node) == 1]
         assert len(serving) == 1
         serving[0].kill()
         survivor = next(node for node in nodes if node is not serving[0])
-        await emit(survivor.url, "failover", 50)  # while the client is away
+        await post_progress(survivor.url, "failover", 50)  # while the client is away
         await eventually(lambda: watcher.reconnects == 1, what="the reconnect")
-        await emit(proxy.url, "failover", 100, status="done")
+        await post_progress(proxy.url, "failover", 100, status="done")
         await eventually(lambda: watcher.seqs("failover")[-1:] == [3], what="the end")
         assert await _connected_sockets(survivor) == 1  # the proxy sent the client there
     finally:

@@ -196,8 +196,11 @@ async function fallback(open) {
     blocked += 1;
     return route.abort();
   });
+  // A websocket that is answered by something other than Socket.IO (one unreadable frame, then
+  // closed), as behind a middlebox: the client sees an error at once, as with a refused upgrade.
   await context.routeWebSocket(/\/socket\.io\//, (socket) => {
     blocked += 1;
+    socket.send("x");
     socket.close();
   });
   await page.goto(config.url);
