@@ -29,12 +29,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Gone(RuntimeError):
+    """The process being waited for has exited: no point waiting longer."""
+
+
 def wait_for(check: Any, timeout: float = 15.0, what: str = "condition") -> None:
+    """Poll ``check()`` (connection errors mean "not yet"); a process that died ends the wait."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
+        try:
             if check():
                 return
+        except Gone:
+            raise
+        except Exception:
+            pass
         time.sleep(0.05)
     raise TimeoutError(f"timed out waiting for {what}")
 
@@ -147,7 +156,7 @@ class ServerProcess:
     def healthy(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
-            raise RuntimeError(f"tidings exited with {self.process.returncode}")
+            raise Gone(f"tidings exited with {self.process.returncode}")
         with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
             sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
             return b" 200 " in sock.recv(64)
