@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,8 +23,8 @@ import socketio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server import ProgressEmitter, Settings  # noqa: E402
-from tests.support import RedisServer, running_app  # noqa: E402
+from server import ProgressEmitter, Settings
+from tests.support import RedisServer, running_app
 
 
 async def measure(settings: Settings, clients: int, events: int) -> tuple[float, float, float]:
@@ -89,6 +87,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    subprocess.run  # noqa: B018 - keep the import used on every platform
     asyncio.run(main())
