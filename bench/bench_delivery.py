@@ -51,15 +51,19 @@ async def measure(settings: Settings, clients: int, events: int) -> tuple[float,
             sockets.append(client)
         started = time.perf_counter()
         for index in range(events):
-            await emitter.send_progress("bench", "extracting", index * 100 / events,
-                                        extra={"sent": time.perf_counter()})
+            await emitter.send_progress(
+                "bench", "extracting", index * 100 / events, extra={"sent": time.perf_counter()}
+            )
         await asyncio.wait_for(done.wait(), 120)
         elapsed = time.perf_counter() - started
         for client in sockets:
             await client.disconnect()
         latencies.sort()
-        return (clients * events / elapsed, statistics.median(latencies) * 1000,
-                latencies[int(len(latencies) * 0.99)] * 1000)
+        return (
+            clients * events / elapsed,
+            statistics.median(latencies) * 1000,
+            latencies[int(len(latencies) * 0.99)] * 1000,
+        )
 
 
 async def main() -> None:

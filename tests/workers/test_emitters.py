@@ -75,8 +75,11 @@ async def test_eta_on_a_steady_job_is_within_a_fifth_of_the_real_remaining_time(
         finished = stamps[-1][0]
         assert stamps[0][1] is None  # no rate yet
         assert all(eta is None or eta >= 0 for _, eta in stamps)
-        errors = [abs(eta - (finished - at)) / (finished - at)
-                  for at, eta in stamps[10:30] if eta is not None]
+        errors = [
+            abs(eta - (finished - at)) / (finished - at)
+            for at, eta in stamps[10:30]
+            if eta is not None
+        ]
         assert len(errors) == 20
         assert statistics.median(errors) < 0.2
 
@@ -90,8 +93,10 @@ def test_the_blocking_emitter_is_safe_from_many_threads(redis_url: str) -> None:
                 with emitter.job(f"thread-{index}") as job:
                     for step in ("reading", "extracting", "storing"):
                         for percent in range(0, 30, 3):
-                            job.progress(step, percent + {"reading": 0, "extracting": 30,
-                                                          "storing": 60}[step])
+                            job.progress(
+                                step,
+                                percent + {"reading": 0, "extracting": 30, "storing": 60}[step],
+                            )
                     emitter.send_progress("shared", f"from_{index}", extra={str(index): index})
             except BaseException as exc:  # pragma: no cover - reported below
                 failures.append(exc)
@@ -109,7 +114,12 @@ def test_the_blocking_emitter_is_safe_from_many_threads(redis_url: str) -> None:
                 job = await reader.service.snapshot(f"thread-{index}")
                 assert (job["status"], job["progress"]) == ("done", 100)
                 assert [s["step"] for s in job["steps"]] == [
-                    "queued", "reading", "extracting", "storing", "complete"]
+                    "queued",
+                    "reading",
+                    "extracting",
+                    "storing",
+                    "complete",
+                ]
             shared = await reader.service.snapshot("shared")
             assert shared["extra"] == {str(index): index for index in range(6)}
             assert shared["seq"] == 6

@@ -41,7 +41,9 @@ async def test_celery_task(worker_env: str) -> None:
     result = await asyncio.to_thread(lambda: celery_tasks.import_rows.delay("celery-1", ROWS).get())
     assert result == 2
     assert await steps_of(worker_env, "celery-1") == (
-        "done", ["queued", "extracting", "storing", "complete"])
+        "done",
+        ["queued", "extracting", "storing", "complete"],
+    )
     celery_tasks.emitter().close()
 
 
@@ -56,7 +58,9 @@ def test_rq_job(worker_env: str) -> None:
         assert rq.SimpleWorker([queue], connection=connection).work(burst=True)
     rq_jobs.emitter().close()
     assert asyncio.run(steps_of(worker_env, "rq-1")) == (
-        "done", ["queued", "extracting", "complete"])
+        "done",
+        ["queued", "extracting", "complete"],
+    )
 
 
 # arq's Worker.close() still calls redis-py's deprecated close(); not ours to fix.
@@ -70,8 +74,12 @@ async def test_arq_worker(worker_env: str) -> None:
     pool = await arq.create_pool(settings)
     await pool.enqueue_job("import_rows", "arq-1", ROWS)
     worker = arq.Worker(
-        functions=[arq_worker.import_rows], redis_settings=settings, burst=True,
-        on_startup=arq_worker.startup, on_shutdown=arq_worker.shutdown, handle_signals=False,
+        functions=[arq_worker.import_rows],
+        redis_settings=settings,
+        burst=True,
+        on_startup=arq_worker.startup,
+        on_shutdown=arq_worker.shutdown,
+        handle_signals=False,
     )
     await worker.main()
     await worker.close()
@@ -81,10 +89,17 @@ async def test_arq_worker(worker_env: str) -> None:
 
 async def test_shell_script_over_http() -> None:
     with server_process({"TIDINGS_API_KEY": "shell-key-123"}) as node:
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               "TIDINGS_API_KEY": "shell-key-123", "TIDINGS_PORT": str(node.port)}
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "TIDINGS_API_KEY": "shell-key-123",
+            "TIDINGS_PORT": str(node.port),
+        }
         process = await asyncio.create_subprocess_exec(
-            "bash", str(ROOT / "examples" / "shell_worker.sh"), "shell-1", env=env,
+            "bash",
+            str(ROOT / "examples" / "shell_worker.sh"),
+            "shell-1",
+            env=env,
             stdout=subprocess.PIPE,
         )
         out, _ = await asyncio.wait_for(process.communicate(), 120)

@@ -16,8 +16,20 @@ async def test_follow_emits_each_real_change_until_the_job_ends(tmp_path: Path) 
     with server_process({"TIDINGS_API_KEY": "follow-key"}) as node:
         env = {**os.environ, "TIDINGS_API_KEY": "follow-key"}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server", "emit", "--follow", str(status), "--job", "render-1",
-            "--url", node.url, "--debounce", "50", cwd=ROOT, env=env,
+            sys.executable,
+            "-m",
+            "server",
+            "emit",
+            "--follow",
+            str(status),
+            "--job",
+            "render-1",
+            "--url",
+            node.url,
+            "--debounce",
+            "50",
+            cwd=ROOT,
+            env=env,
             stdout=asyncio.subprocess.PIPE,
         )
         writes: list[object] = [
@@ -36,7 +48,11 @@ async def test_follow_emits_each_real_change_until_the_job_ends(tmp_path: Path) 
         assert process.returncode == 0
         events = [json.loads(line) for line in out.decode().splitlines()]
         assert [(e["step"], e["progress"]) for e in events] == [
-            ("rendering", 10), ("rendering", 55), ("encoding", 80), ("complete", 100)]
+            ("rendering", 10),
+            ("rendering", 55),
+            ("encoding", 80),
+            ("complete", 100),
+        ]
         _, job = await http_json("GET", f"{node.url}/api/jobs/render-1")
         assert job["status"] == "done" and job["result"] == {"frames": 12}
 
@@ -46,6 +62,9 @@ def test_follow_needs_a_job(tmp_path: Path) -> None:
 
     result = subprocess.run(
         [sys.executable, "-m", "server", "emit", "--follow", str(tmp_path / "s.json")],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2 and "--follow takes only --job JOB" in result.stderr
