@@ -23,3 +23,9 @@ def redis_url(redis_server: RedisServer) -> str:
     with redis.Redis.from_url(redis_server.url) as client:
         client.flushdb()
     return redis_server.url
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """None for the embedded store, or the private Redis: a test runs once on each."""
+    return request.getfixturevalue("redis_url") if request.param == "redis" else None

@@ -59,11 +59,6 @@ def error_of(answer: Any) -> str:
     return str(error["code"])
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    return request.getfixturevalue("redis_url") if request.param == "redis" else None
-
-
 @pytest.fixture
 async def node(store_url: str | None) -> AsyncIterator[Node]:
     async with running_app(settings(redis_url=store_url)) as running:

@@ -100,11 +100,6 @@ def listeners(app: web.Application) -> dict[str, Any]:
     return dict(app[FANOUT]._listeners)
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    return request.getfixturevalue("redis_url") if request.param == "redis" else None
-
-
 @pytest.fixture
 async def node(store_url: str | None) -> AsyncIterator[Node]:
     async with running_app(settings(redis_url=store_url)) as running:
