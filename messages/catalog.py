@@ -274,6 +274,8 @@ def _platform_detection(c: Context) -> str:
     platform = c.text("platform", "source", "platform_name")
     if platform:
         return f"Figuring out where this data came from - looks like {platform}"
+    if c.get("platform_found") is False:
+        return "This doesn't look like an export I know, so I'll read it as it is"
     return "Figuring out where this data came from..."
 
 

@@ -188,6 +188,7 @@ class Pipeline:
             "platform_detection",
             60,
             platform=platform.name if platform else None,
+            platform_found=platform is not None,
             extra={"platform": platform.name if platform else None},
         )
         document_type = classify(analysis, platform)
