@@ -16,6 +16,7 @@ from messages import LLMConfig, MessageWriter
 from .appkeys import AUTHORITY, FANOUT, SERVICE, SETTINGS, SIO
 from .auth import Authority
 from .cluster import RedisManager
+from .connections import close_all
 from .fanout import FanoutManager
 from .http_api import Handler, cors_middleware, errors_middleware, setup_routes
 from .metrics import setup_metrics
@@ -142,16 +143,8 @@ async def _sweep(store: MemoryStore) -> None:
 
 
 async def _disconnect_clients(app: web.Application) -> None:
-    """Close every connection at the transport, so clients reconnect (to another node).
-
-    Bounded: a client that is already gone (or a polling client that never polls again) would
-    keep its close waiting forever.
-    """
-    sio = app[SIO]
-    closing = [asyncio.create_task(socket.close()) for socket in list(sio.eio.sockets.values())]
-    if closing:
-        _, stuck = await asyncio.wait(closing, timeout=CLOSE_TIMEOUT)
-        for task in stuck:
-            task.cancel()
-        await asyncio.gather(*stuck, return_exceptions=True)
-    await sio.shutdown()
+    """Tell every client the node is going, so they reconnect (to another node)."""
+    stuck = await close_all(app[SIO].eio, CLOSE_TIMEOUT)
+    if stuck:
+        logger.warning("%d connections did not close within %.0f s", stuck, CLOSE_TIMEOUT)
+    await app[SIO].shutdown()

@@ -30,6 +30,7 @@ from typing import Any
 
 import socketio
 
+from .connections import close_all
 from .constants import SOCKETIO_CHANNEL
 from .fanout import FanoutManager
 
@@ -143,11 +144,7 @@ class RedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[m
             "subscribed to Redis again: closing %d connections so their clients catch up",
             len(eio.sockets),
         )
-        try:
-            async with asyncio.timeout(CLOSE_TIMEOUT):
-                await eio.disconnect()
-        except TimeoutError:
-            logger.warning("some connections did not close within %.0f s", CLOSE_TIMEOUT)
+        await close_all(eio, CLOSE_TIMEOUT)
 
     @property
     def listening(self) -> bool:
