@@ -37,14 +37,18 @@ _SOCKET_CODES = {"invalid_request", "forbidden", "rate_limited", "unavailable"}
 class _Session:
     principal: Principal
     rate: float
+    burst: float
     tokens: float
     stamp: float = field(default_factory=time.monotonic)
     jobs: set[str] = field(default_factory=set)
+    #: One event at a time, in arrival order: python-socketio runs each event as its own task,
+    #: and an ``unsubscribe`` must not overtake the ``subscribe`` before it.
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def take(self) -> None:
-        """Token bucket: ``rate`` events a second, bursts of twice that."""
+        """Token bucket: ``rate`` events a second, bursts of ``burst``."""
         now = time.monotonic()
-        self.tokens = min(2 * self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens < 1:
             raise RateLimited("Too many requests on this connection; slow down.")
@@ -61,11 +65,14 @@ def error_ack(exc: TidingsError) -> Ack:
 
 
 class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    def __init__(self, service: JobService, authority: Authority, rate: float) -> None:
+    def __init__(
+        self, service: JobService, authority: Authority, rate: float, burst: int
+    ) -> None:
         super().__init__(NAMESPACE)
         self.service = service
         self.authority = authority
         self.rate = rate
+        self.burst = burst
         self._sessions: dict[str, _Session] = {}
         self._expiries: dict[str, asyncio.Task[None]] = {}
 
@@ -75,7 +82,7 @@ class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             principal = self.authority.principal(auth.get("token"), auth.get("user_id"))
         except Unauthorized:
             raise socketio.exceptions.ConnectionRefusedError("unauthorized") from None
-        self._sessions[sid] = _Session(principal, self.rate, 2 * self.rate)
+        self._sessions[sid] = _Session(principal, self.rate, self.burst, self.burst)
         if principal.user is not None:
             await self.enter_room(sid, user_room(principal.user))
         if principal.expires_at is not None:
@@ -129,7 +136,8 @@ class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         payload = args[1] if len(args) > 1 else None
         try:
             session.take()
-            return await handler(session, sid, payload)
+            async with session.turn:
+                return await handler(session, sid, payload)
         except TidingsError as exc:
             return error_ack(exc)
         except Exception:

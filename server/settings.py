@@ -28,8 +28,10 @@ class Settings(BaseSettings):
     done_ttl: int = Field(86_400, ge=1, description="seconds a finished job is kept")
     idle_ttl: int = Field(7 * 86_400, ge=1, description="seconds an idle unfinished job is kept")
     max_extra_bytes: int = Field(16_384, ge=256)
-    #: Client events a socket may send per second (burst is twice this).
-    socket_rate: float = Field(20.0, gt=0)
+    #: Client events a socket may send per second, and at once: a page that reconnects
+    #: re-subscribes every job it watches in one go.
+    socket_rate: float = Field(50.0, gt=0)
+    socket_burst: int = Field(1000, ge=1)
     #: Seconds within which progress-only updates of one job collapse into the latest.
     coalesce_window: float = Field(0.1, ge=0)
     #: Seconds of silence after which an SSE stream sends a keepalive comment.

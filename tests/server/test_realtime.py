@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from server import JobCancelled, ProgressEmitter, Settings
+from server.appkeys import AUTHORITY, SIO
 from tests.support import Watcher, eventually, http_json, running_app
 
 
@@ -257,19 +258,57 @@ async def test_progress_arguments_are_validated_before_anything_is_written(
     assert (await emitter.service.read("v")).job is None
 
 
-async def test_a_flood_is_rate_limited_without_harming_other_sockets(
-    node: tuple[str, web.Application],
+async def test_a_flood_is_rate_limited_without_harming_other_sockets() -> None:
+    async with running_app(Settings(socket_rate=5, socket_burst=20)) as (url, _):
+        noisy = await Watcher(url).connect()
+        calm = await Watcher(url).connect()
+        acks = await asyncio.gather(*(noisy.call("list_jobs", {}) for _ in range(100)))
+        codes = {ack["error"]["code"] for ack in acks if not ack["ok"]}
+        assert codes == {"rate_limited"}
+        assert 20 <= sum(ack["ok"] for ack in acks) < 100
+        assert (await calm.call("list_jobs", {}))["ok"] is True
+        await noisy.close()
+        await calm.close()
+
+
+async def test_the_default_allowance_lets_a_page_resubscribe_a_thousand_jobs(
+    node: tuple[str, web.Application], watcher: Watcher
 ) -> None:
-    url, _ = node
-    noisy = await Watcher(url).connect()
-    calm = await Watcher(url).connect()
-    acks = await asyncio.gather(*(noisy.call("list_jobs", {}) for _ in range(100)))
-    codes = {ack["error"]["code"] for ack in acks if not ack["ok"]}
-    assert codes == {"rate_limited"}
-    assert sum(ack["ok"] for ack in acks) >= 20
-    assert (await calm.call("list_jobs", {}))["ok"] is True
-    await noisy.close()
-    await calm.close()
+    acks = await asyncio.gather(
+        *(watcher.call("subscribe", {"job_id": f"file-{index}"}) for index in range(1000))
+    )
+    assert all(ack["ok"] for ack in acks)
+
+
+async def test_a_sockets_events_are_handled_in_the_order_sent(
+    node: tuple[str, web.Application], redis_url: str
+) -> None:
+    """subscribe then unsubscribe, sent without waiting: the socket ends outside every room.
+
+    With a token the subscribe first reads the job's owner from the store, so a handler that
+    ran events concurrently would let the unsubscribe leave the room before the subscribe
+    joined it, and the socket would stay in the job's room, counted as watching it.
+    """
+    secret = "ordering-secret-0123456789-0123456789"
+    async with running_app(Settings(secret=secret, redis_url=redis_url, coalesce_window=0)) as (
+        url,
+        app,
+    ):
+        emitter = ProgressEmitter.for_app(app)
+        jobs = [f"order-{index}" for index in range(30)]  # alice's, so subscribe reads first
+        for job_id in jobs:
+            await emitter.send_progress(job_id, "extracting", 1, owner="alice")
+        token = app[AUTHORITY].mint("alice", ttl=60)
+        alice = await Watcher(url, {"token": token}).connect()
+        acks: list[object] = []
+        for job_id in jobs:
+            await alice.client.emit("subscribe", {"job_id": job_id}, callback=acks.append)
+            await alice.client.emit("unsubscribe", {"job_id": job_id}, callback=acks.append)
+        await eventually(lambda: len(acks) == 2 * len(jobs), what="every ack")
+        rooms = app[SIO].manager.get_rooms(alice.client.get_sid("/"), "/")
+        assert [room for room in rooms if room.startswith("job:")] == []
+        assert app[SIO].namespace_handlers["/"].subscriptions == 0
+        await alice.close()
 
 
 @pytest.mark.parametrize("compression", [False, True])
