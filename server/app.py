@@ -111,9 +111,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     writer = MessageWriter(llm=llm, redis=redis)
     service = JobService(store, app[SIO], writer)
     app[SERVICE] = service
-    namespace = JobNamespace(
-        service, app[AUTHORITY], settings.socket_rate, settings.socket_burst
-    )
+    namespace = JobNamespace(service, app[AUTHORITY], settings.socket_rate, settings.socket_burst)
     app[SIO].register_namespace(namespace)
     if isinstance(app[SIO].manager, RedisManager):
         await app[SIO].manager.start()  # SSE streams and /readyz need the channel too

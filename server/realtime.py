@@ -65,9 +65,7 @@ def error_ack(exc: TidingsError) -> Ack:
 
 
 class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    def __init__(
-        self, service: JobService, authority: Authority, rate: float, burst: int
-    ) -> None:
+    def __init__(self, service: JobService, authority: Authority, rate: float, burst: int) -> None:
         super().__init__(NAMESPACE)
         self.service = service
         self.authority = authority
