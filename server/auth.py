@@ -14,6 +14,10 @@ from .errors import Unauthorized
 from .models import JobId, UserId
 
 _user_id: TypeAdapter[str] = TypeAdapter(UserId)
+
+#: A token minted for the jobs a request created: those jobs, nothing of their owner's else.
+JOB_SCOPE = "job"
+JOB_TOKEN_TTL = 86_400
 _job_ids: TypeAdapter[list[str]] = TypeAdapter(list[JobId])
 
 
@@ -52,6 +56,24 @@ class Authority:
             claims["jobs"] = job_list
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
+    def mint_job_token(
+        self, owner: str | None, jobs: Iterable[str], caller: Principal | None = None
+    ) -> str:
+        """A token for these jobs only: it names no user, so it opens neither the owner's other
+        jobs nor the user room, and it lives no longer than the token of whoever asked for it."""
+        if self._secret is None:
+            raise Unauthorized("No secret is configured, so no token can be minted.")
+        expires = time.time() + JOB_TOKEN_TTL
+        if caller is not None and caller.expires_at is not None:
+            expires = min(expires, caller.expires_at)
+        claims = {
+            "sub": owner or "anonymous",
+            "exp": int(expires),
+            "jobs": list(jobs),
+            "scope": JOB_SCOPE,
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
     def principal(self, token: object = None, user_id: object = None) -> Principal:
         """The caller behind a token (required with a secret) or, in open mode, a user id."""
         if self._secret is None:
@@ -62,8 +84,9 @@ class Authority:
             claims = jwt.decode(
                 token, self._secret, algorithms=["HS256"], options={"require": ["sub", "exp"]}
             )
+            user = _user_id.validate_python(claims["sub"])
             return Principal(
-                user=_user_id.validate_python(claims["sub"]),
+                user=None if claims.get("scope") == JOB_SCOPE else user,
                 jobs=frozenset(_job_ids.validate_python(claims.get("jobs", []))),
                 expires_at=float(claims["exp"]),
             )

@@ -73,6 +73,11 @@ class Coalescer:
                 state.sent_at = time.monotonic()
             return held
 
+    def forget(self, job_id: str) -> None:
+        """The job has ended: nothing of it is held or sent any more."""
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
     def release_all(self) -> dict[str, Call]:
         with self._lock:
             held = {job_id: s.held for job_id, s in self._jobs.items() if s.held is not None}

@@ -161,18 +161,44 @@ class ProgressEmitter:
         if held is not None:
             try:
                 await self._send(job_id, held)
+            except JobTerminal as exc:
+                logger.info("a held update of %s was dropped: %s", job_id, exc.message)
             except Exception:
                 logger.exception("a held update of %s could not be sent", job_id)
 
     async def _send(self, job_id: str, call: Call) -> Event | None:
         request = parse(ProgressRequest, call)
+        unsure = False  # an earlier try failed: the store may hold this update already
+
+        async def attempt() -> Event | None:
+            nonlocal unsure
+            try:
+                event = await self.service.report(job_id, request)
+            except StoreUnavailable:
+                unsure = True
+                raise
+            except JobTerminal:
+                if unsure and request.status in TERMINAL_STATUSES:
+                    # Most likely our own ending, stored before its reply was lost.
+                    return await self.service.republish_latest(job_id)
+                raise
+            if event is None and unsure:
+                # Stored by the failed try (a retry changes nothing), so maybe never delivered.
+                return await self.service.republish_latest(job_id)
+            return event
+
         lock = self._locks.setdefault(job_id, asyncio.Lock())
+        ended = request.status in TERMINAL_STATUSES
         try:
             async with lock:  # one job's sends in the order they were decided
-                return await self._retrying(lambda: self.service.report(job_id, request))
+                return await self._retrying(attempt)
+        except JobTerminal:
+            ended = True
+            raise
         finally:
-            if request.status in TERMINAL_STATUSES and not lock.locked():
+            if ended and not lock.locked():
                 self._locks.pop(job_id, None)
+                self._coalescer.forget(job_id)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         try:

@@ -101,27 +101,33 @@ def _allow(exc: web.HTTPException) -> dict[str, str]:
     return {"Allow": allow} if allow else {}
 
 
-def bearer(request: web.Request) -> str | None:
-    """The token of ``Authorization: Bearer`` or, for EventSource, of ``?token=``."""
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return header[7:].strip() or None
-    return request.query.get("token") or None
+def bearer(request: web.Request, *, query: bool = False) -> str | None:
+    """The token of ``Authorization: Bearer``; with ``query``, for EventSource, of ``?token=``.
+
+    Only the streams take ``?token=``: elsewhere a token (or the API key) would end up in URLs
+    and access logs.
+    """
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return (request.query.get("token") or None) if query else None
 
 
-def principal_of(request: web.Request) -> Principal:
-    return request.app[AUTHORITY].principal(bearer(request), request.query.get("user_id"))
+def principal_of(request: web.Request, *, query: bool = False) -> Principal:
+    return request.app[AUTHORITY].principal(
+        bearer(request, query=query), request.query.get("user_id")
+    )
 
 
 def job_id_of(request: web.Request) -> str:
     return parse(JobRequest, {"job_id": request.match_info["job_id"]}).job_id
 
 
-async def readable_job(request: web.Request) -> tuple[JobService, str]:
+async def readable_job(request: web.Request, *, query: bool = False) -> tuple[JobService, str]:
     """The service and the job id, once the caller may see the job (404 alike when not)."""
     service = request.app[SERVICE]
     job_id = job_id_of(request)
-    caller = principal_of(request)
+    caller = principal_of(request, query=query)
     if not (caller.open or job_id in caller.jobs):
         job = (await service.read(job_id)).job
         if job is None or not caller.may_watch(job_id, job["owner"]):
@@ -138,12 +144,16 @@ def resume_point(job_id: str, epoch: str | None, since: str | None) -> Subscribe
     return parse(SubscribeRequest, {"job_id": job_id, "epoch": epoch, "since": since_number})
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity would break every reader
+
+
 async def json_body(request: web.Request) -> Any:
     if not request.can_read_body:
         return {}
     try:
         body = await request.read()
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_no_constant)
         if _SURROGATE_ESCAPE.search(body):
             # json accepts a lone "\ud800", which no UTF-8 writer (Redis, SSE) can store.
             json.dumps(value, ensure_ascii=False).encode()
@@ -160,17 +170,21 @@ async def create_job(request: web.Request) -> web.Response:
     authority = request.app[AUTHORITY]
     body = parse(CreateJobRequest, await json_body(request))
     token = bearer(request)
+    caller: Principal | None = None
     if authority.open or authority.is_api_key(token):
         owner = body.owner
     else:
         caller = authority.principal(token)
         if body.owner not in (None, caller.user):
             raise Forbidden("A user may create jobs only for themself.")
+        if body.job_id is not None:
+            # A chosen id could take over a job a worker is about to report, or probe for one.
+            raise Forbidden("Only workers, with the API key, choose job ids; leave job_id out.")
         owner = caller.user
     job = await request.app[SERVICE].create(body, owner)
     reply: dict[str, Any] = {"job": job}
     if not authority.open:
-        reply["token"] = authority.mint(owner or "anonymous", [job["job_id"]], ttl=86_400)
+        reply["token"] = authority.mint_job_token(owner, [job["job_id"]], caller)
     return web.json_response(reply, status=201)
 
 

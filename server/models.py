@@ -88,6 +88,14 @@ class ProgressRequest(WireModel):
     message: Message | None = None
     owner: UserId | None = None
 
+    @model_validator(mode="after")
+    def _fields_go_with_their_status(self) -> ProgressRequest:
+        if self.error is not None and self.status not in (None, "error", "cancelled"):
+            raise ValueError("error goes with status error or cancelled")
+        if self.result is not None and self.status != "done":
+            raise ValueError("result goes with status done")
+        return self
+
 
 class ErrorDict(TypedDict):
     code: str

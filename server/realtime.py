@@ -158,12 +158,16 @@ class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         # Join first, then read: an event published in between is both delivered and in the read.
         await self.enter_room(sid, job_room(request.job_id))
         session.jobs.add(request.job_id)
-        catchup = await self.service.read(request.job_id, request.epoch, request.since)
-        job = catchup.job
-        if job is not None and not session.principal.may_watch(request.job_id, job["owner"]):
+        try:
+            catchup = await self.service.read(request.job_id, request.epoch, request.since)
+            job = catchup.job
+            if job is not None and not session.principal.may_watch(request.job_id, job["owner"]):
+                raise Forbidden("You may not watch this job.")
+        except TidingsError:
+            # Not subscribed after all: leave the room the read could not justify.
             await self.leave_room(sid, job_room(request.job_id))
             session.jobs.discard(request.job_id)
-            raise Forbidden("You may not watch this job.")
+            raise
         return {"ok": True, "job": job, "events": catchup.events, "recovered": catchup.recovered}
 
     async def _unsubscribe(self, session: _Session, sid: str, payload: object) -> Ack:

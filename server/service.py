@@ -37,6 +37,13 @@ class Publisher(Protocol):
     async def emit(self, event: str, data: Any, *, room: list[str], namespace: str) -> None: ...
 
 
+#: The error an ending carries when the worker gave none (events of these always carry one).
+DEFAULT_ERRORS: dict[str, ErrorDict] = {
+    "error": {"code": "failed", "message": "The job failed."},
+    "cancelled": {"code": "cancelled", "message": "Cancelled."},
+}
+
+
 def event_name(event: Event) -> str:
     status = event["status"]
     if status == "done":
@@ -73,14 +80,13 @@ class JobService:
             raise PayloadTooLarge(
                 f"extra is larger than {self.store.limits.max_extra_bytes} bytes."
             )
-        status = request.status
         error = request.error
-        if error is not None and status is None:
-            status = "error"
-        if status == "error" and error is None:
-            error_dict: ErrorDict | None = {"code": "failed", "message": "The job failed."}
-        else:
-            error_dict = {"code": error.code, "message": error.message} if error else None
+        status = "error" if error is not None and request.status is None else request.status
+        error_dict: ErrorDict | None = None
+        if error is not None:
+            error_dict = {"code": error.code, "message": error.message}
+        elif status in DEFAULT_ERRORS:
+            error_dict = DEFAULT_ERRORS[status]
         context: dict[str, object] = dict(request.context or {})
         if error_dict is not None:
             context.setdefault("reason", error_dict["message"])
@@ -184,13 +190,27 @@ class JobService:
         applied = await self.store.apply(update, epoch=new_epoch(), now_iso=iso, now_ms=ms)
         if applied is None:
             return None
-        event = applied.event
+        await self._publish(applied.event, applied.owner)
+        return applied.event
+
+    async def republish_latest(self, job_id: str) -> Event | None:
+        """Deliver the job's newest event again. A worker whose reply was lost cannot tell
+        whether its update was stored; when it was, this delivers it (clients drop a repeat)."""
+        job = (await self.store.read(job_id)).job
+        if job is None or job["seq"] == 0:
+            return None
+        events = (await self.store.read(job_id, job["epoch"], job["seq"] - 1)).events
+        if not events:
+            return None
+        await self._publish(events[-1], job["owner"])
+        return events[-1]
+
+    async def _publish(self, event: Event, owner: str | None) -> None:
         rooms = [job_room(event["job_id"])]
-        if applied.owner:
-            rooms.append(user_room(applied.owner))
+        if owner:
+            rooms.append(user_room(owner))
         try:
             await self.publisher.emit(event_name(event), event, room=rooms, namespace=NAMESPACE)
         except Exception:
             # The event is in the history: subscribers fill the hole from there.
             logger.exception("Could not deliver %s seq %s", event["job_id"], event["seq"])
-        return event

@@ -208,9 +208,9 @@ def last_event_id(request: web.Request, job_id: str) -> tuple[str | None, int | 
 
 
 async def job_stream(request: web.Request) -> web.StreamResponse:
-    service, job_id = await readable_job(request)
+    service, job_id = await readable_job(request, query=True)
     epoch, since = last_event_id(request, job_id)
-    stream = EventStream(request, service, expires_at=principal_of(request).expires_at)
+    stream = EventStream(request, service, expires_at=principal_of(request, query=True).expires_at)
     with request.app[FANOUT].listen([job_room(job_id)]) as listener:
         catchup = await service.read(job_id, epoch, since)  # after joining: nothing falls between
         job = catchup.job
@@ -228,7 +228,7 @@ async def job_stream(request: web.Request) -> web.StreamResponse:
 
 
 async def user_stream(request: web.Request) -> web.StreamResponse:
-    caller = principal_of(request)
+    caller = principal_of(request, query=True)
     user = caller.user
     if user is None:
         raise InvalidRequest("Name the user: ?user_id= on an open server, a token otherwise.")

@@ -43,8 +43,6 @@ MAX_FILENAME: Final = 255
 #: Largest value of a form field that is not a file.
 MAX_FIELD_BYTES: Final = 1024
 READ_CHUNK: Final = 256 * 1024
-#: Lifetime of the per-job tokens handed back in secret mode.
-JOB_TOKEN_TTL: Final = 86_400
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"", "0", "false", "no", "off"})
 
@@ -221,9 +219,7 @@ async def upload(request: web.Request) -> web.Response:
             )
             entry: dict[str, Any] = {"job_id": job["job_id"], "filename": file.filename}
             if not authority.open:
-                entry["token"] = authority.mint(
-                    caller.user or "anonymous", [job["job_id"]], ttl=JOB_TOKEN_TTL
-                )
+                entry["token"] = authority.mint_job_token(caller.user, [job["job_id"]], caller)
             jobs.append(entry)
     finally:
         for file in received.files[len(jobs) :]:  # not handed to a pipeline: removed here

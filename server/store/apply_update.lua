@@ -16,7 +16,7 @@
 -- ARGV[17] largest merged extra in bytes                      ARGV[18] longest timeline
 --
 -- Returns {'event', <Event JSON>, created 0|1, owner} | {'none'} | {'terminal', status}
---       | {'missing'} | {'exists'} | {'too_large', bytes} | {'invalid', reason}
+--       | {'missing'} | {'exists'} | {'owner'} | {'too_large', bytes} | {'invalid', reason}
 
 local job_id, mode, now_iso, now_ms = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local history, ttl_active, ttl_done = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
@@ -46,6 +46,8 @@ if created then
 else
   if mode == 'create' then return {'exists'} end
   if TERMINAL[job.status] then return {'terminal', job.status} end
+  -- The owner is fixed when the job is made: an update may not hand it to someone else.
+  if ARGV[6] ~= '' and ARGV[6] ~= job.owner then return {'owner'} end
 end
 
 -- Status: queued -> processing -> terminal, never backwards.
@@ -66,9 +68,13 @@ if given_progress and (progress == nil or given_progress > progress) then progre
 if status == 'done' then progress = 100 end
 
 -- Extra, merged key by key; the size of the merged object is checked before anything is written.
+-- A job made afresh (its hash expired or was evicted) ignores whatever else of an earlier
+-- life is left: extra, timeline and history are deleted below before the first write.
 local extra = {}
-local extra_flat = redis.call('HGETALL', KEYS[2])
-for i = 1, #extra_flat, 2 do extra[extra_flat[i]] = extra_flat[i + 1] end
+if not created then
+  local extra_flat = redis.call('HGETALL', KEYS[2])
+  for i = 1, #extra_flat, 2 do extra[extra_flat[i]] = extra_flat[i + 1] end
+end
 local extra_changed = false
 for key, value in pairs(patch.set or {}) do
   if extra[key] ~= value then extra[key] = value; extra_changed = true end
@@ -90,6 +96,7 @@ local changed = created or extra_changed or status ~= job.status or step ~= job.
   or message ~= job.message or tostring(progress or '') ~= job.progress
   or result ~= job.result or err ~= job.error
 if not changed then return {'none'} end
+if created then redis.call('DEL', KEYS[2], KEYS[3], KEYS[4]) end
 
 -- ETA: a moving average of the progress rate, recomputed when progress moves.
 if tostring(progress or '') ~= job.progress and progress ~= nil and status == 'processing' then
@@ -143,7 +150,7 @@ local head = cjson.encode({job_id = job_id, epoch = job.epoch, seq = seq, status
 local event = string.sub(head, 1, -2) .. ',"extra":' .. extra_text
   .. ',"result":' .. (status == 'done' and result ~= '' and result or 'null')
   .. ',"error":' .. (err ~= '' and err or 'null') .. '}'
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', history, seq .. '-0', 'e', event)
+redis.call('XADD', KEYS[4], 'MAXLEN', history, seq .. '-0', 'e', event)
 
 local ttl = TERMINAL[status] and ttl_done or ttl_active
 for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end

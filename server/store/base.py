@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from ..errors import InvalidRequest
 from ..models import ErrorDict, Event, JobStatus, Snapshot
 from ..settings import Settings
 
@@ -110,5 +111,12 @@ class JobStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+OWNER_FIXED = "Job {job_id} belongs to another owner; an update cannot change who owns it."
+
+
 def dump(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON text; NaN and Infinity are refused, since no JSON reader could read them."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise InvalidRequest("Numbers must be finite: NaN and Infinity are not JSON.") from exc

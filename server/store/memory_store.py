@@ -14,7 +14,7 @@ from typing import Any
 from ..constants import TERMINAL_STATUSES
 from ..errors import Conflict, NotFound, PayloadTooLarge, terminal
 from ..models import ErrorDict, Event, JobStatus, Snapshot, StepEntry
-from .base import Applied, Catchup, Limits, Update
+from .base import OWNER_FIXED, Applied, Catchup, Limits, Update
 
 
 @dataclass(slots=True)
@@ -77,6 +77,8 @@ class MemoryStore:
                 raise Conflict(f"A job with the id {update.job_id} already exists.")
             if current.status in TERMINAL_STATUSES:
                 raise terminal(update.job_id, current.status)
+            if update.owner is not None and update.owner != current.owner:
+                raise Conflict(OWNER_FIXED.format(job_id=update.job_id))
             job = current
 
         status: JobStatus = job.status
@@ -96,7 +98,11 @@ class MemoryStore:
         extra.update(update.extra_set)
         for key in update.extra_del:
             extra.pop(key, None)
-        extra_text = "{" + ",".join(f"{json.dumps(k)}:{extra[k]}" for k in sorted(extra)) + "}"
+        extra_text = (
+            "{"
+            + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{extra[k]}" for k in sorted(extra))
+            + "}"
+        )
         if len(extra_text.encode()) > limits.max_extra_bytes:
             raise PayloadTooLarge(
                 f"extra would grow to {len(extra_text.encode())} bytes; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -14,7 +15,9 @@ from redis.exceptions import RedisError
 from .. import constants
 from ..errors import Conflict, NotFound, PayloadTooLarge, StoreUnavailable, terminal
 from ..models import Event, Snapshot, StepEntry
-from .base import Applied, Catchup, Limits, Update, dump
+from .base import OWNER_FIXED, Applied, Catchup, Limits, Update, dump
+
+logger = logging.getLogger(__name__)
 
 _SCRIPT = resources.files(__package__).joinpath("apply_update.lua").read_text()
 
@@ -86,6 +89,8 @@ class RedisStore:
             raise NotFound(f"There is no job {update.job_id}.")
         if kind == "exists":
             raise Conflict(f"A job with the id {update.job_id} already exists.")
+        if kind == "owner":
+            raise Conflict(OWNER_FIXED.format(job_id=update.job_id))
         if kind == "too_large":
             raise PayloadTooLarge(
                 f"extra would grow to {reply[1]} bytes; the limit is {limits.max_extra_bytes}."
@@ -93,11 +98,17 @@ class RedisStore:
         raise AssertionError(f"apply_update.lua refused its input: {reply!r}")
 
     async def _index(self, owner: str, job_id: str, created_ms: int) -> None:
+        """List a new job under its owner, newest kept; the update itself is already stored,
+        so a failure here costs only the listing, never the event's delivery."""
         key = constants.user_jobs_key(owner)
-        async with _store_errors(), self.client.pipeline(transaction=False) as pipe:
-            pipe.zadd(key, {job_id: created_ms})
-            pipe.expire(key, self.limits.active_ttl)
-            await pipe.execute()
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.zadd(key, {job_id: created_ms})
+                pipe.zremrangebyrank(key, 0, -(constants.MAX_LISTED_JOBS + 1))
+                pipe.expire(key, self.limits.active_ttl)
+                await pipe.execute()
+        except RedisError:
+            logger.warning("could not list job %s under its owner", job_id, exc_info=True)
 
     async def read(
         self, job_id: str, epoch: str | None = None, since: int | None = None
@@ -116,6 +127,8 @@ class RedisStore:
         if epoch != job["epoch"] or since > job["seq"]:
             return Catchup(job, [], False)
         events = [cast(Event, json.loads(fields["e"])) for _, fields in replies[3]]
+        if any(event["epoch"] != epoch for event in events):
+            return Catchup(job, [], False)
         expected = list(range(since + 1, job["seq"] + 1))
         if [event["seq"] for event in events] != expected:
             return Catchup(job, [], False)

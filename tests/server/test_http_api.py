@@ -238,10 +238,20 @@ async def test_another_users_job_answers_exactly_like_a_missing_one(secure: Node
 async def test_creating_jobs_in_secret_mode(secure: Node) -> None:
     url, app = secure
     user = app[AUTHORITY].mint("u1", ttl=60)
-    status, answer, _ = await call("POST", f"{url}/api/jobs", {"job_id": "mine"}, token=user)
+    status, answer, _ = await call("POST", f"{url}/api/jobs", {"filename": "a.csv"}, token=user)
     assert status == 201 and answer["job"]["owner"] == "u1"
-    scoped = answer["token"]
-    assert (await call("GET", f"{url}/api/jobs/mine", token=scoped))[0] == 200
+    mine, scoped = answer["job"]["job_id"], answer["token"]
+    assert (await call("GET", f"{url}/api/jobs/{mine}", token=scoped))[0] == 200
+    # The job's token opens that job only: not the owner's list, and it dies with the asker's.
+    await ProgressEmitter.for_app(app).send_progress("u1-other", "extracting", owner="u1")
+    status, answer, _ = await call("GET", f"{url}/api/jobs", token=scoped)
+    assert (status, answer["jobs"]) == (200, [])
+    assert (await call("GET", f"{url}/api/jobs/u1-other", token=scoped))[0] == 404
+    claims = jwt.decode(scoped, SECRET, algorithms=["HS256"])
+    assert claims["exp"] <= jwt.decode(user, SECRET, algorithms=["HS256"])["exp"]
+    # A user may not choose the id: it could take over a job a worker is about to report.
+    status, answer, _ = await call("POST", f"{url}/api/jobs", {"job_id": "mine"}, token=user)
+    assert (status, error_of(answer)) == (403, "forbidden")
     status, answer, _ = await call(
         "POST", f"{url}/api/jobs", {"job_id": "x", "owner": "u2"}, token=user
     )

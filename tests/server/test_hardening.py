@@ -1,0 +1,215 @@
+"""Faults found in review, each pinned by a test: bad numbers, owners, lost replies, leftovers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from messages import MessageWriter
+from server import Conflict, InvalidRequest, JobCancelled, ProgressEmitter, Settings, constants
+from server.errors import StoreUnavailable
+from server.service import JobService
+from server.store import MemoryStore, RedisStore, Update, connect
+from server.store.base import Applied
+from tests.support import Watcher, eventually, http_json, running_app
+
+API_KEY = "hardening-key"
+
+
+@pytest.fixture
+async def node(store_url: str | None) -> AsyncIterator[tuple[str, web.Application]]:
+    settings = Settings(redis_url=store_url, api_key=API_KEY, coalesce_window=0)
+    async with running_app(settings) as running:
+        yield running
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"step": "s", "extra": {"x": NaN}}',
+        '{"step": "s", "extra": {"x": [Infinity]}}',
+        '{"step": "complete", "status": "done", "result": {"rows": -Infinity}}',
+    ],
+)
+async def test_nan_and_infinity_are_refused_over_http(
+    node: tuple[str, web.Application], body: str
+) -> None:
+    import aiohttp
+
+    url, app = node
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{url}/api/jobs/n1/progress",
+            data=body,
+            headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+        ) as response,
+    ):
+        assert response.status == 400
+        assert (await response.json())["error"]["code"] == "invalid_request"
+    assert (await ProgressEmitter.for_app(app).service.read("n1")).job is None
+
+
+async def test_nan_from_a_python_worker_is_refused(node: tuple[str, web.Application]) -> None:
+    emitter = ProgressEmitter.for_app(node[1])
+    with pytest.raises(InvalidRequest, match="finite"):
+        await emitter.send_progress("n2", "s", extra={"x": float("nan")})
+    with pytest.raises(InvalidRequest, match="finite"):
+        await emitter.complete("n3", result={"x": float("inf")})
+
+
+async def test_an_update_cannot_hand_a_job_to_another_owner(
+    node: tuple[str, web.Application],
+) -> None:
+    url, app = node
+    emitter = ProgressEmitter.for_app(app)
+    await emitter.send_progress("owned", "extracting", 10, owner="mallory")
+    with pytest.raises(Conflict, match="belongs to another owner"):
+        await emitter.send_progress(
+            "owned", "extracting", 20, owner="alice", extra={"filename": "alice-salaries.csv"}
+        )
+    status, answer = await http_json(
+        "POST", f"{url}/api/jobs/owned/progress", {"step": "extracting", "owner": "alice"}, API_KEY
+    )
+    assert (status, answer["error"]["code"]) == (409, "conflict")
+    assert await emitter.send_progress("owned", "extracting", 30, owner="mallory") is not None
+    job = await emitter.service.snapshot("owned")
+    assert (job["owner"], job["extra"], job["progress"]) == ("mallory", {}, 30)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"step": "s", "status": "processing", "error": {"message": "x"}}, "error goes with"),
+        ({"step": "s", "result": {"rows": 1}}, "result goes with status done"),
+    ],
+)
+async def test_error_and_result_go_only_with_their_status(
+    node: tuple[str, web.Application], body: dict[str, object], expected: str
+) -> None:
+    url, _ = node
+    status, answer = await http_json("POST", f"{url}/api/jobs/st/progress", body, API_KEY)
+    assert status == 400 and expected in answer["error"]["message"]
+
+
+async def test_a_cancelled_ending_always_carries_an_error(
+    node: tuple[str, web.Application],
+) -> None:
+    url, _ = node
+    status, answer = await http_json(
+        "POST", f"{url}/api/jobs/c1/progress", {"step": "s", "status": "cancelled"}, API_KEY
+    )
+    assert status == 202 and answer["event"]["error"] == {
+        "code": "cancelled",
+        "message": "Cancelled.",
+    }
+
+
+async def test_tokens_go_in_a_query_only_for_the_streams(redis_url: str) -> None:
+    secret = "query-token-secret-0123456789-0123456789"
+    async with running_app(Settings(secret=secret, redis_url=redis_url)) as (url, app):
+        from server.appkeys import AUTHORITY
+
+        await ProgressEmitter.for_app(app).send_progress("q1", "extracting", owner="alice")
+        token = app[AUTHORITY].mint("alice", ttl=60)
+        status, _ = await http_json("GET", f"{url}/api/jobs/q1?token={token}")
+        assert status == 401  # a query token is not read here: no token was given
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            for scheme in ("Bearer", "bearer", "BEARER"):
+                async with session.get(
+                    f"{url}/api/jobs/q1", headers={"Authorization": f"{scheme} {token}"}
+                ) as reply:
+                    assert reply.status == 200
+
+
+async def test_a_job_made_afresh_after_its_hash_was_evicted_keeps_nothing_old(
+    redis_url: str,
+) -> None:
+    store = RedisStore(connect(redis_url))
+    service = JobService(store, _Nowhere(), MessageWriter())
+    emitter = ProgressEmitter(service, coalesce_window=0)
+    for progress in range(1, 6):
+        await emitter.send_progress(
+            "evicted", f"step_{progress}", progress, extra={f"k{progress}": progress}
+        )
+    old = await service.snapshot("evicted")
+    client = aioredis.Redis.from_url(redis_url)
+    await client.delete(constants.job_key("evicted"))  # as an eviction policy might
+    await client.aclose()
+    event = await emitter.send_progress("evicted", "again", 1, extra={"fresh": True})
+    assert event is not None and event["seq"] == 1 and event["epoch"] != old["epoch"]
+    job = await service.snapshot("evicted")
+    assert (job["extra"], [s["step"] for s in job["steps"]]) == ({"fresh": True}, ["again"])
+    catchup = await service.read("evicted", job["epoch"], 0)
+    assert [(e["epoch"], e["seq"]) for e in catchup.events] == [(job["epoch"], 1)]
+    assert not (await service.read("evicted", old["epoch"], 2)).recovered
+    await store.aclose()
+
+
+async def test_a_stored_update_whose_reply_was_lost_is_still_delivered(
+    node: tuple[str, web.Application],
+) -> None:
+    url, app = node
+    real = ProgressEmitter.for_app(app).service
+
+    class LosesFirstReply(MemoryStore):
+        lost = False
+
+        async def apply(self, update: Update, **kwargs: object) -> Applied | None:
+            applied = await super().apply(update, **kwargs)  # type: ignore[arg-type]
+            if not self.lost:
+                self.lost = True
+                raise StoreUnavailable("the reply was lost")
+            return applied
+
+    service = JobService(LosesFirstReply(), real.publisher, real.messages)
+    emitter = ProgressEmitter(service, coalesce_window=0)
+    watcher = await Watcher(url).connect()
+    await watcher.subscribe("lossy")
+    event = await emitter.send_progress("lossy", "extracting", 10)
+    assert event is not None and event["seq"] == 1
+    await eventually(lambda: watcher.seqs("lossy") == [1], what="the stored event")
+    await watcher.close()
+
+
+async def test_the_emitter_forgets_a_job_once_it_ended(node: tuple[str, web.Application]) -> None:
+    emitter = ProgressEmitter.for_app(node[1])
+    await emitter.send_progress("gone", "extracting", 10)
+    await emitter.service.cancel("gone")
+    with pytest.raises(JobCancelled):
+        await emitter.send_progress("gone", "storing", 20)
+    assert "gone" not in emitter._locks
+    assert emitter._coalescer.release("gone") is None
+
+
+async def test_an_owners_job_list_in_redis_is_bounded(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(constants, "MAX_LISTED_JOBS", 3)
+    store = RedisStore(connect(redis_url))
+    for index in range(6):
+        await store.apply(
+            Update(f"many-{index}", step="s", message="m", owner="busy"),
+            epoch="e",
+            now_iso="2026-01-01T00:00:00.000Z",
+            now_ms=index,
+        )
+    assert [job["job_id"] for job in await store.list_jobs("busy")] == [
+        "many-5",
+        "many-4",
+        "many-3",
+    ]
+    client = aioredis.Redis.from_url(redis_url)
+    assert await client.zcard(constants.user_jobs_key("busy")) == 3
+    await client.aclose()
+    await store.aclose()
+
+
+class _Nowhere:
+    async def emit(self, *args: object, **kwargs: object) -> None:
+        return None
