@@ -7,6 +7,10 @@
  * gap, another epoch) is held while the job is subscribed again with `epoch` and `since = seq`,
  * and the answer (the missed events, or a snapshot that replaces the state) is applied first.
  * Every (re)connect subscribes every watched job again the same way.
+ *
+ * The server limits each socket's requests, so `subscribe` requests wait in one queue with at most
+ * MAX_SUBSCRIBES_IN_FLIGHT on the wire; an answer `rate_limited` or `unavailable` pauses the queue
+ * and asks again later, quietly: the job is still being watched, nothing has failed yet.
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
 
@@ -21,6 +25,7 @@ import {
   type EventBatch,
   type ServerToClientEvents,
   type Snapshot,
+  type SubscribeResult,
 } from "./protocol.js";
 import { createJobStore, type ConnectionStatus, type JobStore } from "./store.js";
 
@@ -126,7 +131,7 @@ interface Watch {
   epoch: string | null;
   seq: number;
   terminal: boolean;
-  /** A `subscribe` is on its way: events are held until its answer is applied. */
+  /** A `subscribe` is queued or on its way: events are held until its answer is applied. */
   inflight: boolean;
   /** Bumped to make answers to older requests ignored. */
   generation: number;
@@ -134,6 +139,7 @@ interface Watch {
   /** Resubscriptions in a row that moved nothing: past a few, they are spaced out. */
   stalls: number;
   retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Retries since the position last moved (or the watch was last settled): the backoff's exponent. */
   retryAttempt: number;
 }
 
@@ -147,6 +153,14 @@ const DEFAULTS = {
 /** Events held for one job while its gap is being filled; older ones are fetched again anyway. */
 const MAX_HELD = 1_000;
 const MAX_STALLS = 3;
+/**
+ * `subscribe` requests on the wire at once. The server takes a socket's requests one at a time
+ * and limits how many it accepts; a reconnect with a thousand watched jobs goes out in a stream
+ * rather than in one burst.
+ */
+export const MAX_SUBSCRIBES_IN_FLIGHT = 16;
+/** Refusals that say "not now" rather than "no": asked again after a pause, never reported. */
+const TRANSIENT_CODES: ReadonlySet<JobClientErrorCode> = new Set(["rate_limited", "unavailable"]);
 
 const SERVER_EVENTS = ["job_update", "job_complete", "job_error"] as const;
 
@@ -178,6 +192,15 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
   let destroyed = false;
   let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   let reconnectAttempt = 0;
+  /** Watches whose `subscribe` waits for a place on the wire, in the order they asked. */
+  const waiting = new Set<Watch>();
+  /** One token per `subscribe` on the wire on this connection. */
+  const sending = new Set<object>();
+  /** While set, the queue sends nothing: the server said it is over this socket's budget or down. */
+  let pauseTimer: ReturnType<typeof setTimeout> | undefined;
+  let pauseAttempt = 0;
+  let discoverTimer: ReturnType<typeof setTimeout> | undefined;
+  let discoverAttempt = 0;
 
   // ---- helpers -----------------------------------------------------------------------------
 
@@ -278,8 +301,12 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
     });
   }
 
-  function refusal(result: AckFailure, jobId?: string): JobClientError {
-    const { code, message } = result.error ?? { code: "invalid_request", message: "Malformed answer." };
+  /** The error of a failed acknowledgement; no ack at all (or a malformed one) reads as unavailable. */
+  function refusal(result: AckFailure | undefined, jobId?: string): JobClientError {
+    const { code, message } = result?.error ?? {
+      code: "unavailable",
+      message: "The server answered without a result; try again.",
+    };
     return new JobClientError(code, message, jobId === undefined ? undefined : { jobId });
   }
 
@@ -352,6 +379,7 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
     watch.seq = event.seq;
     watch.terminal = isTerminal(event.status);
     watch.stalls = 0;
+    watch.retryAttempt = 0;
     store.getState().applyEvent(event, now());
     notify("event", event);
   }
@@ -363,9 +391,15 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
   }
 
   function replace(watch: Watch, snapshot: Snapshot | null): void {
+    const epoch = snapshot?.epoch ?? null;
+    const seq = snapshot?.seq ?? 0;
+    if (!watch.known || watch.epoch !== epoch || watch.seq !== seq) {
+      watch.stalls = 0;
+      watch.retryAttempt = 0;
+    }
     watch.known = true;
-    watch.epoch = snapshot?.epoch ?? null;
-    watch.seq = snapshot?.seq ?? 0;
+    watch.epoch = epoch;
+    watch.seq = seq;
     watch.terminal = snapshot !== null && isTerminal(snapshot.status);
     store.getState().replaceSnapshot(watch.jobId, snapshot, now());
     notify("snapshot", watch.jobId, snapshot);
@@ -377,59 +411,100 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
     for (const event of held) offer(watch, event);
   }
 
-  /** `subscribe` again: with `epoch` and `since` when the position is known, plainly otherwise. */
+  /**
+   * `subscribe` again: with `epoch` and `since` when the position is known, plainly otherwise. The
+   * request joins the queue; events are held from now until its answer is applied.
+   */
   function resubscribe(watch: Watch): void {
     clearRetry(watch);
     if (socket === null || !socket.connected) {
       // The connect handler subscribes every watched job.
       watch.inflight = false;
+      waiting.delete(watch);
       if (!closedByUser) connect();
       return;
     }
     watch.inflight = true;
+    waiting.add(watch);
+    pump();
+  }
+
+  /** Sends queued `subscribe` requests while there is room on the wire and no pause. */
+  function pump(): void {
+    while (pauseTimer === undefined && sending.size < MAX_SUBSCRIBES_IN_FLIGHT && socket?.connected) {
+      const next = waiting.values().next();
+      if (next.done === true) return;
+      const watch = next.value;
+      waiting.delete(watch);
+      if (destroyed || watches.get(watch.jobId) !== watch || !watch.inflight) continue;
+      send(watch);
+    }
+  }
+
+  function send(watch: Watch): void {
+    const slot = {};
+    sending.add(slot);
     const generation = ++watch.generation;
-    const from = { epoch: watch.epoch, seq: watch.seq };
     const payload =
       watch.known && watch.epoch !== null
         ? { job_id: watch.jobId, epoch: watch.epoch, since: watch.seq }
         : { job_id: watch.jobId };
+    /** Frees its place on the wire (already gone with the connection it was sent on) and fills it. */
+    const settle = (handle: () => void): void => {
+      sending.delete(slot);
+      try {
+        if (isCurrent(watch, generation)) handle();
+      } finally {
+        pump();
+      }
+    };
     request("subscribe", payload).then(
-      (result) => {
-        if (!isCurrent(watch, generation)) return;
-        watch.inflight = false;
-        if (isFailure(result)) {
-          refused(watch, refusal(result, watch.jobId));
-          return;
-        }
-        watch.retryAttempt = 0;
-        watch.stalls += 1;
-        store.getState().setSubscription(watch.jobId, "active");
-        if (result.recovered) {
-          watch.held.unshift(...result.events);
-        } else {
-          replace(watch, result.job);
-        }
-        if (watch.epoch !== null) {
-          // The answer names the job's current life: what was held from another one is stale.
-          const epoch = watch.epoch;
-          watch.held = watch.held.filter((event) => event.epoch === epoch);
-        }
-        drain(watch);
-        if (watch.epoch !== from.epoch || watch.seq !== from.seq) watch.stalls = 0;
-      },
-      (error: JobClientError) => {
-        if (!isCurrent(watch, generation)) return;
-        watch.inflight = false;
-        // Lost connection: the connect handler resubscribes, nothing to report. A timeout: try
-        // again later.
-        if (error.code === "disconnected" || !socket?.connected) return;
-        scheduleRetry(watch);
-        notify("error", new JobClientError(error.code, error.message, { jobId: watch.jobId }));
-      },
+      (result) => settle(() => answered(watch, result)),
+      (error: JobClientError) => settle(() => unanswered(watch, error)),
     );
   }
 
+  function answered(watch: Watch, result: Ack<SubscribeResult>): void {
+    watch.inflight = false;
+    if (isFailure(result)) {
+      refused(watch, refusal(result, watch.jobId));
+      return;
+    }
+    pauseAttempt = 0;
+    watch.stalls += 1;
+    if (result.recovered) {
+      watch.held.unshift(...result.events);
+    } else {
+      replace(watch, result.job);
+    }
+    if (watch.epoch !== null) {
+      // The answer names the job's current life: what was held from another one is stale.
+      const epoch = watch.epoch;
+      watch.held = watch.held.filter((event) => event.epoch === epoch);
+    }
+    drain(watch); // applying an event resets `stalls` and `retryAttempt`; a new gap asks again
+    // After what it shows, so that an entry the application cleared is not made again just for this.
+    store.getState().setSubscription(watch.jobId, "active");
+    // Nothing left to fill: the next problem starts its backoff afresh.
+    if (!watch.inflight && watch.retryTimer === undefined) watch.retryAttempt = 0;
+  }
+
+  function unanswered(watch: Watch, error: JobClientError): void {
+    watch.inflight = false;
+    // Lost connection: the connect handler resubscribes, nothing to report. A timeout: try again
+    // later.
+    if (error.code === "disconnected" || !socket?.connected) return;
+    scheduleRetry(watch);
+    notify("error", new JobClientError(error.code, error.message, { jobId: watch.jobId }));
+  }
+
   function refused(watch: Watch, error: JobClientError): void {
+    if (TRANSIENT_CODES.has(error.code)) {
+      // Not now rather than no: the watch stands, its events stay held, nobody is told.
+      pause();
+      scheduleRetry(watch);
+      return;
+    }
     if (error.code === "forbidden" || error.code === "invalid_request") {
       watch.held = [];
       store.getState().setSubscription(watch.jobId, error.code === "forbidden" ? "forbidden" : "failed", error);
@@ -438,6 +513,26 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
       scheduleRetry(watch);
     }
     notify("error", error);
+  }
+
+  /** Holds the whole queue back: the server's budget is per socket, so no other job may go now. */
+  function pause(): void {
+    if (pauseTimer !== undefined) return;
+    const delay = backoff(pauseAttempt);
+    pauseAttempt += 1;
+    pauseTimer = setTimeout(() => {
+      pauseTimer = undefined;
+      pump();
+    }, delay);
+  }
+
+  /** A new connection: a fresh budget on the server, nothing of the old one on the wire. */
+  function resetQueue(): void {
+    waiting.clear();
+    sending.clear();
+    if (pauseTimer !== undefined) clearTimeout(pauseTimer);
+    pauseTimer = undefined;
+    pauseAttempt = 0;
   }
 
   function scheduleRetry(watch: Watch): void {
@@ -459,6 +554,8 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
 
   /** Forget every request in flight (their answers will be ignored) and what was held. */
   function settleAll(): void {
+    resetQueue();
+    clearDiscover();
     for (const watch of watches.values()) {
       watch.generation += 1;
       watch.inflight = false;
@@ -469,6 +566,7 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
 
   function drop(watch: Watch): void {
     watches.delete(watch.jobId);
+    waiting.delete(watch);
     watch.generation += 1;
     clearRetry(watch);
     store.getState().setSubscription(watch.jobId, "none");
@@ -480,26 +578,46 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
   // ---- following the user room -------------------------------------------------------------
 
   function discover(): void {
+    clearDiscover();
     request("list_jobs", {}).then(
       (result) => {
         if (follows === 0 || destroyed) return;
         if (isFailure(result)) {
-          notify("error", refusal(result));
+          const error = refusal(result);
+          if (TRANSIENT_CODES.has(error.code)) {
+            // Asked again, quietly, as a refused subscribe is.
+            const delay = backoff(discoverAttempt);
+            discoverAttempt += 1;
+            discoverTimer = setTimeout(() => {
+              discoverTimer = undefined;
+              if (follows > 0 && !destroyed && socket?.connected) discover();
+            }, delay);
+          } else {
+            notify("error", error);
+          }
           return;
         }
+        discoverAttempt = 0;
         // Oldest first, so the store lists jobs in the order they were made.
         for (const snapshot of [...result.jobs].reverse()) {
           if (watches.has(snapshot.job_id)) continue;
           const watch = newWatch(snapshot.job_id);
           watch.followed = true;
-          store.getState().setSubscription(snapshot.job_id, "active");
           if (!(watch.known && watch.epoch === snapshot.epoch && watch.seq >= snapshot.seq)) {
             replace(watch, snapshot);
           }
+          store.getState().setSubscription(snapshot.job_id, "active");
         }
       },
       (error: JobClientError) => notify("error", error),
     );
+  }
+
+  function clearDiscover(): void {
+    if (discoverTimer !== undefined) {
+      clearTimeout(discoverTimer);
+      discoverTimer = undefined;
+    }
   }
 
   // ---- socket events -----------------------------------------------------------------------
@@ -507,6 +625,8 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
   function onConnect(): void {
     clearReconnect();
     reconnectAttempt = 0;
+    resetQueue();
+    discoverAttempt = 0;
     setStatus("connected", { error: null });
     for (const watch of [...watches.values()]) {
       watch.generation += 1;
@@ -556,8 +676,11 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
       if (follows === 0) return; // the user room also carries jobs nobody here watches
       watch = newWatch(event.job_id);
       watch.followed = true;
-      store.getState().setSubscription(event.job_id, "active");
       if (!watch.known && event.seq === 1) watch.known = true; // seen from its very start
+      offer(watch, event);
+      // After the event made the entry (when it was applied; else the subscribe's answer does).
+      store.getState().setSubscription(event.job_id, "active");
+      return;
     }
     offer(watch, event);
   }

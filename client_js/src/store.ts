@@ -131,9 +131,12 @@ export interface JobStoreState {
   applyEvent(event: Event, at: number): void;
   /** Used by the client: replace the server state of a job (null: the job does not exist yet). */
   replaceSnapshot(jobId: string, snapshot: Snapshot | null, at: number): void;
-  /** Used by the client: record where the subscription stands. */
+  /**
+   * Used by the client: record where the subscription stands. Only `pending` (a watch begins)
+   * adds a job the store does not hold; the others change an entry that is there.
+   */
   setSubscription(jobId: string, state: SubscriptionState, error?: JobClientError | JobError): void;
-  /** Used by the client: the server accepted a cancel request. */
+  /** Used by the client: the server accepted a cancel request. Adds no entry. */
   setCancelRequested(jobId: string, requested: boolean): void;
   /** Used by the client. */
   setConnection(connection: Partial<ConnectionState>): void;
@@ -263,10 +266,15 @@ function nowIso(): string {
 /** A new store. Each client has its own; there is no global one. */
 export function createJobStore(): JobStore {
   return createStore<JobStoreState>()((set, get) => {
-    /** Replace one entry (creating it when missing) and keep `order`. */
-    const update = (jobId: string, change: (entry: JobEntry) => JobEntry): void => {
+    /**
+     * Replace one entry and keep `order`. A missing entry is created only when `create` holds:
+     * bookkeeping about a job (its subscription, a cancel request) must not bring back a job the
+     * application cleared, as a `pending` one that would never settle.
+     */
+    const update = (jobId: string, change: (entry: JobEntry) => JobEntry, create = true): void => {
       set((state) => {
         const current = state.jobs[jobId];
+        if (current === undefined && !create) return state;
         const next = change(current ?? emptyEntry(jobId));
         if (next === current) return state;
         return {
@@ -424,6 +432,8 @@ export function createJobStore(): JobStore {
       },
 
       setSubscription(jobId, subscription, error) {
+        // Only the start of a watch makes an entry; everything after it shows on the one it made,
+        // or stays away if the application has cleared the job since.
         update(jobId, (entry) => {
           if (subscription === "forbidden" && error !== undefined) {
             return {
@@ -439,12 +449,14 @@ export function createJobStore(): JobStore {
           }
           if (entry.subscription === subscription) return entry;
           return { ...entry, subscription };
-        });
+        }, subscription === "pending");
       },
 
       setCancelRequested(jobId, requested) {
-        update(jobId, (entry) =>
-          entry.cancelRequested === requested ? entry : { ...entry, cancelRequested: requested },
+        update(
+          jobId,
+          (entry) => (entry.cancelRequested === requested ? entry : { ...entry, cancelRequested: requested }),
+          false,
         );
       },
 

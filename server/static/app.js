@@ -39,6 +39,8 @@ const KINDS = {
   error: "errors",
   cancelled: "errors",
 };
+/** Said when the server refuses the page's token: the page has no way to get a fresh one. */
+const SESSION_EXPIRED = "Your session has expired - reopen the link";
 const BADGES = {
   connected: "live",
   connecting: "connecting",
@@ -174,10 +176,7 @@ class Row {
       this.el.dataset.status = view.status;
       setText(this.state, LABELS[view.status]);
     }
-    if (view.name !== was.name) {
-      setText(this.name, view.name);
-      this.cancel.setAttribute("aria-label", `Cancel ${view.name}`);
-    }
+    if (view.name !== was.name) setText(this.name, view.name);
     if (view.message !== was.message) setText(this.message, view.message);
     if (view.progress !== was.progress || view.message !== was.message) this.paintProgress(view);
     if (view.eta !== was.eta) setText(this.eta, view.eta);
@@ -188,11 +187,13 @@ class Row {
       setText(this.stepsSummary, `Steps (${view.steps?.length ?? 0})`);
       if (this.steps.open) this.paintTimeline();
     }
-    if (view.cancellable !== was.cancellable || view.cancelling !== was.cancelling) {
+    if (view.cancellable !== was.cancellable || view.cancelling !== was.cancelling || view.name !== was.name) {
       const hadFocus = document.activeElement === this.cancel;
       this.cancel.hidden = !view.cancellable;
       this.cancel.disabled = view.cancelling;
       setText(this.cancel, view.cancelling ? "Cancelling..." : "Cancel");
+      // The name a screen reader says is the label, so it must say what the button shows.
+      this.cancel.setAttribute("aria-label", `${view.cancelling ? "Cancelling" : "Cancel"} ${view.name}`);
       if (hadFocus && this.cancel.hidden) this.el.focus(); // keep the keyboard user's place
     }
   }
@@ -271,6 +272,7 @@ let lastActivity = null;
 let scheduled = false;
 
 let mode = "socket";
+let expired = false;
 let everConnected = false;
 let transportState = "connecting";
 let online = navigator.onLine;
@@ -341,7 +343,11 @@ function paintOverview() {
   $("empty").hidden = total > 0;
 }
 
-/** The polite live region says when files finish; many at once are said in one sentence. */
+/**
+ * The polite live region says when files finish; many at once are said in one sentence. Each
+ * sentence goes in as a new node, so one that repeats the last (the same file uploaded twice) is
+ * still read: a screen reader hears of an added node, while text set to what it was changes nothing.
+ */
 function announce() {
   if (finished.length === 0) return;
   const ended = finished;
@@ -363,7 +369,7 @@ function announce() {
       .map(([count, status]) => `${count} ${status === "error" ? "failed" : status}`);
     sentence = `${ended.length} files finished: ${parts.join(", ")}.`;
   }
-  setText($("announcer"), sentence);
+  $("announcer").replaceChildren(element("p", "", sentence));
 }
 
 function paintUpdated(now) {
@@ -418,7 +424,11 @@ function paintConnection() {
 }
 
 function onConnection(connection) {
-  if (mode !== "socket") return;
+  if (mode !== "socket" || expired) return;
+  if (connection.error?.code === "unauthorized") {
+    sessionExpired();
+    return;
+  }
   const was = transportState;
   transportState = BADGES[connection.status];
   if (connection.status === "connected") {
@@ -435,9 +445,25 @@ function onConnection(connection) {
   paintConnection();
 }
 
+/**
+ * The server refused the token (it expired, or there is none where one is needed). Another
+ * transport would be refused too, and the page cannot mint a token: say so, and stop asking.
+ */
+function sessionExpired() {
+  expired = true;
+  clearTimeout(fallbackTimer);
+  client.disconnect();
+  transportState = "offline";
+  const notice = $("notice");
+  notice.textContent = SESSION_EXPIRED;
+  notice.hidden = false;
+  log(`${SESSION_EXPIRED}.`);
+  paintConnection();
+}
+
 /** Socket.IO never got through: follow the SSE stream for the rest of this page's life. */
 function fallBack() {
-  if (everConnected || mode !== "socket") return;
+  if (everConnected || expired || mode !== "socket") return;
   mode = "sse";
   clearTimeout(fallbackTimer);
   client.destroy();

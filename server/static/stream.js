@@ -5,7 +5,8 @@
  *
  * The server keeps the client rule for the stream (each job's events in order, no holes; a
  * `resync` snapshot when it cannot replay), so here an event is applied when it is the next one
- * and a snapshot when it is newer than what the store holds. The stream starts with a snapshot of
+ * and a snapshot when it is newer than what the store holds; an event past a hole fetches the job's
+ * state once, and what arrives meanwhile waits for it. The stream starts with a snapshot of
  * every *unfinished* job only, so on every (re)open the finished ones are read from
  * `GET /api/jobs`: a reload shows them, and a job that ended while the stream was down does too.
  */
@@ -39,6 +40,8 @@ export function followStream(store, { onStatus, onEvent }) {
   let retryTimer;
   let attempt = 0;
   let opened = false;
+  /** Job id -> the events that came while its state is being fetched (one request per job). */
+  const fetching = new Map();
 
   function replace(snapshot) {
     const entry = store.getState().jobs[snapshot.job_id];
@@ -47,11 +50,21 @@ export function followStream(store, { onStatus, onEvent }) {
   }
 
   async function refetch(jobId) {
+    fetching.set(jobId, []);
+    let snapshot = null;
     try {
-      replace(await requestJson("GET", `/api/jobs/${encodeURIComponent(jobId)}`));
+      snapshot = await requestJson("GET", `/api/jobs/${encodeURIComponent(jobId)}`);
+      replace(snapshot);
     } catch {
       // gone or not ours any more: the next snapshot or list tells
     }
+    const waited = fetching.get(jobId) ?? [];
+    fetching.delete(jobId);
+    if (closed) return;
+    // What came meanwhile is mostly newer than the state fetched: applied now, in order. After a
+    // failed fetch only the newest goes on, so one more hole asks once more, not once per event.
+    const next = snapshot === null ? waited.slice(-1) : waited.filter((event) => event.epoch === snapshot.epoch);
+    for (const event of next.sort((a, b) => a.seq - b.seq)) apply(event);
   }
 
   async function catchUp() {
@@ -64,6 +77,11 @@ export function followStream(store, { onStatus, onEvent }) {
   }
 
   function apply(event) {
+    const waiting = fetching.get(event.job_id);
+    if (waiting !== undefined) {
+      waiting.push(event); // its job's state is on its way: no second request
+      return;
+    }
     const entry = store.getState().jobs[event.job_id];
     const known = entry !== undefined && entry.epoch !== null;
     if (known && entry.epoch === event.epoch && event.seq <= entry.seq) return; // already shown

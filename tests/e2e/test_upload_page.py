@@ -214,12 +214,27 @@ def test_sse_fallback_when_socketio_cannot_connect(server: ServerProcess, tmp_pa
     )
 
 
+def test_sse_fetches_a_job_once_for_many_events_past_a_hole(server: ServerProcess) -> None:
+    """Over the event stream, three events of a job first seen midway fetch its state once, and
+    the two that came while it was fetched are applied after it (with one request per event, the
+    page would end on the fetched state, behind the last event)."""
+    run_scenario("refetch", server)
+
+
 def test_user_token_from_the_fragment(secret_server: ServerProcess, tmp_path: Path) -> None:
     """With a secret the page takes its user token from ``#token=``, drops it from the address
     bar, uploads and follows with it, and keeps it across a reload; a tab without it may not
-    upload (the control arm)."""
-    token = Authority(SECRET).mint("e2e-user", ttl=600)
-    run_scenario("token", secret_server, files=sample_files(tmp_path / "files")[:1], token=token)
+    upload (the control arm); a tab with an expired one says the session expired, in text, and
+    does not fall back to the event stream."""
+    authority = Authority(SECRET)
+    run_scenario(
+        "token",
+        secret_server,
+        files=sample_files(tmp_path / "files")[:1],
+        token=authority.mint("e2e-user", ttl=600),
+        expiredToken=authority.mint("e2e-user", ttl=-60),
+        sessionExpired="Your session has expired - reopen the link",
+    )
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 //
 //   upload    three files (one broken) through the picker to their final sentences; hostile names
 //             shown as text; a reload mid-job restores every row; cancel; desktop and 375 px shots
-//   token     with a secret: the user token from #token=, kept across a reload; none, no upload
+//   token     with a secret: the user token from #token=, kept across a reload; none, no upload;
+//             an expired one says so and does not fall back to the stream
 //   fallback  Socket.IO blocked: the page follows GET /api/stream instead, a folder upload and a
 //             cancel work over it, and a reload restores the rows
+//   refetch   over the stream, events past a hole fetch the job's state once, not once each
 //   reload    under --reload a changed stylesheet is swapped without a navigation; a changed
 //             script reloads the page
 //   many      a thousand files: a row each, all reach done, the log stays capped
@@ -81,6 +83,30 @@ async function driveSteps(jobId, steps) {
     await report(jobId, update);
     await sleep(150); // lets the server estimate an ETA, as a real worker's pace would
   }
+}
+
+/** Records each sentence the page's live region is given (read by `said(page)`). */
+function listenToAnnouncer(page) {
+  return page.evaluate(() => {
+    const region = document.getElementById("announcer");
+    window.tidingsSaid = [];
+    new MutationObserver(() => window.tidingsSaid.push(region.textContent)).observe(region, {
+      childList: true,
+      characterData: true,
+      subtree: true,
+    });
+  });
+}
+
+function said(page) {
+  return page.evaluate(() => window.tidingsSaid);
+}
+
+/** The Cancel button of a row as a screen reader has it: its text and its accessible name. */
+function cancelButton(page, name) {
+  return rowOf(page, name)
+    .locator(".cancel")
+    .evaluate((button) => ({ text: button.textContent, label: button.getAttribute("aria-label") }));
 }
 
 async function expectRestored(page, before) {
@@ -165,6 +191,18 @@ async function upload(open) {
     text === `${mid.name} is done.`,
   );
 
+  step("the same file once more: the live region says it again, though the sentence is the same");
+  await listenToAnnouncer(page);
+  const again = await createJob(user, mid.name);
+  await report(again, { step: "hashing", progress: 30, context: { filename: mid.name } });
+  await waitUntil(`a second ${mid.name} row, processing`, () => readRows(page), (rows) =>
+    rows.some((row) => row.name === mid.name && row.status === "processing"),
+  );
+  await report(again, { step: "complete", status: "done", context: { filename: mid.name, rows: 1 } });
+  await waitUntil("the live region to say it again", () => said(page), (sentences) =>
+    sentences.includes(`${mid.name} is done.`),
+  );
+
   step("cancel one file from its row");
   const doomed = await createJob(user, config.cancel.name);
   await report(doomed, { step: "hashing", progress: 10, context: { filename: config.cancel.name } });
@@ -222,11 +260,29 @@ async function fallback(open) {
   await driveSteps(midJob, mid.before);
   await waitForRow(page, mid.name, { status: "processing", message: mid.midMessage, percent: mid.midPercent });
 
-  step("cancel over HTTP");
+  step("cancel over HTTP; while the server has not answered, the button says so, to the eye and by name");
   const doomed = await createJob(user, config.cancel.name);
   await report(doomed, { step: "hashing", progress: 10, context: { filename: config.cancel.name } });
   await waitForRow(page, config.cancel.name, { status: "processing", cancellable: true });
+  const idle = await cancelButton(page, config.cancel.name);
+  check(idle.label === `Cancel ${config.cancel.name}`, `the Cancel button is named "${idle.label}"`);
+  let release;
+  const held = new Promise((resolve) => {
+    release = resolve;
+  });
+  await context.route(/\/api\/jobs\/[^/]+\/cancel/, async (route) => {
+    await held;
+    await route.continue();
+  });
   await rowOf(page, config.cancel.name).locator(".cancel").click();
+  const busy = await waitUntil("the button to say Cancelling...", () => cancelButton(page, config.cancel.name), (button) =>
+    button.text === "Cancelling...",
+  );
+  release();
+  check(
+    busy.label === `Cancelling ${config.cancel.name}`,
+    `the button shows "Cancelling..." but is named "${busy.label}"`,
+  );
   await waitForRow(page, config.cancel.name, { status: "cancelled", message: config.cancel.message });
 
   step("a reload: finished and running jobs come back over the stream alone");
@@ -239,6 +295,58 @@ async function fallback(open) {
   const overview = await readOverview(page);
   check(overview.transport === "via server-sent events", `switched to ${overview.transport}`);
   await screenshot(page, "fallback-sse");
+}
+
+/** A job first seen midway over the stream: three events past a hole, the state fetched once. */
+async function refetch(open) {
+  const { context, page } = await open();
+  step("Socket.IO blocked; the stream replaced by one carrying events 5, 6 and 7 of an unknown job");
+  await context.route(/\/socket\.io\//, (route) => route.abort());
+  await context.routeWebSocket(/\/socket\.io\//, (socket) => socket.close());
+  const jobId = "midway-7f3a";
+  const name = "midway.csv";
+  const at = (seq) => new Date(Date.UTC(2026, 10, 22, 10, 30, seq)).toISOString();
+  const event = (seq) => ({
+    job_id: jobId,
+    epoch: "e1",
+    seq,
+    status: "processing",
+    step: "field_detection",
+    message: `Step ${seq} of ${name}`,
+    progress: seq * 10,
+    eta_seconds: null,
+    timestamp: at(seq),
+    extra: { filename: name },
+    result: null,
+    error: null,
+  });
+  const { timestamp, ...fields } = event(5);
+  const snapshot = { ...fields, owner: "someone", created_at: at(0), updated_at: timestamp, cancel_requested: false, steps: [] };
+  const frames = [5, 6, 7].map((seq) => `event: job_update\nid: ${jobId}:e1:${seq}\ndata: ${JSON.stringify(event(seq))}\n\n`);
+  await context.route(/\/api\/stream(\?|$)/, (route) =>
+    route.fulfill({
+      status: 200,
+      headers: { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" },
+      body: `retry: 600000\n\n${frames.join("")}`, // then the stream ends; it is not reopened here
+    }),
+  );
+  let fetches = 0;
+  await context.route(new RegExp(`/api/jobs/${jobId}(\\?|$)`), async (route) => {
+    fetches += 1;
+    await sleep(500); // all three events are in while the first request is on its way
+    await route.fulfill({ status: 200, json: snapshot });
+  });
+
+  await page.goto(config.url);
+  await waitUntil("the page to follow the stream", () => readOverview(page), (o) => o.transport === "via server-sent events");
+  await waitForRow(page, name, { status: "processing" });
+  await sleep(1_500); // every request the three events would make has been made and answered
+  check(fetches === 1, `${fetches} requests for the state of one job (one per event past the hole)`);
+  const [row] = await readRows(page);
+  check(
+    row.message === `Step 7 of ${name}` && row.percent === "70%" && row.valueNow === "70",
+    `the row is behind the last event: ${JSON.stringify(row)}`,
+  );
 }
 
 async function token(open) {
@@ -266,6 +374,27 @@ async function token(open) {
   const { rows } = await readOverview(other);
   check(rows === 1, `a tab without the token shows ${rows} rows`);
   await other.close();
+
+  step("a link whose token has expired: the page says so, and does not fall back to the stream");
+  const stale = await context.newPage();
+  const streams = [];
+  stale.on("request", (request) => {
+    if (new URL(request.url()).pathname === "/api/stream") streams.push(request.url());
+  });
+  await stale.goto(`${config.url}/#token=${config.expiredToken}`);
+  const notice = () => stale.evaluate(() => {
+    const node = document.getElementById("notice");
+    return { text: node.textContent, hidden: node.hidden, html: node.innerHTML };
+  });
+  const shown = await waitUntil("the page to say the session expired", notice, (n) => !n.hidden && n.text !== "");
+  check(shown.text === config.sessionExpired, `the notice says "${shown.text}"`);
+  check(shown.html === config.sessionExpired, `the notice is markup: ${shown.html}`);
+  await sleep(6_000); // past the page's wait for Socket.IO before it would follow the stream
+  const overview = await readOverview(stale);
+  check(overview.transport === "via Socket.IO", `after the refusal the page went ${overview.transport}`);
+  check(overview.badge === "offline", `the badge says ${overview.badge}`);
+  check(streams.length === 0, `the page opened the event stream with a refused token: ${streams.join(", ")}`);
+  await stale.close();
 }
 
 async function hotReload(open) {
@@ -360,7 +489,7 @@ async function many(open) {
   await screenshot(page, "many-files", { fullPage: false });
 }
 
-const SCENARIOS = { upload, fallback, token, reload: hotReload, many };
+const SCENARIOS = { upload, fallback, refetch, token, reload: hotReload, many };
 const scenario = SCENARIOS[config.scenario];
 if (scenario === undefined) {
   console.error(`FAIL: no scenario ${config.scenario}; one of ${Object.keys(SCENARIOS).join(", ")}`);

@@ -13,35 +13,36 @@ export interface JobProgressProps {
   label?: string;
   /** ETA in words; return null to say nothing. */
   formatEta?: (seconds: number | null) => string | null;
-  /** What the live region says; message, percentage and ETA by default. */
+  /**
+   * What the live region says; the message (or the outcome, once finished) by default. Keep
+   * numbers that change every tick out of it: they are in the bar's `aria-valuetext`, and a live
+   * region reads out every change.
+   */
   describe?: (entry: JobEntry | undefined) => string;
   className?: string;
 }
 
-function defaultDescribe(entry: JobEntry | undefined, formatEta: (seconds: number | null) => string | null): string {
+function defaultDescribe(entry: JobEntry | undefined): string {
   if (entry === undefined || (entry.status === "pending" && entry.message === null)) return "Waiting to start...";
   if (entry.status === "error" || entry.status === "cancelled") {
     return entry.error?.message ?? (entry.status === "cancelled" ? "Cancelled." : "Something went wrong.");
   }
-  const parts = [entry.message ?? ""];
-  const percent = formatPercent(entry.progress);
-  if (percent !== null) parts.push(percent);
-  if (entry.status !== "done") {
-    const eta = formatEta(entry.etaSeconds);
-    if (eta !== null) parts.push(eta);
-  }
-  return parts.filter((part) => part !== "").join(" · ");
+  return entry.message ?? (entry.status === "done" ? "Done." : "");
 }
 
-/** A progress bar (`role="progressbar"`) and a polite live region with the message, percentage and ETA. */
+/**
+ * A progress bar (`role="progressbar"`, the percentage and ETA in `aria-valuetext`) and a polite
+ * live region that says the message when it changes and the outcome at the end, not every tick.
+ */
 export function JobProgress({ jobId, label, formatEta = defaultFormatEta, describe, className }: JobProgressProps) {
   const entry = useJob(jobId);
   const progress = entry?.progress ?? null;
-  const value = progress === null ? undefined : Math.round(progress);
+  // Rounded down, as formatPercent does: 99.5 % is not done.
+  const value = progress === null ? undefined : Math.floor(Math.min(100, Math.max(0, progress)));
   const eta = entry?.status === "processing" ? formatEta(entry.etaSeconds) : null;
   const percent = formatPercent(progress);
   const valueText = [percent, eta].filter((part) => part !== null).join(", ") || undefined;
-  const text = describe === undefined ? defaultDescribe(entry, formatEta) : describe(entry);
+  const text = describe === undefined ? defaultDescribe(entry) : describe(entry);
   const status = entry?.status ?? "pending";
   return (
     <div className={className} data-tidings="job-progress" data-status={status}>
@@ -52,7 +53,6 @@ export function JobProgress({ jobId, label, formatEta = defaultFormatEta, descri
         aria-valuemax={100}
         aria-valuenow={value}
         aria-valuetext={valueText}
-        aria-busy={status === "pending" || status === "queued" || status === "processing"}
         data-tidings="bar"
       >
         <div data-tidings="fill" style={{ width: `${value ?? 0}%` }} />

@@ -246,9 +246,34 @@ describe("components", () => {
     expect(screen.getByRole("progressbar", { name: "a.csv" })).toBe(bar);
     expect(bar.getAttribute("aria-valuenow")).toBe("45");
     expect(bar.getAttribute("aria-valuetext")).toBe("45%, about 15 seconds left");
-    expect(screen.getByRole("status").textContent).toBe("message 1 · 45% · about 15 seconds left");
+    expect(screen.getByRole("status").textContent).toBe("message 1");
     await server(() => socket.push("job_error", ev(2, { status: "error" })));
     expect(screen.getByRole("status").textContent).toBe("broken");
+  });
+
+  it("JobProgress: a tick of progress changes the bar, not the live region", async () => {
+    const { transport, wrapper } = setup();
+    render(<JobProgress jobId="job-1" />, { wrapper });
+    const bar = screen.getByRole("progressbar");
+    const region = screen.getByRole("status");
+    const socket = transport.last();
+    await server(() => socket.open());
+    await server(() => socket.only("subscribe").answer({ ok: true, job: null, events: [], recovered: false }));
+    await server(() => socket.push("job_update", { ...ev(1, { progress: 40 }), message: "Reading rows...", eta_seconds: 30 }));
+    expect(bar.getAttribute("aria-busy")).toBeNull(); // a busy element's changes may go unsaid
+    const said: string[] = [];
+    const observer = new MutationObserver(() => said.push(region.textContent ?? ""));
+    observer.observe(region, { childList: true, characterData: true, subtree: true });
+    for (const [seq, progress] of [[2, 55], [3, 70], [4, 99.5]] as const) {
+      await server(() => socket.push("job_update", { ...ev(seq, { progress }), message: "Reading rows...", eta_seconds: 30 - seq }));
+    }
+    expect(bar.getAttribute("aria-valuenow")).toBe("99"); // rounded down like the text: 99.5 % is not done
+    expect(bar.getAttribute("aria-valuetext")).toBe("99%, about 25 seconds left");
+    expect(region.textContent).toBe("Reading rows...");
+    await server(() => socket.push("job_complete", { ...ev(5, { status: "done", progress: 100 }), message: "Done: 3 rows." }));
+    observer.disconnect();
+    expect(said).toEqual(["Done: 3 rows."]); // said once, at the end, and never a percentage
+    expect(bar.getAttribute("aria-valuenow")).toBe("100");
   });
 
   it("JobProgress says when a job cannot be watched", async () => {

@@ -1,10 +1,10 @@
 /** The connection: tokens, refusals, reconnects, status, and the requests that are not `subscribe`. */
 import { afterEach, describe, expect, it, vi } from "vitest";
 
-import { createJobClient, type JobClient } from "../../src/client.js";
+import { createJobClient, MAX_SUBSCRIBES_IN_FLIGHT, type JobClient } from "../../src/client.js";
 import { JobClientError } from "../../src/errors.js";
 import type { ConnectionStatus } from "../../src/store.js";
-import { ev, fakeTransport, flush, snap } from "../fake-socket.js";
+import { ev, fakeTransport, flush, snap, type Sent } from "../fake-socket.js";
 
 let client: JobClient | undefined;
 
@@ -221,6 +221,26 @@ describe("subscriptions", () => {
     expect(client.store.getState().jobs["job-1"]?.subscription).toBe("none");
   });
 
+  it("leaves a job the application cleared cleared when it stops watching it", async () => {
+    const { client, transport } = setup();
+    const stopA = client.subscribe("a");
+    const stopB = client.subscribe("b");
+    const socket = transport.last();
+    await socket.open();
+    for (const sent of socket.pending("subscribe")) {
+      const id = String(sent.payload["job_id"]);
+      sent.answer({ ok: true, job: snap(4, { job: id, status: id === "a" ? "done" : "processing" }), events: [], recovered: false });
+    }
+    await flush();
+    expect(client.store.getState().getAggregate().allSettled).toBe(false);
+    client.store.getState().clearStatus("b");
+    stopB();
+    expect(client.store.getState().jobs["b"]).toBeUndefined();
+    expect(client.store.getState().getAggregate()).toMatchObject({ total: 1, allSettled: true });
+    stopA();
+    expect(client.store.getState().jobs["a"]?.subscription).toBe("none"); // kept, and marked unwatched
+  });
+
   it("resumes from what the store holds when a job is watched again", async () => {
     const { client, transport } = setup();
     const stop = client.subscribe("job-1");
@@ -278,22 +298,124 @@ describe("subscriptions", () => {
     expect(client.store.getState().jobs["secret"]).toMatchObject({ status: "pending", error: null, subscription: "active" });
   });
 
-  it("retries a subscribe refused as unavailable or rate limited", async () => {
+  it("retries a subscribe refused as unavailable or rate limited, quietly: not failed, no error", async () => {
     vi.useFakeTimers();
-    const { client, transport } = setup({ random: () => 0.5 });
+    const { client, transport, errors } = setup({ random: () => 0.5 });
+    const applied: number[] = [];
+    client.on("event", (event) => applied.push(event.seq));
     client.subscribe("job-1");
     const socket = transport.last();
     await socket.open();
     socket.only("subscribe").answer({ ok: false, error: { code: "unavailable", message: "The store is down." } });
     await flush();
-    expect(client.store.getState().jobs["job-1"]?.subscription).toBe("failed");
-    await vi.advanceTimersByTimeAsync(1_000);
+    expect(client.store.getState().jobs["job-1"]?.subscription).toBe("pending");
+    socket.push("job_update", ev(2)); // held while the subscribe waits: the position is not known
+    await vi.advanceTimersByTimeAsync(999);
+    expect(socket.pending("subscribe")).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
     socket.only("subscribe").answer({ ok: false, error: { code: "rate_limited", message: "Slow down." } });
     await flush();
-    await vi.advanceTimersByTimeAsync(2_000);
+    expect(client.store.getState().jobs["job-1"]?.subscription).toBe("pending");
+    await vi.advanceTimersByTimeAsync(1_999); // backing off: 1 s, then 2 s
+    expect(socket.pending("subscribe")).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
     socket.only("subscribe").answer({ ok: true, job: snap(1), events: [], recovered: false });
     await flush();
-    expect(client.store.getState().jobs["job-1"]).toMatchObject({ subscription: "active", seq: 1 });
+    expect(client.store.getState().jobs["job-1"]).toMatchObject({ subscription: "active", seq: 2 });
+    expect(applied).toEqual([2]);
+    expect(errors).toEqual([]);
+  });
+
+  it("reads a subscribe answered with nothing as unavailable, and asks again", async () => {
+    vi.useFakeTimers();
+    const { client, transport, errors } = setup({ random: () => 0.5 });
+    client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.open();
+    socket.only("subscribe").answer(undefined);
+    await flush();
+    expect(errors).toEqual([]);
+    expect(client.store.getState().jobs["job-1"]?.subscription).toBe("pending");
+    await vi.advanceTimersByTimeAsync(1_000);
+    socket.only("subscribe").answer({ ok: true, job: snap(3), events: [], recovered: false });
+    await flush();
+    expect(client.store.getState().jobs["job-1"]).toMatchObject({ subscription: "active", seq: 3 });
+  });
+});
+
+describe("the subscribe queue", () => {
+  const ids = Array.from({ length: 40 }, (_, i) => `job-${i + 1}`);
+  const ok = (sent: Sent) =>
+    sent.answer({ ok: true, job: snap(1, { job: String(sent.payload["job_id"]) }), events: [], recovered: false });
+
+  it(`keeps at most ${MAX_SUBSCRIBES_IN_FLIGHT} subscribes on the wire, on a reconnect as on the first connect`, async () => {
+    const { client, transport } = setup();
+    for (const id of ids) client.subscribe(id);
+    const socket = transport.last();
+    await socket.open();
+    let most = 0;
+    for (let round = 0; round < 2; round += 1) {
+      const asked: string[] = [];
+      while (socket.pending("subscribe").length > 0) {
+        const pending = socket.pending("subscribe");
+        most = Math.max(most, pending.length);
+        expect(pending).toHaveLength(Math.min(MAX_SUBSCRIBES_IN_FLIGHT, ids.length - asked.length));
+        const first = pending[0] as Sent;
+        asked.push(String(first.payload["job_id"]));
+        ok(first); // one answer makes room for exactly one more
+        await flush();
+      }
+      expect(asked).toEqual(ids); // each once, in the order they were watched
+      socket.drop();
+      await socket.open();
+    }
+    expect(most).toBe(MAX_SUBSCRIBES_IN_FLIGHT);
+    expect(ids.every((id) => client.store.getState().jobs[id]?.subscription === "active")).toBe(true);
+  });
+
+  it("pauses the whole queue on rate_limited, then goes on; nothing is failed or reported", async () => {
+    vi.useFakeTimers();
+    const { client, transport, errors } = setup({ random: () => 0.5, reconnectionDelay: 1_000 });
+    for (const id of ids) client.subscribe(id);
+    const socket = transport.last();
+    await socket.open();
+    const [limited, ...rest] = socket.pending("subscribe");
+    limited?.answer({ ok: false, error: { code: "rate_limited", message: "Too many requests." } });
+    await flush();
+    // Paused: the answer freed a place, but nothing new goes out; those already sent are answered.
+    expect(socket.pending("subscribe")).toHaveLength(MAX_SUBSCRIBES_IN_FLIGHT - 1);
+    for (const sent of rest) ok(sent);
+    await flush();
+    expect(socket.pending("subscribe")).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(socket.pending("subscribe")).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(socket.pending("subscribe")).toHaveLength(MAX_SUBSCRIBES_IN_FLIGHT);
+    for (let i = 0; i < 100 && socket.pending("subscribe").length > 0; i += 1) {
+      for (const sent of socket.pending("subscribe")) ok(sent);
+      await flush();
+      await vi.advanceTimersByTimeAsync(1_000);
+    }
+    expect(errors).toEqual([]);
+    expect(ids.filter((id) => client.store.getState().jobs[id]?.subscription !== "active")).toEqual([]);
+    expect(socket.sent.filter((s) => s.event === "subscribe")).toHaveLength(ids.length + 1);
+  });
+
+  it("asks list_jobs again, quietly, when it is refused as rate limited", async () => {
+    vi.useFakeTimers();
+    const { client, transport, errors } = setup({ random: () => 0.5, userId: "user-1" });
+    client.followUser();
+    const socket = transport.last();
+    await socket.open();
+    socket.only("list_jobs").answer({ ok: false, error: { code: "rate_limited", message: "Slow down." } });
+    await flush();
+    await vi.advanceTimersByTimeAsync(999);
+    expect(socket.pending("list_jobs")).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    socket.only("list_jobs").answer({ ok: true, jobs: [snap(2, { job: "a" })] });
+    await flush();
+    expect(client.store.getState().jobs["a"]).toMatchObject({ seq: 2, subscription: "active" });
+    expect(errors).toEqual([]);
   });
 });
 
@@ -333,6 +455,18 @@ describe("requests", () => {
     const again = client.listJobs();
     socket.drop();
     await expect(again).rejects.toMatchObject({ code: "disconnected" });
+  });
+
+  it("rejects with code unavailable when the server acknowledges with nothing", async () => {
+    const { client, transport } = setup();
+    const pending = client.cancel("job-1");
+    const socket = transport.last();
+    await socket.open();
+    socket.only("cancel").answer(undefined);
+    await expect(pending).rejects.toMatchObject({ name: "JobClientError", code: "unavailable", jobId: "job-1" });
+    const listing = client.listJobs();
+    socket.only("list_jobs").answer(null);
+    await expect(listing).rejects.toMatchObject({ name: "JobClientError", code: "unavailable" });
   });
 
   it("lists the caller's jobs", async () => {

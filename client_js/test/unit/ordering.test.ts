@@ -3,7 +3,7 @@
  * what was applied ("snapshot e:n" for a replacement, "e:n" for an event), so a client that let a
  * duplicate, a reordering or a hole through would fail it.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { createJobClient, type JobClient } from "../../src/client.js";
 import type { Event } from "../../src/protocol.js";
@@ -203,6 +203,47 @@ describe("ordering", () => {
     later.answer({ ok: true, job: snap(6), events: [ev(4), ev(5), ev(6)], recovered: true });
     await flush();
     expect(applied).toEqual(["snapshot e1:3", "e1:4", "e1:5", "e1:6"]);
+  });
+});
+
+describe("a gap that never fills", () => {
+  it("is asked about further and further apart, not once a second forever", async () => {
+    vi.useFakeTimers();
+    try {
+      const { socket, applied } = await watching(3, { reconnectionDelay: 1_000, random: () => 0.5 });
+      push(socket, ev(6));
+      const nothing = () => {
+        // A server that keeps claiming recovery but never has events 4 and 5.
+        socket.only("subscribe").answer({ ok: true, job: snap(3), events: [], recovered: true });
+        return flush();
+      };
+      for (let round = 0; round < 3; round += 1) await nothing(); // asked at once, three times
+      const waits: number[] = [];
+      for (let round = 0; round < 5; round += 1) {
+        let waited = 0;
+        while (socket.pending("subscribe").length === 0) {
+          await vi.advanceTimersByTimeAsync(100);
+          waited += 100;
+        }
+        waits.push(waited);
+        await nothing();
+      }
+      expect(waits).toEqual([1_000, 2_000, 4_000, 8_000, 16_000]);
+      // It moves at last: the next gap starts from the shortest wait again.
+      await vi.advanceTimersByTimeAsync(30_000);
+      socket.only("subscribe").answer({ ok: true, job: snap(6), events: [ev(4), ev(5), ev(6)], recovered: true });
+      await flush();
+      expect(applied).toEqual(["snapshot e1:3", "e1:4", "e1:5", "e1:6"]);
+      push(socket, ev(9));
+      for (let round = 0; round < 3; round += 1) {
+        socket.only("subscribe").answer({ ok: true, job: snap(6), events: [], recovered: true });
+        await flush();
+      }
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(socket.only("subscribe").payload).toEqual({ job_id: "job-1", epoch: "e1", since: 6 });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

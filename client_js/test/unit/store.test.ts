@@ -88,6 +88,25 @@ describe("the store", () => {
     expect(store.getState().getAllStatuses()).toEqual([]);
   });
 
+  it("does not bring back a cleared job for bookkeeping: subscription ends, cancel flags", () => {
+    const store = createJobStore();
+    const s = store.getState();
+    s.replaceSnapshot("a", snap(3, { job: "a", status: "done" }), 1);
+    s.replaceSnapshot("b", snap(2, { job: "b" }), 1);
+    s.setSubscription("b", "active");
+    s.clearStatus("b");
+    s.setSubscription("b", "none");
+    s.setSubscription("b", "active");
+    s.setSubscription("b", "failed");
+    s.setCancelRequested("b", false);
+    expect(store.getState().jobs["b"]).toBeUndefined();
+    expect(store.getState().order).toEqual(["a"]);
+    expect(store.getState().getAggregate()).toMatchObject({ total: 1, allSettled: true });
+    // The start of a watch is not bookkeeping: it shows the job as pending until it is known.
+    s.setSubscription("c", "pending");
+    expect(store.getState().jobs["c"]).toMatchObject({ status: "pending", subscription: "pending" });
+  });
+
   it("keeps numeric job ids in the order they came", () => {
     const store = createJobStore();
     for (const id of ["9", "10", "1"]) store.getState().addStep(id, { step: "x" });
