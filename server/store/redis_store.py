@@ -138,10 +138,17 @@ class RedisStore:
         key = constants.user_jobs_key(owner)
         async with _store_errors():
             job_ids: list[str] = await self.client.zrevrange(key, 0, limit - 1)
+        async with _store_errors(), self.client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:  # one round trip for the whole list, not one per job
+                keys = constants.job_keys(job_id)
+                pipe.hgetall(keys[0])
+                pipe.hgetall(keys[1])
+                pipe.lrange(keys[2], 0, -1)
+            replies = await pipe.execute()
         jobs = []
         gone = []
-        for job_id in job_ids:
-            job = (await self.read(job_id)).job
+        for index, job_id in enumerate(job_ids):
+            job = _snapshot(*replies[3 * index : 3 * index + 3])
             if job is None:
                 gone.append(job_id)
             else:
