@@ -14,13 +14,9 @@ SOCKETIO_CHANNEL = "tidings:socketio"
 NAMESPACE = "/"
 
 TERMINAL_STATUSES = frozenset({"done", "error", "cancelled"})
-JOB_STATUSES = ("queued", "processing", "done", "error", "cancelled")
 
 #: Jobs listed per owner (``list_jobs``, ``/api/stream``); older ones drop off the list.
 MAX_LISTED_JOBS = 1000
-
-#: Longest timeline kept per job; older steps fall off the front.
-MAX_TIMELINE_STEPS = 200
 
 
 def job_key(job_id: str) -> str:

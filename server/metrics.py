@@ -9,8 +9,9 @@ time from the objects that already know them.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -25,6 +26,8 @@ from .realtime import JobNamespace
 from .service import Publisher
 from .sse import STREAMS
 from .store import Applied, Catchup, JobStore, Limits, Update
+
+T = TypeVar("T")
 
 #: Methods named as they are; anything else is ``other``, so clients cannot mint label values.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -93,41 +96,31 @@ class MeasuredStore:
         self.metrics = metrics
         self.limits: Limits = store.limits
 
-    def _failed(self, operation: str) -> None:
-        self.metrics.store_errors.labels(operation).inc()
+    async def _counting(self, operation: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except StoreUnavailable:
+            self.metrics.store_errors.labels(operation).inc()
+            raise
 
     async def apply(
         self, update: Update, *, epoch: str, now_iso: str, now_ms: int
     ) -> Applied | None:
-        try:
-            with self.metrics.apply_seconds.time():
-                return await self.store.apply(update, epoch=epoch, now_iso=now_iso, now_ms=now_ms)
-        except StoreUnavailable:
-            self._failed("apply")
-            raise
+        with self.metrics.apply_seconds.time():
+            return await self._counting(
+                "apply", self.store.apply(update, epoch=epoch, now_iso=now_iso, now_ms=now_ms)
+            )
 
     async def read(
         self, job_id: str, epoch: str | None = None, since: int | None = None
     ) -> Catchup:
-        try:
-            return await self.store.read(job_id, epoch, since)
-        except StoreUnavailable:
-            self._failed("read")
-            raise
+        return await self._counting("read", self.store.read(job_id, epoch, since))
 
     async def list_jobs(self, owner: str, limit: int = 200) -> list[Snapshot]:
-        try:
-            return await self.store.list_jobs(owner, limit)
-        except StoreUnavailable:
-            self._failed("list_jobs")
-            raise
+        return await self._counting("list_jobs", self.store.list_jobs(owner, limit))
 
     async def ping(self) -> None:
-        try:
-            await self.store.ping()
-        except StoreUnavailable:
-            self._failed("ping")
-            raise
+        await self._counting("ping", self.store.ping())
 
     async def aclose(self) -> None:
         await self.store.aclose()

@@ -73,6 +73,12 @@ class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.burst = burst
         self._sessions: dict[str, _Session] = {}
         self._expiries: dict[str, asyncio.Task[None]] = {}
+        self._handlers: dict[str, Callable[[_Session, str, object], Awaitable[Ack]]] = {
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
+            "cancel": self._cancel,
+            "list_jobs": self._list_jobs,
+        }
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
         auth = auth if isinstance(auth, dict) else {}
@@ -117,12 +123,7 @@ class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return sum(len(session.jobs) for session in self._sessions.values())
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        handler: Callable[[_Session, str, object], Awaitable[Ack]] | None = {
-            "subscribe": self._subscribe,
-            "unsubscribe": self._unsubscribe,
-            "cancel": self._cancel,
-            "list_jobs": self._list_jobs,
-        }.get(event)
+        handler = self._handlers.get(event)
         if event in ("connect", "disconnect"):
             return await super().trigger_event(event, *args)
         sid = args[0]

@@ -268,11 +268,7 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
         void buildAuth().then(callback);
       },
     });
-    created.on("connect", onConnect);
-    created.on("disconnect", onDisconnect);
-    created.on("connect_error", onConnectError);
-    for (const name of SERVER_EVENTS) created.on(name, onServerEvent);
-    created.on("job_batch", onBatch);
+    listen(created, "on");
     socket = created;
     return created;
   }
@@ -622,6 +618,15 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
 
   // ---- socket events -----------------------------------------------------------------------
 
+  /** Adds (or removes, by the very same handlers) every listener the core keeps on a socket. */
+  function listen(target: TransportSocket, method: "on" | "off"): void {
+    target[method]("connect", onConnect);
+    target[method]("disconnect", onDisconnect);
+    target[method]("connect_error", onConnectError);
+    for (const name of SERVER_EVENTS) target[method](name, onServerEvent);
+    target[method]("job_batch", onBatch);
+  }
+
   function onConnect(): void {
     clearReconnect();
     reconnectAttempt = 0;
@@ -803,11 +808,7 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
       for (const watch of watches.values()) clearRetry(watch);
       watches.clear();
       if (socket !== null) {
-        socket.off("connect", onConnect);
-        socket.off("disconnect", onDisconnect);
-        socket.off("connect_error", onConnectError);
-        for (const name of SERVER_EVENTS) socket.off(name, onServerEvent);
-        socket.off("job_batch", onBatch);
+        listen(socket, "off");
         socket = null;
       }
       for (const set of Object.values(listeners)) set.clear();
