@@ -23,7 +23,8 @@ import socketio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server import ProgressEmitter, Settings
+from tidings import ProgressEmitter, Settings
+
 from tests.support import RedisServer, running_app
 
 

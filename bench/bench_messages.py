@@ -13,7 +13,7 @@ import sys
 import timeit
 from collections.abc import Callable
 
-from messages import MessageWriter, generate_friendly_status, register_step
+from tidings.messages import MessageWriter, generate_friendly_status, register_step
 
 
 def rate(function: Callable[[], object], seconds: float) -> float:

@@ -6,8 +6,7 @@ import os
 from typing import Any, ClassVar
 
 from arq.connections import RedisSettings
-
-from server import ProgressEmitter
+from tidings import ProgressEmitter
 
 REDIS_URL = os.environ.get("TIDINGS_REDIS_URL", "redis://127.0.0.1:6379/0")
 

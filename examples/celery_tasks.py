@@ -6,8 +6,7 @@ import functools
 import os
 
 from celery import Celery
-
-from server import SyncProgressEmitter
+from tidings import SyncProgressEmitter
 
 app = Celery("tidings-example", broker=os.environ.get("CELERY_BROKER_URL", "memory://"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 
-from server import SyncProgressEmitter
+from tidings import SyncProgressEmitter
 
 
 @functools.cache

@@ -1,9 +1,11 @@
-"""tidings: a realtime job-progress server. Workers report steps; people read sentences, live."""
+"""tidings: a realtime job-progress server. Workers report steps; people read sentences, live.
 
-from .app import create_app
-from .auth import Authority, Principal
-from .emitter import JobHandle, ProgressEmitter
-from .errors import (
+This package is the worker API and nothing more: importing it loads no web server, no metrics
+and no LLM SDK (a test pins that). The server is ``tidings.web.create_app``; the sentences are
+``tidings.messages``; the command is ``tidings`` (``tidings.cli``).
+"""
+
+from tidings.errors import (
     Conflict,
     Forbidden,
     InvalidRequest,
@@ -16,12 +18,12 @@ from .errors import (
     TidingsError,
     Unauthorized,
 )
-from .models import Event, Snapshot, StepEntry
-from .settings import Settings
-from .sync_emitter import SyncJob, SyncProgressEmitter
+from tidings.models import Event, Snapshot, StepEntry
+from tidings.settings import Settings
+from tidings.worker.emitter import JobHandle, ProgressEmitter
+from tidings.worker.sync_emitter import SyncJob, SyncProgressEmitter
 
 __all__ = [
-    "Authority",
     "Conflict",
     "Event",
     "Forbidden",
@@ -31,7 +33,6 @@ __all__ = [
     "JobTerminal",
     "NotFound",
     "PayloadTooLarge",
-    "Principal",
     "ProgressEmitter",
     "RateLimited",
     "Settings",
@@ -42,5 +43,4 @@ __all__ = [
     "SyncProgressEmitter",
     "TidingsError",
     "Unauthorized",
-    "create_app",
 ]

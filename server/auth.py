@@ -9,9 +9,8 @@ from dataclasses import dataclass
 
 import jwt
 from pydantic import TypeAdapter, ValidationError
-
-from .errors import Unauthorized
-from .models import JobId, UserId
+from tidings.errors import Unauthorized
+from tidings.models import JobId, UserId
 
 _user_id: TypeAdapter[str] = TypeAdapter(UserId)
 

@@ -14,8 +14,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-
-from .errors import InvalidRequest
+from tidings.errors import InvalidRequest
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from .constants import NAMESPACE, job_room, user_room
-from .errors import InvalidRequest, JobTerminal, NotFound, PayloadTooLarge
-from .models import (
+from tidings.constants import NAMESPACE, job_room, user_room
+from tidings.errors import InvalidRequest, JobTerminal, NotFound, PayloadTooLarge
+from tidings.models import (
     CreateJobRequest,
     ErrorDict,
     Event,
@@ -19,8 +19,8 @@ from .models import (
     Snapshot,
     json_size,
 )
-from .store import Catchup, JobStore, Update
-from .store.base import dump
+from tidings.store import Catchup, JobStore, Update
+from tidings.store.base import dump
 
 logger = logging.getLogger(__name__)
 

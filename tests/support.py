@@ -17,8 +17,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-
-from server import Settings, create_app
+from tidings import Settings
+from tidings.web import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 

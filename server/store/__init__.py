@@ -1,8 +1,8 @@
 """Job stores: the embedded one for a single node, Redis for many."""
 
-from .base import Applied, Catchup, JobStore, Limits, Update, limits_of
-from .memory_store import MemoryStore
-from .redis_store import RedisStore, connect
+from tidings.store.base import Applied, Catchup, JobStore, Limits, Update, limits_of
+from tidings.store.memory_store import MemoryStore
+from tidings.store.redis_store import RedisStore, connect
 
 __all__ = [
     "Applied",

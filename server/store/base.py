@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from ..errors import InvalidRequest
-from ..models import ErrorDict, Event, JobStatus, Snapshot
-from ..settings import Settings
+from tidings.errors import InvalidRequest
+from tidings.models import ErrorDict, Event, JobStatus, Snapshot
+from tidings.settings import Settings
 
 Mode = Literal["create", "upsert", "update"]
 

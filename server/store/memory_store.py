@@ -11,10 +11,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..constants import TERMINAL_STATUSES
-from ..errors import Conflict, NotFound, PayloadTooLarge, terminal
-from ..models import ErrorDict, Event, JobStatus, Snapshot, StepEntry
-from .base import OWNER_FIXED, Applied, Catchup, Limits, Update
+from tidings.constants import TERMINAL_STATUSES
+from tidings.errors import Conflict, NotFound, PayloadTooLarge, terminal
+from tidings.models import ErrorDict, Event, JobStatus, Snapshot, StepEntry
+from tidings.store.base import OWNER_FIXED, Applied, Catchup, Limits, Update
 
 
 @dataclass(slots=True)

@@ -11,11 +11,10 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-
-from .. import constants
-from ..errors import Conflict, NotFound, PayloadTooLarge, StoreUnavailable, terminal
-from ..models import Event, Snapshot, StepEntry
-from .base import OWNER_FIXED, Applied, Catchup, Limits, Update, dump
+from tidings import constants
+from tidings.errors import Conflict, NotFound, PayloadTooLarge, StoreUnavailable, terminal
+from tidings.models import Event, Snapshot, StepEntry
+from tidings.store.base import OWNER_FIXED, Applied, Catchup, Limits, Update, dump
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tidings import ProgressEmitter, Settings
 
-from server import ProgressEmitter, Settings
 from tests.cluster.conftest import running_nodes
 from tests.cluster.parts import (
     RoamingWatcher,

@@ -9,8 +9,8 @@ import tomllib
 from typing import Any
 
 import pytest
+from tidings import Settings
 
-from server import Settings
 from tests.cluster.parts import COMPOSE_FILE, NGINX_CONF, Nginx, load_compose
 from tests.support import ROOT
 

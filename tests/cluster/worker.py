@@ -16,8 +16,8 @@ import asyncio
 import json
 from typing import Any, TextIO
 
-from server import ProgressEmitter, Settings, StoreUnavailable
-from server.models import Event
+from tidings import ProgressEmitter, Settings, StoreUnavailable
+from tidings.models import Event
 
 STEP = "processing_rows"
 

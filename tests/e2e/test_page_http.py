@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 from multidict import CIMultiDictProxy
+from tidings import Settings
+from tidings.web.page import CONTENT_SECURITY_POLICY, STATIC_DIR
+from tidings.web.reload import reload_events
 
-from server import Settings
-from server.page import CONTENT_SECURITY_POLICY, STATIC_DIR
-from server.reload import reload_events
 from tests.support import running_app
 
 PAGE_FILES = {
@@ -129,7 +129,7 @@ async def test_reload_script_only_under_reload() -> None:
 
 
 def test_serve_takes_reload() -> None:
-    from server.cli import build_parser
+    from tidings.cli.main import build_parser
 
     assert build_parser().parse_args(["serve", "--reload"]).reload is True
     assert build_parser().parse_args(["serve"]).reload is False
@@ -137,7 +137,7 @@ def test_serve_takes_reload() -> None:
 
 def test_every_page_file_is_one_the_server_serves() -> None:
     """A file added to the page's directory with a type page.py does not know would 404."""
-    from server.page import CONTENT_TYPES
+    from tidings.web.page import CONTENT_TYPES
 
     names = [path.name for path in STATIC_DIR.iterdir() if not path.name.startswith("e2e-probe-")]
     assert all(Path(name).suffix in CONTENT_TYPES for name in names), names

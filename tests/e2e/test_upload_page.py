@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tidings.auth import Authority
+from tidings.messages import generate_friendly_status
+from tidings.web.page import STATIC_DIR
+from tidings.web.upload import display_name
 
-from messages import generate_friendly_status
-from server.auth import Authority
-from server.page import STATIC_DIR
-from server.upload import display_name
 from tests.support import ROOT, ServerProcess, server_process
 
 HERE = Path(__file__).resolve().parent

@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from tidings import Settings
+from tidings.web.keys import SERVICE
 
-from server import Settings
-from server.appkeys import SERVICE
 from tests.support import http_json
 
 TERMINAL = ("done", "error", "cancelled")

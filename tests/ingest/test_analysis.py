@@ -7,14 +7,14 @@ import random
 from pathlib import Path
 
 import pytest
+from tidings.ingest.entities import EntityCollector
+from tidings.ingest.formats import analyse
+from tidings.ingest.hashing import Fingerprinter
+from tidings.ingest.pipeline import count_delta, most_similar
+from tidings.ingest.platforms import PLATFORMS, classify, detect_platform
+from tidings.ingest.registry import Previous, SketchEntry
+from tidings.ingest.similarity import SKETCH_SIZE, Sketch, jaccard, shingle_hash
 
-from server.ingest.entities import EntityCollector
-from server.ingest.formats import analyse
-from server.ingest.hashing import Fingerprinter
-from server.ingest.pipeline import count_delta, most_similar
-from server.ingest.platforms import PLATFORMS, classify, detect_platform
-from server.ingest.registry import Previous, SketchEntry
-from server.ingest.similarity import SKETCH_SIZE, Sketch, jaccard, shingle_hash
 from tests.ingest import samples
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tidings.ingest import BadFile
+from tidings.ingest.formats import Analysis, ColumnTyper, analyse, detect_kind, texts_of
+from tidings.ingest.hashing import Fingerprinter
 
-from server.ingest import BadFile
-from server.ingest.formats import Analysis, ColumnTyper, analyse, detect_kind, texts_of
-from server.ingest.hashing import Fingerprinter
 from tests.ingest import samples
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from tidings.ingest.hashing import CHUNK_SIZE
+from tidings.messages.humanize import format_size
+from tidings.web.upload import PIPELINES, UPLOAD_DIR
 
-from messages.humanize import format_size
-from server.ingest.hashing import CHUNK_SIZE
-from server.upload import PIPELINES, UPLOAD_DIR
 from tests.ingest import samples
 from tests.ingest.support import (
     Gate,

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-
-from server.ingest.registry import MemoryRegistry, RedisRegistry, Registry, Remembered, Seen
-from server.store import connect
+from tidings.ingest.registry import MemoryRegistry, RedisRegistry, Registry, Remembered, Seen
+from tidings.store import connect
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import redis.asyncio
 from aiohttp import web
+from tidings.messages import LLMConfig, MessageWriter, catalog
 
-from messages import LLMConfig, MessageWriter, catalog
 from tests.messages.fake_groq import FakeGroq
 from tests.support import free_port
 

@@ -9,8 +9,8 @@ import sys
 import types
 from pathlib import Path
 
-import messages
-from messages import generate_friendly_status
+import tidings.messages as messages
+from tidings.messages import generate_friendly_status
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "messages"
@@ -28,7 +28,7 @@ def test_all_is_complete_and_exact() -> None:
 
 
 async def test_the_api_the_server_codes_against() -> None:
-    from messages import LLMConfig, MessageWriter, generate_friendly_status, register_step
+    from tidings.messages import LLMConfig, MessageWriter, generate_friendly_status, register_step
 
     assert callable(generate_friendly_status) and callable(register_step)
     config = LLMConfig(api_key="k", base_url=None, model="llama-3.1-8b-instant", timeout=1.5)
@@ -52,14 +52,16 @@ def test_messages_imports_nothing_from_server() -> None:
                 names = [node.module or ""]
             else:
                 continue
-            assert not any(name.split(".")[0] == "server" for name in names), path
+            # relative imports only: the package is mapped to tidings.messages at install time
+            assert not any(name.split(".")[0] in {"server", "tidings"} for name in names), path
 
 
 def test_importing_messages_loads_neither_server_nor_the_llm_sdks() -> None:
     code = (
-        "import sys, messages\n"
+        "import sys, tidings.messages as messages\n"
         "messages.generate_friendly_status('duplicate_check', {'filename': 'a.csv'})\n"
-        "print(sorted(m for m in ('server', 'groq', 'instructor') if m in sys.modules))\n"
+        "print(sorted(m for m in ('tidings.web', 'tidings.service', 'groq', 'instructor')"
+        " if m in sys.modules))\n"
     )
     result = subprocess.run(
         [sys.executable, "-W", "error", "-c", code],

@@ -6,8 +6,7 @@ import re
 from collections.abc import Mapping
 
 import pytest
-
-from messages import BUILTIN_STEPS, generate_friendly_status
+from tidings.messages import BUILTIN_STEPS, generate_friendly_status
 
 # (step, context, the exact sentence)
 CASES: list[tuple[str, Mapping[str, object] | None, str]] = [

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from messages import generate_friendly_status, humanize_step
+from tidings.messages import generate_friendly_status, humanize_step
 
 
 @pytest.mark.parametrize(

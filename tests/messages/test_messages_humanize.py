@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from messages import generate_friendly_status
-from messages.humanize import (
+from tidings.messages import generate_friendly_status
+from tidings.messages.humanize import (
     article,
     clean_filename,
     clean_text,

@@ -9,9 +9,9 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from tidings.messages import LLMConfig, MessageWriter
+from tidings.messages.llm import StepTemplate, build_prompt, is_llm_step, template_model
 
-from messages import LLMConfig, MessageWriter
-from messages.llm import StepTemplate, build_prompt, is_llm_step, template_model
 from tests.messages.fake_groq import FakeGroq, Reply
 
 STEP = "validating_iban_checksums"

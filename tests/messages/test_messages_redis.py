@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 import redis.asyncio
+from tidings.messages import LLMConfig, MessageWriter
+from tidings.messages.constants import TEMPLATE_TTL_SECONDS
+from tidings.messages.writer import template_cache_key
 
-from messages import LLMConfig, MessageWriter
-from messages.constants import TEMPLATE_TTL_SECONDS
-from messages.writer import template_cache_key
 from tests.messages.fake_groq import FakeGroq, Reply
 
 STEP = "validating_iban_checksums"

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from messages import TemplateError, generate_friendly_status, register_step
-from messages.context import Context, render_value, template_keys
-from messages.template import parse_template
+from tidings.messages import TemplateError, generate_friendly_status, register_step
+from tidings.messages.context import Context, render_value, template_keys
+from tidings.messages.template import parse_template
 
 
 def test_register_a_new_step() -> None:

@@ -9,9 +9,9 @@ import jwt
 import pytest
 import socketio
 from aiohttp import web
+from tidings import ProgressEmitter, Settings
+from tidings.web.keys import AUTHORITY
 
-from server import ProgressEmitter, Settings
-from server.appkeys import AUTHORITY
 from tests.support import Watcher, eventually, http_json, running_app
 
 SECRET = "test-secret-please-ignore-0123456789"

@@ -7,10 +7,9 @@ import json
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
-
-from server import ProgressEmitter, Settings
-from server.service import JobService
-from server.store import MemoryStore
+from tidings import ProgressEmitter, Settings
+from tidings.service import JobService
+from tidings.store import MemoryStore
 
 WRITERS = 8
 UPDATES = 500
@@ -61,7 +60,7 @@ async def test_concurrent_tasks_on_the_embedded_store_lose_nothing() -> None:
         async def emit(self, *args: object, **kwargs: object) -> None:
             return None
 
-    from messages import MessageWriter
+    from tidings.messages import MessageWriter
 
     store = MemoryStore()
     store.limits = type(store.limits)(history=WRITERS * UPDATES + 100)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from tidings import Settings
 
-from server import Settings
 from tests.support import running_app
 
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"

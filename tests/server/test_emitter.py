@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from tidings import InvalidRequest, JobTerminal, ProgressEmitter, Settings
 
-from server import InvalidRequest, JobTerminal, ProgressEmitter, Settings
 from tests.support import ROOT, Watcher, eventually, running_app, server_process
 
 
@@ -102,7 +102,7 @@ async def test_a_worker_process_reaches_clients_of_a_server_process(redis_url: s
         await watcher.subscribe("from-afar")
         worker = textwrap.dedent(f"""
             import asyncio
-            from server import ProgressEmitter
+            from tidings import ProgressEmitter
 
             async def main():
                 async with ProgressEmitter.from_url({redis_url!r}) as emitter:

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
+from tidings import Conflict, InvalidRequest, JobCancelled, ProgressEmitter, Settings, constants
+from tidings.errors import StoreUnavailable
+from tidings.messages import MessageWriter
+from tidings.service import JobService
+from tidings.store import MemoryStore, RedisStore, Update, connect
+from tidings.store.base import Applied
 
-from messages import MessageWriter
-from server import Conflict, InvalidRequest, JobCancelled, ProgressEmitter, Settings, constants
-from server.errors import StoreUnavailable
-from server.service import JobService
-from server.store import MemoryStore, RedisStore, Update, connect
-from server.store.base import Applied
 from tests.support import Watcher, eventually, http_json, running_app
 
 API_KEY = "hardening-key"
@@ -111,7 +111,7 @@ async def test_a_cancelled_ending_always_carries_an_error(
 async def test_tokens_go_in_a_query_only_for_the_streams(redis_url: str) -> None:
     secret = "query-token-secret-0123456789-0123456789"
     async with running_app(Settings(secret=secret, redis_url=redis_url)) as (url, app):
-        from server.appkeys import AUTHORITY
+        from tidings.web.keys import AUTHORITY
 
         await ProgressEmitter.for_app(app).send_progress("q1", "extracting", owner="alice")
         token = app[AUTHORITY].mint("alice", ttl=60)

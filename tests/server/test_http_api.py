@@ -10,9 +10,9 @@ import aiohttp
 import jwt
 import pytest
 from aiohttp import web
+from tidings import ProgressEmitter, Settings
+from tidings.web.keys import AUTHORITY
 
-from server import ProgressEmitter, Settings
-from server.appkeys import AUTHORITY
 from tests.support import free_port, running_app
 
 SECRET = "http-test-secret-0123456789abcdefghij"

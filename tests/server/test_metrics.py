@@ -11,9 +11,9 @@ import prometheus_client
 import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
+from tidings import ProgressEmitter, Settings
+from tidings.web.keys import SERVICE
 
-from server import ProgressEmitter, Settings
-from server.appkeys import SERVICE
 from tests.support import Watcher, free_port, running_app
 
 Node = tuple[str, web.Application]

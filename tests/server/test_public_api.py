@@ -1,14 +1,80 @@
-"""``__all__`` names every public thing a package exports, and nothing else."""
+"""The public surface: ``__all__`` is exact, and a worker's import stays light."""
 
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
 import types
 
-import server
+import pytest
+import tidings
+import tidings.web
+
+#: What a worker must never pay for: the web server, metrics, the upload pipeline, the LLM SDKs.
+HEAVY = (
+    "aiohttp.web",
+    "prometheus_client",
+    "socketio",
+    "engineio",
+    "tidings.web",
+    "tidings.realtime",
+    "tidings.ingest",
+    "groq",
+    "instructor",
+)
 
 
-def test_server_all_is_complete() -> None:
+@pytest.mark.parametrize("package", [tidings, tidings.web], ids=lambda p: p.__name__)
+def test_all_is_complete(package: types.ModuleType) -> None:
     public = {
         name
-        for name, value in vars(server).items()
+        for name, value in vars(package).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
-    assert set(server.__all__) == public
+    assert set(package.__all__) == public
+    assert sorted(package.__all__) == package.__all__
+
+
+def worker_import(statement: str) -> dict[str, object]:
+    code = (
+        "import sys\n"
+        f"{statement}\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
+        "kb = int(status.split()[0])\n"
+        "print(__import__('json').dumps({'heavy': heavy, 'modules': len(sys.modules), 'kb': kb}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_the_worker_api_loads_none_of_the_server() -> None:
+    light = worker_import(
+        "from tidings import ProgressEmitter, SyncProgressEmitter, JobCancelled, Event"
+    )
+    assert light["heavy"] == []
+    # Peak RSS is a count, not a clock. pydantic and redis.asyncio are most of it (42 MB when
+    # this was written; the goal is 30 MB): the pin keeps it from growing back towards the
+    # 65 MB of the whole server.
+    assert light["kb"] <= 48 * 1024, light
+
+
+def test_the_pin_would_catch_a_heavy_import() -> None:
+    """Control arm: the same probe reports the web layer when it is imported."""
+    heavy = worker_import("import tidings.web")
+    assert "aiohttp.web" in heavy["heavy"] and "tidings.web" in heavy["heavy"]
+
+
+def test_no_package_named_server_or_messages_is_installed() -> None:
+    for name in ("server", "messages", "ingest"):
+        result = subprocess.run(
+            [sys.executable, "-c", f"import {name}"], capture_output=True, cwd="/", timeout=60
+        )
+        assert result.returncode != 0, name

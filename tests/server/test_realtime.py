@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
+from tidings import JobCancelled, ProgressEmitter, Settings
+from tidings.web.keys import AUTHORITY, SIO
 
-from server import JobCancelled, ProgressEmitter, Settings
-from server.appkeys import AUTHORITY, SIO
 from tests.support import Watcher, eventually, http_json, running_app
 
 
@@ -248,7 +248,7 @@ async def test_progress_arguments_are_validated_before_anything_is_written(
         dict(step="s", extra={"blob": "x" * 20_000}),
         dict(step="s", context={"k": object()}),
     ]
-    from server import InvalidRequest
+    from tidings import InvalidRequest
 
     for call in bad_calls:
         with pytest.raises(InvalidRequest):

@@ -13,11 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from tidings import ProgressEmitter, Settings
+from tidings.constants import job_room, user_room
+from tidings.web.keys import AUTHORITY, FANOUT, SERVICE, SIO
+from tidings.web.sse import STREAMS
 
-from server import ProgressEmitter, Settings
-from server.appkeys import AUTHORITY, FANOUT, SERVICE, SIO
-from server.constants import job_room, user_room
-from server.sse import STREAMS
 from tests.support import eventually, http_json, running_app, server_process
 
 SECRET = "sse-test-secret-0123456789abcdefghij"

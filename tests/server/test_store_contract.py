@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-
-from server.errors import Conflict, JobCancelled, JobTerminal, NotFound, PayloadTooLarge
-from server.service import new_epoch, now
-from server.store import JobStore, Limits, MemoryStore, RedisStore, Update, connect
-from server.store.base import Applied, dump
+from tidings.errors import Conflict, JobCancelled, JobTerminal, NotFound, PayloadTooLarge
+from tidings.service import new_epoch, now
+from tidings.store import JobStore, Limits, MemoryStore, RedisStore, Update, connect
+from tidings.store.base import Applied, dump
 
 
 @pytest.fixture(params=["memory", "redis"])

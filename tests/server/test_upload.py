@@ -13,9 +13,9 @@ import aiohttp
 import jwt
 import pytest
 from aiohttp import web
+from tidings import ProgressEmitter, Settings
+from tidings.web.upload import PIPELINES, READ_CHUNK, UPLOAD_DIR
 
-from server import ProgressEmitter, Settings
-from server.upload import PIPELINES, READ_CHUNK, UPLOAD_DIR
 from tests.ingest import samples
 from tests.ingest.support import Gate, finished, settings_for, steps, store_url, upload
 from tests.support import eventually, http_json, running_app
@@ -223,7 +223,7 @@ async def test_with_a_secret_a_token_is_required_and_each_job_gets_its_own(
         assert status == 401
         assert stored(app) == []
 
-        from server.appkeys import AUTHORITY
+        from tidings.web.keys import AUTHORITY
 
         alice = app[AUTHORITY].mint("alice")
         status, reply = await upload(

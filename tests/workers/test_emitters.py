@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiohttp import web
+from tidings import ProgressEmitter, Settings, StoreUnavailable, SyncProgressEmitter
 
-from server import ProgressEmitter, Settings, StoreUnavailable, SyncProgressEmitter
 from tests.support import free_port, running_app
 
 
@@ -171,7 +171,7 @@ async def test_an_unreachable_store_raises_a_clear_error_after_bounded_retries()
 
 
 def test_the_blocking_emitter_refuses_bad_input_in_the_callers_thread(redis_url: str) -> None:
-    from server import InvalidRequest
+    from tidings import InvalidRequest
 
     with SyncProgressEmitter(redis_url) as emitter:
         with pytest.raises(InvalidRequest, match="progress"):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from tidings import ProgressEmitter
 
-from server import ProgressEmitter
 from tests.support import ROOT, server_process
 
 ROWS = [{"amount": "12.50"}, {"amount": ""}, {"amount": "3.00"}]

@@ -14,7 +14,9 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .emitter import (
+from tidings.models import Event, Snapshot
+from tidings.settings import Settings
+from tidings.worker.emitter import (
     JobHandle,
     Meter,
     ProgressEmitter,
@@ -22,8 +24,6 @@ from .emitter import (
     fail_call,
     progress_call,
 )
-from .models import Event, Snapshot
-from .settings import Settings
 
 T = TypeVar("T")
 

@@ -22,12 +22,11 @@ from email.parser import BytesParser
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from messages.humanize import clean_filename, clean_text
-
-from .entities import AMOUNT, DATE, DATETIME, EMAIL, URL
-from .errors import BadFile
-from .hashing import Fingerprint
-from .similarity import shingle_hash
+from tidings.ingest.entities import AMOUNT, DATE, DATETIME, EMAIL, URL
+from tidings.ingest.errors import BadFile
+from tidings.ingest.hashing import Fingerprint
+from tidings.ingest.similarity import shingle_hash
+from tidings.messages.humanize import clean_filename, clean_text
 
 if TYPE_CHECKING:
     from _csv import Reader as CsvReader

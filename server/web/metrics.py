@@ -16,16 +16,15 @@ from typing import Any, TypeVar
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-from .appkeys import SERVICE, SIO
-from .constants import NAMESPACE
-from .errors import StoreUnavailable
-from .http_api import Handler
-from .models import Snapshot
-from .realtime import JobNamespace
-from .service import Publisher
-from .sse import STREAMS
-from .store import Applied, Catchup, JobStore, Limits, Update
+from tidings.constants import NAMESPACE
+from tidings.errors import StoreUnavailable
+from tidings.models import Snapshot
+from tidings.realtime.namespace import JobNamespace
+from tidings.service import Publisher
+from tidings.store import Applied, Catchup, JobStore, Limits, Update
+from tidings.web.api import Handler
+from tidings.web.keys import SERVICE, SIO
+from tidings.web.sse import STREAMS
 
 T = TypeVar("T")
 

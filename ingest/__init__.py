@@ -6,10 +6,10 @@ Small pure modules do the analysis (``hashing``, ``similarity``, ``formats``, ``
 tasks, a bounded number at once.
 """
 
-from .errors import BadFile
-from .pipeline import Pipeline, Upload
-from .registry import MemoryRegistry, RedisRegistry, Registry
-from .runner import PipelineRunner
+from tidings.ingest.errors import BadFile
+from tidings.ingest.pipeline import Pipeline, Upload
+from tidings.ingest.registry import MemoryRegistry, RedisRegistry, Registry
+from tidings.ingest.runner import PipelineRunner
 
 __all__ = [
     "BadFile",

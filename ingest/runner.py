@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import logging
 
-from ..emitter import ProgressEmitter
-from ..errors import TidingsError
-from .pipeline import Pipeline, Upload, fail_job
-from .registry import Registry
+from tidings.errors import TidingsError
+from tidings.ingest.pipeline import Pipeline, Upload, fail_job
+from tidings.ingest.registry import Registry
+from tidings.worker.emitter import ProgressEmitter
 
 __all__ = ["PipelineRunner"]
 

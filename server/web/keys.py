@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import socketio
 from aiohttp import web
-
-from .auth import Authority
-from .fanout import FanoutManager
-from .service import JobService
-from .settings import Settings
+from tidings.auth import Authority
+from tidings.realtime.fanout import FanoutManager
+from tidings.service import JobService
+from tidings.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICE = web.AppKey("service", JobService)

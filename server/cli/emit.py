@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import watchfiles
-
-from .constants import TERMINAL_STATUSES
-from .emitter import ProgressEmitter
-from .errors import TidingsError
-from .models import Event
-from .settings import Settings
+from tidings.constants import TERMINAL_STATUSES
+from tidings.errors import TidingsError
+from tidings.models import Event
+from tidings.settings import Settings
+from tidings.worker.emitter import ProgressEmitter
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ async def _sender(settings: Settings, url: str | None) -> AsyncIterator[Send]:
         async with ProgressEmitter.from_url(settings.redis_url, settings) as emitter:
             yield emitter.emit_request
         return
-    from .cli import base_url, post_json
+    from tidings.cli.remote import base_url, post_json
 
     key = settings.api_key.get_secret_value() if settings.api_key else None
     root = base_url(settings, url)

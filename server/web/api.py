@@ -10,11 +10,8 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-
-from .appkeys import AUTHORITY, SERVICE, SIO
-from .auth import Principal
-from .cluster import RedisManager
-from .errors import (
+from tidings.auth import Principal
+from tidings.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
@@ -22,8 +19,10 @@ from .errors import (
     StoreUnavailable,
     TidingsError,
 )
-from .models import CreateJobRequest, JobRequest, ProgressRequest, SubscribeRequest, parse
-from .service import JobService
+from tidings.models import CreateJobRequest, JobRequest, ProgressRequest, SubscribeRequest, parse
+from tidings.realtime.manager import RedisManager
+from tidings.service import JobService
+from tidings.web.keys import AUTHORITY, SERVICE, SIO
 
 logger = logging.getLogger(__name__)
 

@@ -8,14 +8,13 @@ from typing import Any
 import socketio
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-from .constants import TERMINAL_STATUSES
-from .errors import TidingsError
-from .settings import Settings
+from tidings.constants import TERMINAL_STATUSES
+from tidings.errors import TidingsError
+from tidings.settings import Settings
 
 
 async def watch(settings: Settings, job_id: str, url: str | None, token: str | None) -> int:
-    from .cli import base_url
+    from tidings.cli.remote import base_url
 
     console = Console()
     client = socketio.AsyncClient(reconnection=True)

@@ -6,7 +6,7 @@ TidingsError
 
 from __future__ import annotations
 
-from ..errors import TidingsError
+from tidings.errors import TidingsError
 
 
 class BadFile(TidingsError):

@@ -20,16 +20,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
-
-from .appkeys import FANOUT, SERVICE, SETTINGS
-from .constants import TERMINAL_STATUSES, job_room, user_room
-from .errors import InvalidRequest, NotFound, StoreUnavailable
-from .fanout import Listener
-from .http_api import principal_of, readable_job, resume_point
-from .models import Event, Snapshot
-from .service import JobService, event_name
-from .store import Catchup
-from .store.base import dump
+from tidings.constants import TERMINAL_STATUSES, job_room, user_room
+from tidings.errors import InvalidRequest, NotFound, StoreUnavailable
+from tidings.models import Event, Snapshot
+from tidings.realtime.fanout import Listener
+from tidings.service import JobService, event_name
+from tidings.store import Catchup
+from tidings.store.base import dump
+from tidings.web.api import principal_of, readable_job, resume_point
+from tidings.web.keys import FANOUT, SERVICE, SETTINGS
 
 logger = logging.getLogger(__name__)
 

@@ -10,23 +10,21 @@ from collections.abc import AsyncIterator
 import socketio
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
-
-from messages import LLMConfig, MessageWriter
-
-from .appkeys import AUTHORITY, FANOUT, SERVICE, SETTINGS, SIO
-from .auth import Authority
-from .cluster import RedisManager
-from .connections import close_all
-from .fanout import FanoutManager
-from .http_api import Handler, cors_middleware, errors_middleware, setup_routes
-from .metrics import setup_metrics
-from .page import setup_page
-from .realtime import JobNamespace
-from .service import JobService
-from .settings import Settings
-from .sse import setup_sse
-from .store import JobStore, MemoryStore, RedisStore, connect, limits_of
-from .upload import setup_upload
+from tidings.auth import Authority
+from tidings.messages import LLMConfig, MessageWriter
+from tidings.realtime.connections import close_all
+from tidings.realtime.fanout import FanoutManager
+from tidings.realtime.manager import RedisManager
+from tidings.realtime.namespace import JobNamespace
+from tidings.service import JobService
+from tidings.settings import Settings
+from tidings.store import JobStore, MemoryStore, RedisStore, connect, limits_of
+from tidings.web.api import Handler, cors_middleware, errors_middleware, setup_routes
+from tidings.web.keys import AUTHORITY, FANOUT, SERVICE, SETTINGS, SIO
+from tidings.web.metrics import setup_metrics
+from tidings.web.page import setup_page
+from tidings.web.sse import setup_sse
+from tidings.web.upload import setup_upload
 
 logger = logging.getLogger(__name__)
 

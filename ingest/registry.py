@@ -22,14 +22,13 @@ from typing import Any, Final, Protocol, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-
-from ..constants import (
+from tidings.errors import StoreUnavailable
+from tidings.ingest.keys import (
     INGEST_TTL,
     ingest_records_key,
     ingest_seen_key,
     ingest_sketches_key,
 )
-from ..errors import StoreUnavailable
 
 __all__ = [
     "ANONYMOUS_SCOPE",

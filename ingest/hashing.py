@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
-from .similarity import Sketch, shingle_hash
+from tidings.ingest.similarity import Sketch, shingle_hash
 
 __all__ = ["CHUNK_SIZE", "Fingerprint", "Fingerprinter"]
 

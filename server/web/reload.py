@@ -18,9 +18,8 @@ from typing import Final
 
 import socketio
 from aiohttp import web
+from tidings.web.keys import SIO
 from watchfiles import Change, awatch
-
-from .appkeys import SIO
 
 __all__ = ["RELOAD_EVENTS", "reload_events", "setup_reload"]
 

@@ -1,25 +1,24 @@
-"""``tidings``: serve, emit, watch, token and say (``python -m server`` is the same program)."""
+"""``tidings``: the parser and the dispatch of serve, emit, watch, token and say.
+
+``python -m tidings`` is the same program. Each command lives in its own module and is imported
+only when it runs, so ``tidings say`` never loads the web server.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from pydantic import ValidationError
-
-from messages import generate_friendly_status
-
-from .app import create_app
-from .auth import Authority
-from .errors import TidingsError
-from .settings import Settings
+from tidings.auth import Authority
+from tidings.errors import TidingsError
+from tidings.messages import generate_friendly_status
+from tidings.settings import Settings
 
 logger = logging.getLogger("tidings")
 
@@ -122,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "serve":
-            return _serve(settings, args.host, args.port, args.reload)
+            from tidings.cli.serve import serve
+
+            return serve(settings, args.host, args.port, args.reload)
         if args.command == "say":
             print(generate_friendly_status(args.step, dict(args.context)))
             return 0
@@ -131,10 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(Authority(secret).mint(args.user, args.job, ttl=args.ttl))
             return 0
         if args.command == "emit":
-            from .cli_emit import emit
+            from tidings.cli.emit import emit
 
             return asyncio.run(emit(settings, args))
-        from .cli_watch import watch
+        from tidings.cli.watch import watch
 
         return asyncio.run(watch(settings, args.job, args.url, args.token))
     except TidingsError as exc:
@@ -153,51 +154,3 @@ def _check_emit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             parser.error("--follow takes only --job JOB (the file says the rest)")
     elif not (args.job and args.step):
         parser.error("emit needs JOB and STEP (or --follow FILE --job JOB)")
-
-
-def _serve(settings: Settings, host: str | None, port: int | None, reload: bool) -> int:
-    updates: dict[str, object] = {}
-    if reload:
-        updates["reload"] = True
-    if host:
-        updates["host"] = host
-    if port is not None:
-        updates["port"] = port
-    settings = settings.model_copy(update=updates)
-    loop: asyncio.AbstractEventLoop
-    try:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover - uvloop is installed wherever it builds
-        loop = asyncio.new_event_loop()
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop=loop,
-        print=lambda text: logger.info("%s", text.strip()),
-        shutdown_timeout=5,
-    )
-    return 0
-
-
-def base_url(settings: Settings, url: str | None) -> str:
-    return (url or f"http://{settings.host}:{settings.port}").rstrip("/")
-
-
-async def post_json(url: str, body: object, token: str | None) -> Any:
-    """POST JSON; the server's error sentence becomes a TidingsError, never a traceback."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        async with (
-            ClientSession(timeout=ClientTimeout(total=10)) as session,
-            session.post(url, json=body, headers=headers) as response,
-        ):
-            reply = await response.json(content_type=None)
-    except (ClientError, TimeoutError, json.JSONDecodeError) as exc:
-        raise TidingsError(f"Could not reach the server at {url}: {exc}") from exc
-    if response.status >= 400:
-        error = reply.get("error", {}) if isinstance(reply, dict) else {}
-        raise TidingsError(error.get("message", f"The server answered {response.status}."))
-    return reply

@@ -28,17 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from messages import generate_friendly_status
-
-from ..emitter import ProgressEmitter
-from ..errors import JobTerminal, TidingsError
-from .entities import EntityCollector
-from .errors import BadFile
-from .formats import Analysis, analyse, texts_of
-from .hashing import CHUNK_SIZE, Fingerprint, Fingerprinter
-from .platforms import Platform, classify, detect_platform
-from .registry import Previous, Registry, Remembered, Seen, SketchEntry, scope_of
-from .similarity import NEAR_DUPLICATE_THRESHOLD, jaccard
+from tidings.errors import JobTerminal, TidingsError
+from tidings.ingest.entities import EntityCollector
+from tidings.ingest.errors import BadFile
+from tidings.ingest.formats import Analysis, analyse, texts_of
+from tidings.ingest.hashing import CHUNK_SIZE, Fingerprint, Fingerprinter
+from tidings.ingest.platforms import Platform, classify, detect_platform
+from tidings.ingest.registry import Previous, Registry, Remembered, Seen, SketchEntry, scope_of
+from tidings.ingest.similarity import NEAR_DUPLICATE_THRESHOLD, jaccard
+from tidings.messages import generate_friendly_status
+from tidings.worker.emitter import ProgressEmitter
 
 __all__ = ["Pipeline", "Upload", "count_delta", "fail_job", "most_similar"]
 

@@ -16,9 +16,8 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiohttp import web
 from tenacity import (
     AsyncRetrying,
     RetryError,
@@ -27,18 +26,17 @@ from tenacity import (
     stop_after_delay,
     wait_exponential_jitter,
 )
+from tidings.constants import TERMINAL_STATUSES
+from tidings.errors import Conflict, JobCancelled, JobTerminal, StoreUnavailable
+from tidings.messages import MessageWriter
+from tidings.models import CreateJobRequest, Event, JobRequest, ProgressRequest, Snapshot, parse
+from tidings.service import JobService
+from tidings.settings import Settings
+from tidings.store import RedisStore, connect, limits_of
+from tidings.worker.coalesce import Call, Coalescer, Decision
 
-from messages import MessageWriter
-
-from .appkeys import SERVICE, SETTINGS
-from .cluster import RedisManager
-from .coalesce import Call, Coalescer, Decision
-from .constants import TERMINAL_STATUSES
-from .errors import Conflict, JobCancelled, JobTerminal, StoreUnavailable
-from .models import CreateJobRequest, Event, JobRequest, ProgressRequest, Snapshot, parse
-from .service import JobService
-from .settings import Settings
-from .store import RedisStore, connect, limits_of
+if TYPE_CHECKING:
+    from aiohttp import web
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +71,8 @@ class ProgressEmitter:
     @classmethod
     def from_url(cls, redis_url: str, settings: Settings | None = None) -> ProgressEmitter:
         """An emitter for a process outside the server, sharing the nodes' Redis."""
+        from tidings.realtime.manager import RedisManager  # publishing needs python-socketio
+
         settings = settings or Settings()
         client = connect(redis_url)
         store = RedisStore(client, limits_of(settings))
@@ -87,6 +87,8 @@ class ProgressEmitter:
     @classmethod
     def for_app(cls, app: web.Application) -> ProgressEmitter:
         """The in-process emitter of a running server (its pipeline uses this)."""
+        from tidings.web.keys import SERVICE, SETTINGS  # a worker never loads the web layer
+
         return cls(app[SERVICE], coalesce_window=app[SETTINGS].coalesce_window)
 
     async def send_progress(

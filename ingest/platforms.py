@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from .formats import Analysis
+from tidings.ingest.formats import Analysis
 
 __all__ = ["PLATFORMS", "Platform", "classify", "detect_platform", "normalise_column"]
 

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Final
 
 from aiohttp import web
-
-from .appkeys import SETTINGS
-from .errors import NotFound
-from .reload import setup_reload
+from tidings.errors import NotFound
+from tidings.web.keys import SETTINGS
+from tidings.web.reload import setup_reload
 
 __all__ = ["CONTENT_SECURITY_POLICY", "STATIC_DIR", "setup_page"]
 

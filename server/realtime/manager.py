@@ -29,10 +29,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
-
-from .connections import close_all
-from .constants import SOCKETIO_CHANNEL
-from .fanout import FanoutManager
+from tidings.constants import SOCKETIO_CHANNEL
+from tidings.realtime.connections import close_all
+from tidings.realtime.fanout import FanoutManager
 
 logger = logging.getLogger(__name__)
 

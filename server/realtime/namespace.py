@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
-
-from .auth import Authority, Principal
-from .constants import NAMESPACE, job_room, user_room
-from .errors import (
+from tidings.auth import Authority, Principal
+from tidings.constants import NAMESPACE, job_room, user_room
+from tidings.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
@@ -22,8 +21,8 @@ from .errors import (
     TidingsError,
     Unauthorized,
 )
-from .models import JobRequest, ListJobsRequest, SubscribeRequest, parse
-from .service import JobService
+from tidings.models import JobRequest, ListJobsRequest, SubscribeRequest, parse
+from tidings.service import JobService
 
 logger = logging.getLogger(__name__)
 

@@ -20,16 +20,14 @@ from typing import Any, BinaryIO, Final
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
-
-from messages.humanize import clean_filename
-
-from .appkeys import AUTHORITY, SERVICE, SETTINGS
-from .emitter import ProgressEmitter
-from .errors import InvalidRequest, PayloadTooLarge
-from .http_api import principal_of
-from .ingest import MemoryRegistry, PipelineRunner, RedisRegistry, Registry, Upload
-from .models import CreateJobRequest, parse
-from .store import connect
+from tidings.errors import InvalidRequest, PayloadTooLarge
+from tidings.ingest import MemoryRegistry, PipelineRunner, RedisRegistry, Registry, Upload
+from tidings.messages.humanize import clean_filename
+from tidings.models import CreateJobRequest, parse
+from tidings.store import connect
+from tidings.web.api import principal_of
+from tidings.web.keys import AUTHORITY, SERVICE, SETTINGS
+from tidings.worker.emitter import ProgressEmitter
 
 __all__ = ["PIPELINES", "UPLOAD_DIR", "display_name", "setup_upload"]
 

@@ -1,0 +1,1 @@
+"""The worker API: ``ProgressEmitter`` (async) and ``SyncProgressEmitter`` (blocking)."""
