@@ -10,6 +10,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY server ./server
 COPY messages ./messages
+COPY ingest ./ingest
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /app tidings
 USER tidings

@@ -122,7 +122,7 @@ async def running_app(settings: Settings) -> AsyncIterator[tuple[str, web.Applic
 
 
 class ServerProcess:
-    """``python -m server serve`` as a real process, ended by its pid."""
+    """``python -m tidings serve`` as a real process, ended by its pid."""
 
     def __init__(self, env: Mapping[str, str] | None = None, log: Path | None = None) -> None:
         self.port = free_port()
@@ -142,7 +142,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"],
+            [sys.executable, "-m", "tidings", "serve"],
             cwd=ROOT,
             env=self.env,
             stdout=out,

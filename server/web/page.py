@@ -6,7 +6,7 @@ Content-Security-Policy (scripts only from this origin, no inline script or styl
 so even a filename that slipped markup past the page's ``textContent`` rendering could not run.
 ``Cache-Control: no-cache`` makes browsers revalidate (ETag) instead of keeping an old page
 beside a newer server. Under ``--reload`` the page also loads ``reload.js``, the development hot
-reload of :mod:`server.reload`; otherwise that file is not served at all.
+reload of :mod:`tidings.web.reload`; otherwise that file is not served at all.
 """
 
 from __future__ import annotations

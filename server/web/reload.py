@@ -3,7 +3,7 @@
 A changed stylesheet goes out as ``reload-css`` and the page swaps that one ``<link>`` in place,
 so its state, scroll position and socket survive; a changed script or page goes out as
 ``reload-js`` or ``reload-html`` and the page reloads. Each is a Socket.IO event broadcast to
-every socket, data ``{"path": "/static/<name>"}``. Only :func:`server.page.setup_page` calls
+every socket, data ``{"path": "/static/<name>"}``. Only :func:`tidings.web.page.setup_page` calls
 this, and only when ``settings.reload`` is on.
 """
 

@@ -51,8 +51,8 @@ class ProgressEmitter:
     """Sends a job's progress; every argument is validated as the HTTP API validates it.
 
     Progress-only updates within ``coalesce_window`` seconds collapse into the latest (see
-    ``server.coalesce``); a send that cannot reach the store is retried with backoff and then
-    raises ``StoreUnavailable`` (updates are idempotent, so a retry never doubles an event).
+    ``tidings.worker.coalesce``); a send that cannot reach the store is retried with backoff and
+    then raises ``StoreUnavailable`` (updates are idempotent, so a retry never doubles an event).
     """
 
     def __init__(

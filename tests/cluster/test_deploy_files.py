@@ -75,7 +75,7 @@ def test_the_image_installs_the_packages_and_serves_on_every_interface() -> None
         for path in line.split()
     }
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = set(pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"])
+    packages = set(pyproject["tool"]["setuptools"]["package-dir"].values())
     assert packages | {"pyproject.toml", pyproject["project"]["readme"]} == copied
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert not copied & ignored

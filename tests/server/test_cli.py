@@ -18,7 +18,7 @@ SECRET = "cli-secret-0123456789-0123456789-abcdef"
 def tidings(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
     return subprocess.run(
-        [sys.executable, "-m", "server", *args],
+        [sys.executable, "-m", "tidings", *args],
         cwd=ROOT,
         env={**clean, **(env or {})},
         capture_output=True,
@@ -116,7 +116,7 @@ async def test_watch_follows_a_job_to_its_end() -> None:
         watcher = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "server",
+            "tidings",
             "watch",
             "watched",
             "--url",

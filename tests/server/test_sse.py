@@ -315,7 +315,7 @@ async def test_each_event_of_a_job_batch_frame_is_sent_once(node: Node) -> None:
 async def test_an_overflowing_listener_catches_up_from_the_store(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("server.fanout.LISTENER_QUEUE", 3)
+    monkeypatch.setattr("tidings.realtime.fanout.LISTENER_QUEUE", 3)
     async with running_app(settings()) as (url, app):
         emitter = ProgressEmitter.for_app(app)
         await emitter.send_progress("flood", "extracting", 0)

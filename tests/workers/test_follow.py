@@ -18,7 +18,7 @@ async def test_follow_emits_each_real_change_until_the_job_ends(tmp_path: Path) 
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "server",
+            "tidings",
             "emit",
             "--follow",
             str(status),
@@ -61,7 +61,7 @@ def test_follow_needs_a_job(tmp_path: Path) -> None:
     import subprocess
 
     result = subprocess.run(
-        [sys.executable, "-m", "server", "emit", "--follow", str(tmp_path / "s.json")],
+        [sys.executable, "-m", "tidings", "emit", "--follow", str(tmp_path / "s.json")],
         cwd=ROOT,
         capture_output=True,
         text=True,

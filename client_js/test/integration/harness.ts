@@ -1,5 +1,5 @@
 /**
- * Real processes for the integration tests: a tidings server (`python -m server serve`) and, for
+ * Real processes for the integration tests: a tidings server (`python -m tidings serve`) and, for
  * the Redis store, a private `redis-server` on a free port. Each is stopped by its own pid.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -161,7 +161,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TidingsS
   env["TIDINGS_API_KEY"] = apiKey;
   if (options.secret !== undefined) env["TIDINGS_SECRET"] = options.secret;
   if (options.redisUrl !== undefined) env["TIDINGS_REDIS_URL"] = options.redisUrl;
-  const child = spawn(pythonExecutable(), ["-m", "server", "serve", "--host", "127.0.0.1", "--port", String(port)], {
+  const child = spawn(pythonExecutable(), ["-m", "tidings", "serve", "--host", "127.0.0.1", "--port", String(port)], {
     cwd: repoRoot,
     env,
     stdio: ["ignore", "pipe", "pipe"],
