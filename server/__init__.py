@@ -18,8 +18,10 @@ from tidings.errors import (
     TidingsError,
     Unauthorized,
 )
+from tidings.messages import generate_friendly_status
 from tidings.models import Event, Snapshot, StepEntry
 from tidings.settings import Settings
+from tidings.worker.compat import send_websocket_progress
 from tidings.worker.emitter import JobHandle, ProgressEmitter
 from tidings.worker.sync_emitter import SyncJob, SyncProgressEmitter
 
@@ -43,4 +45,6 @@ __all__ = [
     "SyncProgressEmitter",
     "TidingsError",
     "Unauthorized",
+    "generate_friendly_status",
+    "send_websocket_progress",
 ]

@@ -19,7 +19,7 @@ from typing import Final
 from aiohttp import web
 from tidings.errors import NotFound
 from tidings.web.keys import SETTINGS
-from tidings.web.reload import setup_reload
+from tidings.web.reload import setup_live
 
 __all__ = ["CONTENT_SECURITY_POLICY", "STATIC_DIR", "setup_page"]
 
@@ -58,11 +58,10 @@ _HEAD_END: Final = "</head>"
 
 
 def setup_page(app: web.Application) -> None:
-    """The page's routes, and the hot reload when the settings ask for it."""
+    """The page's routes and its hot reload (files watched only when the settings ask)."""
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static_file)
-    if app[SETTINGS].reload:
-        setup_reload(app, STATIC_DIR)
+    setup_live(app, STATIC_DIR)
 
 
 async def index(request: web.Request) -> web.Response:

@@ -147,15 +147,12 @@ def test_every_page_file_is_one_the_server_serves() -> None:
 @pytest.mark.parametrize(
     ("changed", "events"),
     [
-        (["app.css"], [("reload-css", {"path": "/static/app.css"})]),
-        (
-            ["b.css", "a.css"],
-            [("reload-css", {"path": "/static/a.css"}), ("reload-css", {"path": "/static/b.css"})],
-        ),
-        (["app.css", "app.js"], [("reload-js", {"path": "/static/app.js"})]),
-        (["app.js", "index.html"], [("reload-html", {"path": "/static/index.html"})]),
+        (["app.css"], [("reload-css", "app.css")]),
+        (["b.css", "a.css"], [("reload-css", "a.css"), ("reload-css", "b.css")]),
+        (["app.css", "app.js"], [("reload-js", "app.js")]),
+        (["app.js", "index.html"], [("reload-html", "index.html")]),
         (["notes.txt", ".app.css.swp", ".hidden.css"], []),
     ],
 )
-def test_reload_events(changed: list[str], events: list[tuple[str, dict[str, str]]]) -> None:
+def test_reload_events(changed: list[str], events: list[tuple[str, str]]) -> None:
     assert reload_events(STATIC_DIR / name for name in changed) == events

@@ -405,6 +405,7 @@ async function hotReload(open) {
   });
   await page.goto(config.url);
   check((await page.locator('script[src="/static/reload.js"]').count()) === 1, "no reload.js under --reload");
+  await waitUntil("the hot reload indicator", () => page.locator("#hot-reload").textContent(), (text) => text === "Hot reload on");
   await waitUntil("the badge to say live", () => readOverview(page), (o) => o.badge === "live");
   await page.evaluate(() => {
     window.tidingsE2eMarker = "still the same page";

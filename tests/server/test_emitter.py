@@ -119,3 +119,21 @@ async def test_a_worker_process_reaches_clients_of_a_server_process(redis_url: s
         assert [event["progress"] for event in watcher.received] == [10, 90, 100]
         assert watcher.received[-1]["result"] == {"ok": True}
         await watcher.close()
+
+
+async def test_the_documents_names_work_unchanged() -> None:
+    """``send_websocket_progress(manager, job_id, step, progress, context=...)`` as the seed
+    documents call it, beside ``generate_friendly_status``, both from the package."""
+    from tidings import generate_friendly_status, send_websocket_progress
+
+    async with running_app(Settings()) as (_, app):
+        manager = ProgressEmitter.for_app(app)
+        event = await send_websocket_progress(
+            manager, "seed-1", "duplicate_check", 15, context={"filename": "expenses.csv"}
+        )
+        await manager.aclose()
+    assert event is not None and event["progress"] == 15
+    assert event["message"] == generate_friendly_status(
+        "duplicate_check", {"filename": "expenses.csv"}
+    )
+    assert event["message"] == "Checking if I've seen expenses.csv before..."

@@ -1,15 +1,35 @@
 /**
- * Development hot reload, loaded only under `tidings serve --reload`. The server broadcasts
- * `reload-css` (swap that stylesheet in place: the page keeps its state, scroll and socket) and
- * `reload-js` / `reload-html` (reload the page) to every Socket.IO socket.
+ * Development hot reload, loaded only under `tidings serve --reload`. The server sends
+ * `reload-css` (swap that stylesheet in place: the page keeps its state, scroll and socket),
+ * `reload-js` / `reload-html` / `reload-page` (reload the page) on the `GET /api/live` stream,
+ * which opens with `connected`. Each message is `{event, file, path, timestamp}`.
  *
- * The job client keeps its socket to itself, so this opens a second one, speaking the few frames
- * of Engine.IO 4 / Socket.IO 5 it needs over a plain WebSocket: open (0), connect to the
- * namespace (40), ping (2) / pong (3), events (42). Development only: it never runs in production.
+ * A small badge says whether the page is hearing the server ("Hot reload on") or waiting for it
+ * (EventSource reconnects by itself). Development only: it never runs in production.
  */
-import { identity } from "./identity.js";
 
-const RETRY_MS = 1_000;
+const badge = document.createElement("p");
+badge.id = "hot-reload";
+badge.setAttribute("role", "status");
+Object.assign(badge.style, {
+  position: "fixed",
+  right: "0.75rem",
+  bottom: "0.75rem",
+  margin: "0",
+  padding: "0.25rem 0.6rem",
+  borderRadius: "999px",
+  font: "12px/1.4 system-ui, sans-serif",
+  background: "#1f2937",
+  color: "#f9fafb",
+  zIndex: "1000",
+});
+
+function show(text, live) {
+  badge.textContent = text;
+  badge.dataset.state = live ? "on" : "waiting";
+  badge.style.background = live ? "#166534" : "#92400e";
+  if (!badge.isConnected) document.body.append(badge);
+}
 
 function swapStylesheet(path) {
   for (const link of document.querySelectorAll('link[rel="stylesheet"]')) {
@@ -26,34 +46,20 @@ function swapStylesheet(path) {
   }
 }
 
-function onEvent(name, data) {
-  if (name === "reload-css" && typeof data?.path === "string") {
-    swapStylesheet(data.path);
-  } else if (name === "reload-js" || name === "reload-html") {
+const live = new EventSource("/api/live");
+live.onmessage = ({ data }) => {
+  let message;
+  try {
+    message = JSON.parse(data);
+  } catch {
+    return; // not a message this script knows
+  }
+  if (message.event === "connected") {
+    show("Hot reload on", true);
+  } else if (message.event === "reload-css" && typeof message.path === "string") {
+    swapStylesheet(message.path);
+  } else if (["reload-js", "reload-html", "reload-page"].includes(message.event)) {
     location.reload();
   }
-}
-
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/socket.io/?EIO=4&transport=websocket`);
-  socket.addEventListener("message", ({ data }) => {
-    if (typeof data !== "string") return;
-    if (data.startsWith("0")) {
-      const { token } = identity();
-      socket.send(`40${JSON.stringify(token ? { token } : {})}`);
-    } else if (data === "2") {
-      socket.send("3");
-    } else if (data.startsWith("42")) {
-      try {
-        const [name, payload] = JSON.parse(data.slice(2));
-        onEvent(name, payload);
-      } catch {
-        // not an event this script knows
-      }
-    }
-  });
-  socket.addEventListener("close", () => setTimeout(connect, RETRY_MS));
-}
-
-connect();
+};
+live.onerror = () => show("Hot reload: reconnecting…", false);
