@@ -3,7 +3,7 @@
 // /static/tidings-client.js). The built file is committed, so `pip install` needs no npm;
 // test/unit/bundle.test.ts rebuilds it in memory and fails when the committed file has drifted.
 //
-//   npm run bundle          write ../server/static/tidings-client.js
+//   npm run bundle          write ../server/web/static/tidings-client.js
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-export const bundlePath = resolve(root, "..", "server", "static", "tidings-client.js");
+export const bundlePath = resolve(root, "..", "server", "web", "static", "tidings-client.js");
 
 export async function buildBundle() {
   const { version } = JSON.parse(await readFile(resolve(root, "package.json"), "utf8"));

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 
 import { buildBundle, bundlePath } from "../../scripts/bundle.mjs";
 
-describe("server/static/tidings-client.js", () => {
+describe("server/web/static/tidings-client.js", () => {
   it("matches a fresh build of the source (run `npm run bundle` after changing src/)", async () => {
     const built = await buildBundle();
     const committed = await readFile(bundlePath, "utf8");
