@@ -82,7 +82,8 @@ class Catchup:
 
 
 class JobStore(Protocol):
-    limits: Limits
+    @property
+    def limits(self) -> Limits: ...
 
     async def apply(
         self, update: Update, *, epoch: str, now_iso: str, now_ms: int

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -231,13 +230,39 @@ async def test_list_jobs_is_the_owners_newest_first(store: JobStore) -> None:
     assert await store.list_jobs("nobody") == []
 
 
-async def test_memory_store_expires_finished_jobs() -> None:
-    store = MemoryStore(Limits(done_ttl=1))
+class FakeClock:
+    """Seconds that pass only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_memory_store_expires_finished_jobs_after_the_done_ttl() -> None:
+    clock = FakeClock()
+    store = MemoryStore(Limits(active_ttl=100, done_ttl=10), clock=clock)
     await apply(store, step="s", message="m")
+    clock.now += 99  # an active job outlives the done TTL...
     await apply(store, status="done", message="Done")
+    clock.now += 9  # ...and a finished one lives the done TTL from its end, and no longer
     assert (await store.read("job-1")).job is not None
-    await asyncio.sleep(1.1)
+    clock.now += 1
     assert (await store.read("job-1")).job is None
+    assert await store.list_jobs("nobody") == []
+
+
+async def test_memory_store_sweep_drops_only_the_expired() -> None:
+    clock = FakeClock()
+    store = MemoryStore(Limits(active_ttl=100, done_ttl=10), clock=clock)
+    await apply(store, "running", step="s", message="m")
+    await apply(store, "finished", step="s", message="m")
+    await apply(store, "finished", status="done", message="Done")
+    clock.now += 10
+    assert store.sweep() == 1
+    assert (await store.read("running")).job is not None
+    assert (await store.read("finished")).job is None
 
 
 async def test_redis_keys_carry_ttls_and_one_hash_tag(redis_url: str) -> None:
