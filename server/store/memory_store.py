@@ -176,8 +176,9 @@ class MemoryStore:
                 instant = (progress - job.eta_p) * 1000 / (now_ms - job.eta_t)
                 rate = rules.smoothed_rate(job.rate, instant)
                 job.rate = rules.stored(rate)  # the next average starts from the stored rate
-                if rate > 0:
-                    job.eta = rules.stored(rules.eta_seconds(progress, rate))
+                eta = rules.eta_seconds(progress, rate)
+                if eta is not None:
+                    job.eta = rules.stored(eta)
             job.eta_t, job.eta_p = now_ms, merged.shown
         if rules.terminal(merged.status):
             job.eta = None

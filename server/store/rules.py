@@ -83,11 +83,17 @@ class Rules:
             return instant
         return self.eta_weight * instant + (1 - self.eta_weight) * rate
 
-    def eta_seconds(self, progress: float, rate: float) -> float:
+    def eta_seconds(self, progress: float, rate: float) -> float | None:
         """Seconds left at ``rate`` points a second, rounded half up as Lua's ``math.floor``
-        does (Python's ``round`` rounds half to even, and would disagree on the halves)."""
+        does (Python's ``round`` rounds half to even, and would disagree on the halves).
+
+        None, and the ETA before it kept, when there is no rate or it is too slow for the ETA to
+        be a number: a step of 1e-310 points (valid progress) would make it infinite, and no JSON
+        can carry that.
+        """
         scale = 10.0**self.eta_decimals
-        return math.floor((100 - progress) / rate * scale + 0.5) / scale
+        scaled = (100 - progress) / rate * scale if rate > 0 else math.inf
+        return math.floor(scaled + 0.5) / scale if math.isfinite(scaled) else None
 
     def as_json(self) -> dict[str, Any]:
         """The rules as plain JSON, for the Lua script; lists are sorted so the text is stable."""

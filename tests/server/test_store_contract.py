@@ -217,6 +217,48 @@ async def test_eta_appears_once_a_rate_is_known_and_is_never_negative(store: Job
     assert done.event["eta_seconds"] is None
 
 
+LUA_INFINITE_ETA = (
+    "apply_update.lua writes eta 'inf' and a new seq, then cjson refuses to encode the Event: "
+    "StoreUnavailable, a seq with no event, and the job wedged until it ends"
+)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "memory",
+        pytest.param("redis", marks=pytest.mark.xfail(strict=True, reason=LUA_INFINITE_ETA)),
+    ],
+)
+async def test_a_progress_step_too_small_for_an_eta_leaves_the_eta_unset(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """1e-310 points in a second is valid progress, and a rate no finite ETA can be made of."""
+    store: JobStore = (
+        MemoryStore()
+        if kind == "memory"
+        else RedisStore(connect(request.getfixturevalue("redis_url")))
+    )
+    iso, ms = now()
+    etas = []
+    try:
+        for elapsed, progress in ((0, 0.0), (1000, 1e-310), (2000, 50.0)):
+            applied = await store.apply(
+                Update("job-1", step="s", progress=progress),
+                epoch="e",
+                now_iso=iso,
+                now_ms=ms + elapsed,
+            )
+            assert applied is not None
+            etas.append(applied.event["eta_seconds"])
+        catchup = await store.read("job-1", "e", 0)
+        assert catchup.recovered and [e["seq"] for e in catchup.events] == [1, 2, 3]
+    finally:
+        await store.aclose()
+    # 50 points a second, averaged with the slow rate before it: 15 a second, 50 points left.
+    assert etas == [None, None, 3.3]
+
+
 async def test_list_jobs_is_the_owners_newest_first(store: JobStore) -> None:
     iso, ms = now()
     for index, owner in enumerate(["u1", "u2", "u1", "u1"]):
