@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import statistics
 from collections.abc import AsyncIterator
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 import redis.asyncio as aioredis
@@ -215,6 +218,54 @@ async def test_eta_appears_once_a_rate_is_known_and_is_never_negative(store: Job
     assert first.event["eta_seconds"] is None
     assert second.event["eta_seconds"] == 8.0  # 80 points left at 10 points a second
     assert done.event["eta_seconds"] is None
+
+
+async def test_eta_on_a_steady_job_is_the_remaining_time(store: JobStore) -> None:
+    """2.5 points every 50 ms is 50 points a second: the ETA is what is left over 50, exactly,
+    once a rate is known. The clock is made up, so the figure is exact and no test waits."""
+    etas = []
+    for step in range(1, 41):
+        applied = await store.apply(
+            Update("job-1", step="s", progress=step * 2.5),
+            epoch="e",
+            now_iso="2026-01-01T00:00:00.000Z",
+            now_ms=1_000_000 + step * 50,
+        )
+        assert applied is not None
+        etas.append(applied.event["eta_seconds"])
+    assert etas[0] is None
+    left = [Decimal(100) - Decimal("2.5") * step for step in range(2, 41)]
+    assert etas[1:] == [
+        float((points / 50).quantize(Decimal("0.1"), ROUND_HALF_UP)) for points in left
+    ]
+
+
+async def test_eta_on_an_uneven_pace_stays_within_a_fifth_of_the_remaining_time(
+    store: JobStore,
+) -> None:
+    """The moving average on a worker whose steps take 30 to 70 ms (a seeded, made-up clock)."""
+    pace = random.Random(7)
+    at = [1_000_000]
+    for _ in range(40):
+        at.append(at[-1] + pace.randint(30, 70))
+    etas = []
+    for step in range(1, 41):
+        applied = await store.apply(
+            Update("job-1", step="s", progress=step * 2.5),
+            epoch="e",
+            now_iso="2026-01-01T00:00:00.000Z",
+            now_ms=at[step],
+        )
+        assert applied is not None
+        etas.append(applied.event["eta_seconds"])
+    finished = at[40]
+    errors = [
+        abs(eta - (finished - at[step]) / 1000) / ((finished - at[step]) / 1000)
+        for step, eta in zip(range(11, 31), etas[10:30], strict=True)
+        if eta is not None
+    ]
+    assert len(errors) == 20
+    assert statistics.median(errors) < 0.2
 
 
 LUA_INFINITE_ETA = (
