@@ -82,8 +82,7 @@ class Catchup:
 
 
 class JobStore(Protocol):
-    @property
-    def limits(self) -> Limits: ...
+    limits: Limits
 
     async def apply(
         self, update: Update, *, epoch: str, now_iso: str, now_ms: int

@@ -11,7 +11,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tidings.errors import Conflict, NotFound, PayloadTooLarge, terminal
@@ -84,6 +84,11 @@ class MemoryStore:
     @property
     def limits(self) -> Limits:
         return self.rules.limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        """As on the Redis store, where ``limits`` is a plain attribute."""
+        self.rules = replace(self.rules, limits=limits)
 
     def _get(self, job_id: str) -> _Job | None:
         job = self._jobs.get(job_id)
