@@ -1,6 +1,8 @@
 """The embedded store: one node, no Redis, the same contract as the Redis store.
 
-Every method runs without awaiting in between, so on one event loop each update is atomic.
+Every method runs without awaiting in between, so on one event loop each update is atomic. The
+merge follows ``apply_update.lua`` step by step, with the figures of ``rules.py``; a generative
+test (``tests/server/test_store_equivalence.py``) keeps the two answering alike.
 """
 
 from __future__ import annotations
@@ -8,13 +10,14 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tidings.constants import TERMINAL_STATUSES
 from tidings.errors import Conflict, NotFound, PayloadTooLarge, terminal
 from tidings.models import ErrorDict, Event, JobStatus, Snapshot, StepEntry
 from tidings.store.base import OWNER_FIXED, Applied, Catchup, Limits, Update
+from tidings.store.rules import Rules, extra_text
 
 
 @dataclass(slots=True)
@@ -24,8 +27,8 @@ class _Job:
     owner: str | None
     created_at: str
     created_ms: int
+    status: JobStatus
     seq: int = 0
-    status: JobStatus = "queued"
     step: str = ""
     message: str = ""
     progress: float | None = None
@@ -43,21 +46,60 @@ class _Job:
     expires_at: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Merged:
+    """A job's fields after an update, before anything is written."""
+
+    status: JobStatus
+    step: str
+    message: str
+    progress: float | None  # as the update gave it: the ETA is reckoned from this
+    shown: float | None  # as it is stored and sent
+    extra: dict[str, str]
+    extra_text: str
+    result: str | None
+    error: ErrorDict | None
+
+    def changes(self, job: _Job) -> bool:
+        return self.extra != job.extra or (
+            self.status,
+            self.step,
+            self.message,
+            self.shown,
+            self.result,
+            self.error,
+        ) != (job.status, job.step, job.message, job.progress, job.result, job.error)
+
+
 class MemoryStore:
-    def __init__(self, limits: Limits | None = None) -> None:
-        self.limits = limits or Limits()
+    """``clock`` gives the seconds the TTLs are counted in; a test passes one it can advance."""
+
+    def __init__(
+        self, limits: Limits | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rules = Rules(limits or Limits())
+        self._clock = clock
         self._jobs: dict[str, _Job] = {}
+
+    @property
+    def limits(self) -> Limits:
+        return self.rules.limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        """As on the Redis store, where ``limits`` is a plain attribute."""
+        self.rules = replace(self.rules, limits=limits)
 
     def _get(self, job_id: str) -> _Job | None:
         job = self._jobs.get(job_id)
-        if job is not None and job.expires_at <= time.monotonic():
+        if job is not None and job.expires_at <= self._clock():
             del self._jobs[job_id]
             return None
         return job
 
     def sweep(self) -> int:
         """Drop expired jobs; how many went."""
-        now = time.monotonic()
+        now = self._clock()
         expired = [job_id for job_id, job in self._jobs.items() if job.expires_at <= now]
         for job_id in expired:
             del self._jobs[job_id]
@@ -66,122 +108,141 @@ class MemoryStore:
     async def apply(
         self, update: Update, *, epoch: str, now_iso: str, now_ms: int
     ) -> Applied | None:
-        limits = self.limits
         current = self._get(update.job_id)
+        self._validate(update, current)
+        job = current or _Job(
+            update.job_id, epoch, update.owner or None, now_iso, now_ms, self.rules.initial
+        )
+        merged = self._merge(job, update)
+        if current is not None and not merged.changes(job):
+            return None
+        self._estimate(job, merged, now_ms)
+        self._extend_timeline(job, merged, now_iso)
+        event = self._write(job, merged, now_iso)
+        self._append_history(job, event)
+        job.expires_at = self._clock() + self.rules.ttl(job.status)
+        self._jobs[job.job_id] = job
+        return Applied(event, job.owner)
+
+    def _validate(self, update: Update, current: _Job | None) -> None:
+        """Refuse before anything changes, in the order the Lua script refuses."""
         if current is None:
             if update.mode == "update":
                 raise NotFound(f"There is no job {update.job_id}.")
-            job = _Job(update.job_id, epoch, update.owner, now_iso, now_ms)
-        else:
-            if update.mode == "create":
-                raise Conflict(f"A job with the id {update.job_id} already exists.")
-            if current.status in TERMINAL_STATUSES:
-                raise terminal(update.job_id, current.status)
-            if update.owner is not None and update.owner != current.owner:
-                raise Conflict(OWNER_FIXED.format(job_id=update.job_id))
-            job = current
+            return
+        if update.mode == "create":
+            raise Conflict(f"A job with the id {update.job_id} already exists.")
+        if self.rules.terminal(current.status):
+            raise terminal(update.job_id, current.status)
+        if update.owner and update.owner != current.owner:
+            raise Conflict(OWNER_FIXED.format(job_id=update.job_id))
 
-        status: JobStatus = job.status
-        if update.status is not None and not (update.status == "queued" and status != "queued"):
-            status = update.status
-        elif update.status is None and update.mode != "create" and status == "queued":
-            status = "processing"
-        step = update.step or job.step or status
-        message = update.message if update.message is not None else job.message
+    def _merge(self, job: _Job, update: Update) -> _Merged:
+        """The job's next fields. Empty text keeps a field as it is, as ``''`` does in Lua."""
+        rules = self.rules
+        status = rules.next_status(job.status, update.status, update.mode)
         progress = job.progress
         if update.progress is not None and (progress is None or update.progress > progress):
             progress = update.progress
         if status == "done":
             progress = 100.0
+        extra, text = self._merge_extra(job, update)
+        return _Merged(
+            status=status,
+            step=update.step or job.step or status,
+            message=update.message or job.message,
+            progress=progress,
+            shown=None if progress is None else rules.stored(progress),
+            extra=extra,
+            extra_text=text,
+            result=update.result or job.result,
+            error=update.error or job.error,
+        )
 
-        extra = dict(job.extra)
-        extra.update(update.extra_set)
+    def _merge_extra(self, job: _Job, update: Update) -> tuple[dict[str, str], str]:
+        """Key by key; the merged size is checked before anything is written."""
+        extra = {**job.extra, **update.extra_set}
         for key in update.extra_del:
             extra.pop(key, None)
-        extra_text = (
-            "{"
-            + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{extra[k]}" for k in sorted(extra))
-            + "}"
-        )
-        if len(extra_text.encode()) > limits.max_extra_bytes:
+        text = extra_text(extra)
+        size = len(text.encode())
+        if size > self.limits.max_extra_bytes:
             raise PayloadTooLarge(
-                f"extra would grow to {len(extra_text.encode())} bytes; "
-                f"the limit is {limits.max_extra_bytes}."
+                f"extra would grow to {size} bytes; the limit is {self.limits.max_extra_bytes}."
             )
-        result = update.result if update.result is not None else job.result
-        error = update.error if update.error is not None else job.error
+        return extra, text
 
-        changed = (
-            current is None
-            or extra != job.extra
-            or (status, step, message, progress, result, error)
-            != (job.status, job.step, job.message, job.progress, job.result, job.error)
-        )
-        if not changed:
-            return None
-
-        if progress != job.progress and progress is not None and status == "processing":
+    def _estimate(self, job: _Job, merged: _Merged, now_ms: int) -> None:
+        """A moving average of the progress rate, recomputed when progress moves."""
+        rules = self.rules
+        progress = merged.progress
+        if progress is not None and merged.shown != job.progress and merged.status == "processing":
             if job.eta_t is not None and job.eta_p is not None and now_ms > job.eta_t:
                 instant = (progress - job.eta_p) * 1000 / (now_ms - job.eta_t)
-                job.rate = instant if job.rate is None else 0.3 * instant + 0.7 * job.rate
-                if job.rate > 0:
-                    job.eta = round((100 - progress) / job.rate, 1)
-            job.eta_t, job.eta_p = now_ms, progress
-        if status in TERMINAL_STATUSES:
+                rate = rules.smoothed_rate(job.rate, instant)
+                job.rate = rules.stored(rate)  # the next average starts from the stored rate
+                eta = rules.eta_seconds(progress, rate)
+                if eta is not None:
+                    job.eta = rules.stored(eta)
+            job.eta_t, job.eta_p = now_ms, merged.shown
+        if rules.terminal(merged.status):
             job.eta = None
 
+    def _extend_timeline(self, job: _Job, merged: _Merged, now_iso: str) -> None:
+        """A new step completes the one before it; the job's end settles the last one."""
         steps = job.steps
-        if not steps or step != job.step:
+        if not steps or merged.step != job.step:
             if steps and steps[-1]["status"] == "in_progress":
                 steps[-1] = {**steps[-1], "status": "complete", "updated_at": now_iso}
             steps.append(
                 {
-                    "step": step,
-                    "message": message,
+                    "step": merged.step,
+                    "message": merged.message,
                     "status": "in_progress",
-                    "progress": progress,
+                    "progress": merged.shown,
                     "started_at": now_iso,
                     "updated_at": now_iso,
                 }
             )
-            del steps[: -limits.max_steps]
+            del steps[: -self.limits.max_steps]
         else:
             steps[-1] = {
                 **steps[-1],
-                "message": message,
-                "progress": progress,
+                "message": merged.message,
+                "progress": merged.shown,
                 "updated_at": now_iso,
             }
-        if status == "done":
+        if merged.status == "done":
             steps[-1] = {**steps[-1], "status": "complete"}
-        elif status in TERMINAL_STATUSES:
+        elif self.rules.terminal(merged.status):
             steps[-1] = {**steps[-1], "status": "error"}
 
+    def _write(self, job: _Job, merged: _Merged, now_iso: str) -> Event:
+        """Allocate the next seq, write the fields, and make the Event that carries them."""
         job.seq += 1
-        job.status, job.step, job.message, job.progress = status, step, message, progress
-        job.extra, job.result, job.error, job.updated_at = extra, result, error, now_iso
-        job.cancel_requested = job.cancel_requested or status == "cancelled"
-        ttl = limits.done_ttl if status in TERMINAL_STATUSES else limits.active_ttl
-        job.expires_at = time.monotonic() + ttl
-        event: Event = {
+        job.status, job.step, job.message = merged.status, merged.step, merged.message
+        job.progress, job.extra, job.updated_at = merged.shown, merged.extra, now_iso
+        job.result, job.error = merged.result, merged.error
+        job.cancel_requested = job.cancel_requested or merged.status == "cancelled"
+        return {
             "job_id": job.job_id,
             "epoch": job.epoch,
             "seq": job.seq,
-            "status": status,
-            "step": step,
-            "message": message,
-            "progress": progress,
+            "status": job.status,
+            "step": job.step,
+            "message": job.message,
+            "progress": job.progress,
             "eta_seconds": job.eta,
             "timestamp": now_iso,
-            "extra": _decode(extra),
-            "result": json.loads(result) if status == "done" and result else None,
-            "error": error,
+            "extra": json.loads(merged.extra_text),
+            "result": _result(job),
+            "error": job.error,
         }
+
+    def _append_history(self, job: _Job, event: Event) -> None:
         job.history.append(event)
-        while len(job.history) > limits.history:
+        while len(job.history) > self.limits.history:
             job.history.popleft()
-        self._jobs[job.job_id] = job
-        return Applied(event, job.owner)
 
     async def read(
         self, job_id: str, epoch: str | None = None, since: int | None = None
@@ -213,8 +274,9 @@ class MemoryStore:
         self._jobs.clear()
 
 
-def _decode(extra: dict[str, str]) -> dict[str, Any]:
-    return {key: json.loads(value) for key, value in sorted(extra.items())}
+def _result(job: _Job) -> Any:
+    """A job's result is shown once it is done, as the Redis store shows it."""
+    return json.loads(job.result) if job.status == "done" and job.result else None
 
 
 def _snapshot(job: _Job) -> Snapshot:
@@ -230,8 +292,8 @@ def _snapshot(job: _Job) -> Snapshot:
         "eta_seconds": job.eta,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
-        "extra": _decode(job.extra),
-        "result": json.loads(job.result) if job.status == "done" and job.result else None,
+        "extra": {key: json.loads(value) for key, value in sorted(job.extra.items())},
+        "result": _result(job),
         "error": job.error,
         "cancel_requested": job.cancel_requested,
         "steps": [dict(entry) for entry in job.steps],  # type: ignore[misc]

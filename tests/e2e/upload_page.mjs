@@ -217,7 +217,9 @@ async function upload(open) {
 
   step("a 375 px phone screen: nothing wider than the screen");
   await page.setViewportSize({ width: 375, height: 812 });
-  await sleep(200);
+  await waitUntil("the page to be 375 px wide", () => page.evaluate(() => window.innerWidth), (width) =>
+    width === 375,
+  );
   const widths = await page.evaluate(() => ({
     page: document.documentElement.scrollWidth,
     viewport: document.documentElement.clientWidth,
@@ -330,21 +332,34 @@ async function refetch(open) {
       body: `retry: 600000\n\n${frames.join("")}`, // then the stream ends; it is not reopened here
     }),
   );
+  // Counts the stream's events as they reach the page, ahead of the page's own listeners.
+  await context.addInitScript(() => {
+    const Native = window.EventSource;
+    window.tidingsStreamEvents = 0;
+    window.EventSource = class extends Native {
+      constructor(...args) {
+        super(...args);
+        this.addEventListener("job_update", () => {
+          window.tidingsStreamEvents += 1;
+        });
+      }
+    };
+  });
+  const streamEvents = () => page.evaluate(() => window.tidingsStreamEvents);
   let fetches = 0;
   await context.route(new RegExp(`/api/jobs/${jobId}(\\?|$)`), async (route) => {
     fetches += 1;
-    await sleep(500); // all three events are in while the first request is on its way
+    // Answered only once all three events are in, so each has had its chance to ask again.
+    await waitUntil("the page to have all three events", streamEvents, (count) => count === 3);
     await route.fulfill({ status: 200, json: snapshot });
   });
 
   await page.goto(config.url);
   await waitUntil("the page to follow the stream", () => readOverview(page), (o) => o.transport === "via server-sent events");
-  await waitForRow(page, name, { status: "processing" });
-  await sleep(1_500); // every request the three events would make has been made and answered
+  const row = await waitForRow(page, name, { status: "processing", message: `Step 7 of ${name}` });
   check(fetches === 1, `${fetches} requests for the state of one job (one per event past the hole)`);
-  const [row] = await readRows(page);
   check(
-    row.message === `Step 7 of ${name}` && row.percent === "70%" && row.valueNow === "70",
+    row.percent === "70%" && row.valueNow === "70",
     `the row is behind the last event: ${JSON.stringify(row)}`,
   );
 }
@@ -377,6 +392,7 @@ async function token(open) {
 
   step("a link whose token has expired: the page says so, and does not fall back to the stream");
   const stale = await context.newPage();
+  await stale.clock.install(); // the page's timers, run on by the test rather than waited for
   const streams = [];
   stale.on("request", (request) => {
     if (new URL(request.url()).pathname === "/api/stream") streams.push(request.url());
@@ -389,7 +405,7 @@ async function token(open) {
   const shown = await waitUntil("the page to say the session expired", notice, (n) => !n.hidden && n.text !== "");
   check(shown.text === config.sessionExpired, `the notice says "${shown.text}"`);
   check(shown.html === config.sessionExpired, `the notice is markup: ${shown.html}`);
-  await sleep(6_000); // past the page's wait for Socket.IO before it would follow the stream
+  await stale.clock.runFor(6_000); // past the page's wait for Socket.IO (FALLBACK_AFTER_MS)
   const overview = await readOverview(stale);
   check(overview.transport === "via Socket.IO", `after the refusal the page went ${overview.transport}`);
   check(overview.badge === "offline", `the badge says ${overview.badge}`);
@@ -403,10 +419,21 @@ async function hotReload(open) {
   page.on("framenavigated", (frame) => {
     if (frame === page.mainFrame()) navigations += 1;
   });
+  // What the server broadcasts reaches both of the page's sockets (the job client's, reload.js's).
+  let connected = 0;
+  const reloads = [];
+  page.on("websocket", (socket) =>
+    socket.on("framereceived", ({ payload }) => {
+      if (typeof payload !== "string") return;
+      if (payload.startsWith("40")) connected += 1;
+      if (payload.startsWith('42["reload-css"')) reloads.push(JSON.parse(payload.slice(2))[1].path);
+    }),
+  );
   await page.goto(config.url);
   check((await page.locator('script[src="/static/reload.js"]').count()) === 1, "no reload.js under --reload");
   await waitUntil("the hot reload indicator", () => page.locator("#hot-reload").textContent(), (text) => text === "Hot reload on");
   await waitUntil("the badge to say live", () => readOverview(page), (o) => o.badge === "live");
+  await waitUntil("both sockets to be connected", async () => connected, (count) => count >= 2);
   await page.evaluate(() => {
     window.tidingsE2eMarker = "still the same page";
   });
@@ -417,7 +444,12 @@ async function hotReload(open) {
   const links = () => page.locator(`link[rel="stylesheet"][href^="/static/${config.probe.css}"]`).count();
   try {
     step("a stylesheet the page uses");
+    const sheetPath = `/static/${config.probe.css}`;
+    const told = () => reloads.filter((path) => path === sheetPath).length;
     writeFileSync(sheet, ".brand { color: rgb(1, 2, 3); }\n");
+    // The watcher's news of the file's creation, in before the page uses it: what follows is a change.
+    await waitUntil("the watcher to tell of the new file", async () => told(), (count) => count > 0);
+    const toldOfCreation = told();
     await page.evaluate((href) => {
       const link = document.createElement("link");
       link.rel = "stylesheet";
@@ -425,11 +457,11 @@ async function hotReload(open) {
       document.head.append(link);
     }, `/static/${config.probe.css}`);
     await waitUntil("the probe stylesheet to apply", color, (value) => value === "rgb(1, 2, 3)");
-    await sleep(500); // the watcher has seen the file's creation; what follows is a change
 
     step("change it while the page is open: the new style applies without a navigation");
     const before = navigations;
     writeFileSync(sheet, ".brand { color: rgb(200, 10, 20); }\n");
+    await waitUntil("the watcher to tell of the change", async () => told(), (count) => count > toldOfCreation);
     await waitUntil("the changed style to apply", color, (value) => value === "rgb(200, 10, 20)");
     await waitUntil("the old stylesheet to go", links, (count) => count === 1);
     const marker = await page.evaluate(() => window.tidingsE2eMarker);

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 
+import aiohttp
 import jwt
 
 from tests.support import ROOT, http_json, server_process
@@ -109,8 +111,26 @@ def test_serve_stops_cleanly_on_sigterm() -> None:
         assert node.process.wait(timeout=15) == 0
 
 
+async def subscribed(url: str, watcher: asyncio.subprocess.Process, within: float = 30) -> None:
+    """Until the node counts the watcher's subscription (its ``/metrics`` gauge): from then on,
+    every event of the job reaches it. A watcher that exits ends the wait."""
+    deadline = asyncio.get_running_loop().time() + within
+    while watcher.returncode is None:
+        status, metrics = await http_text(f"{url}/metrics")
+        if status == 200 and "\ntidings_subscriptions 1.0\n" in metrics:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("timed out waiting for the watcher to subscribe")
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the watcher exited with {watcher.returncode} before subscribing")
+
+
+async def http_text(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
 async def test_watch_follows_a_job_to_its_end() -> None:
-    import asyncio
 
     with server_process({"TIDINGS_API_KEY": "w" * 16}) as node:
         watcher = await asyncio.create_subprocess_exec(
@@ -125,7 +145,7 @@ async def test_watch_follows_a_job_to_its_end() -> None:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        await asyncio.sleep(1.5)  # let it connect and subscribe (the job does not exist yet)
+        await subscribed(node.url, watcher)  # the job does not exist yet: nothing else to see
         for body in (
             {"step": "extracting", "progress": 30},
             {"step": "complete", "status": "done"},
