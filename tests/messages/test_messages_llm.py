@@ -128,7 +128,7 @@ def test_the_response_model_enforces_one_short_plain_sentence() -> None:
 def assert_one_quiet_warning(caplog: pytest.LogCaptureFixture, reason: str) -> None:
     """Exactly one log line at WARNING or above, ours, with the reason, without a traceback."""
     loud = [record for record in caplog.records if record.levelno >= logging.WARNING]
-    assert [record.name for record in loud] == ["messages.writer"], caplog.text
+    assert [record.name for record in loud] == ["tidings.messages.writer"], caplog.text
     (record,) = loud
     assert reason in record.getMessage()
     # Nothing a deployment logs (INFO and up) carries a stack trace; the SDK's DEBUG lines may.
