@@ -62,12 +62,16 @@ export interface JobEntry {
 
 export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "disconnected";
 
+/** What carries the client: Socket.IO, or the Server-Sent Events it falls back to. */
+export type TransportKind = "socket.io" | "sse";
+
 export interface ConnectionState {
   status: ConnectionStatus;
   /** The last connection error, cleared on connect. */
   error: { code: JobClientErrorCode; message: string } | null;
   /** Failed attempts since the last successful connect. */
   attempts: number;
+  transport: TransportKind;
 }
 
 export interface Aggregate {
@@ -287,7 +291,7 @@ export function createJobStore(): JobStore {
     return {
       jobs: {},
       order: [],
-      connection: { status: "disconnected", error: null, attempts: 0 },
+      connection: { status: "disconnected", error: null, attempts: 0, transport: "socket.io" },
 
       addStep(jobId, input) {
         update(jobId, (entry) => {

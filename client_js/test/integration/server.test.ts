@@ -178,9 +178,16 @@ describe.each(["embedded", "redis"] as const)("a real tidings server, %s store",
   it("marks a job the caller may not watch as forbidden, and lets its owner watch it", async () => {
     const jobId = newJob();
     await run(server, jobId, STEPS.slice(0, 1), "user-1");
-    const stranger = watcher(server, { getToken: () => server.token("user-2") });
+    // A short wait: the server's refusals are asked about again for this long before they stand.
+    const stranger = watcher(server, { getToken: () => server.token("user-2"), forbiddenGrace: 300 });
+    const seen: string[] = [];
+    stranger.client.store.subscribe((state) => {
+      const subscription = state.jobs[jobId]?.subscription;
+      if (subscription !== undefined && seen.at(-1) !== subscription) seen.push(subscription);
+    });
     stranger.client.subscribe(jobId);
     await waitFor("the refusal", () => stranger.entry(jobId)?.subscription === "forbidden");
+    expect(seen).toEqual(["pending", "forbidden"]);
     expect(stranger.entry(jobId)).toMatchObject({ status: "error", error: { code: "forbidden" }, snapshot: null });
     expect(stranger.errors.map((e) => [e.code, e.jobId])).toEqual([["forbidden", jobId]]);
     await expect(stranger.client.cancel(jobId)).rejects.toMatchObject({ name: "JobClientError", code: "forbidden" });
@@ -193,6 +200,30 @@ describe.each(["embedded", "redis"] as const)("a real tidings server, %s store",
     await waitFor("the owner's subscription", () => owner.entry(jobId)?.subscription === "active");
     expect(owner.entry(jobId)).toMatchObject({ status: "processing", seq: 1 });
     expect(stranger.applied).toEqual([]);
+  });
+
+  it("shows a job watched before its worker creates it as waiting, then follows it", async () => {
+    const jobId = newJob();
+    const early = watcher(server, { getToken: () => server.token("user-1") });
+    const seen: string[] = [];
+    early.client.store.subscribe((state) => {
+      const entry = state.jobs[jobId];
+      const shown = entry === undefined ? undefined : `${entry.subscription}/${entry.status}`;
+      if (shown !== undefined && seen.at(-1) !== shown) seen.push(shown);
+    });
+    early.client.subscribe(jobId);
+    // The server refuses it until it exists (it cannot tell whose it is), so it stays pending.
+    await waitFor("a refusal", () => early.socket().connected && early.entry(jobId)?.subscription === "pending");
+    await run(server, jobId, STEPS.slice(0, 2), "user-1");
+    await waitFor("its events", () => early.entry(jobId)?.seq === 2);
+    expect(early.entry(jobId)).toMatchObject({ status: "processing", subscription: "active", error: null });
+    expect(seen.filter((shown) => shown.startsWith("forbidden"))).toEqual([]);
+    expect(seen[0]).toBe("pending/pending");
+    expect(early.errors).toEqual([]);
+    // The control: the server does refuse a job before it exists; without the grace that shows.
+    const hasty = watcher(server, { getToken: () => server.token("user-1"), forbiddenGrace: 0 });
+    hasty.client.subscribe(`${jobId}-later`);
+    await waitFor("the refusal", () => hasty.entry(`${jobId}-later`)?.subscription === "forbidden");
   });
 
   it("refreshes an expired token through getToken, and misses nothing across the reconnect", async () => {

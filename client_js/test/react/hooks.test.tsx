@@ -3,7 +3,7 @@ import { StrictMode, type ReactNode } from "react";
 import { renderToString } from "react-dom/server";
 import { afterEach, describe, expect, it } from "vitest";
 
-import { createJobClient, type JobClient } from "../../src/client.js";
+import { createJobClient, type JobClient, type JobClientOptions } from "../../src/client.js";
 import {
   JobClientProvider,
   JobProgress,
@@ -22,9 +22,9 @@ afterEach(() => {
   for (const client of clients.splice(0)) client.destroy();
 });
 
-function setup() {
+function setup(options: JobClientOptions = {}) {
   const transport = fakeTransport();
-  const client = createJobClient({ url: "http://tidings.test", transport: transport.factory });
+  const client = createJobClient({ url: "http://tidings.test", transport: transport.factory, ...options });
   clients.push(client);
   const wrapper = ({ children }: { children?: ReactNode }) => (
     <JobClientProvider client={client}>{children}</JobClientProvider>
@@ -277,7 +277,7 @@ describe("components", () => {
   });
 
   it("JobProgress says when a job cannot be watched", async () => {
-    const { transport, wrapper } = setup();
+    const { transport, wrapper } = setup({ forbiddenGrace: 0 }); // refused for good at the first answer
     render(<JobProgress jobId="secret" label="Upload" />, { wrapper });
     const socket = transport.last();
     await server(() => socket.open());
