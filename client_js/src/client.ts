@@ -242,8 +242,8 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
   function fallBack(): void {
     fallbackTimer.stop();
     if (destroyed || link.kind === "sse") return;
-    const lost = link;
-    lost.destroy();
+    settleAll();
+    link.destroy();
     link = new EventStreamLink(
       {
         url: options.url,

@@ -62,9 +62,11 @@ class Stream {
   private closed = false;
   /** The `id` of the last frame: where to resume when the stream is opened again. */
   lastEventId = "";
-  /** The last frame was a job's terminal event: a job stream has nothing more to say. */
+  /** The last frame showed its job finished: a job stream has nothing more to say. */
   finished = false;
   broken = false;
+  /** Opened at least once: a job stream that never was waits for its job, it is not broken. */
+  opened = false;
 
   constructor(
     private readonly open: (stream: Stream) => Promise<EventSourceLike>,
@@ -101,24 +103,22 @@ class Stream {
   private listen(source: EventSourceLike): void {
     source.addEventListener("open", () => {
       this.attempt = 0;
+      this.opened = true;
       this.link.up(this);
     });
     const frame = (message: MessageEvent<string>): unknown => {
       this.lastEventId = message.lastEventId;
+      let data: unknown = null;
       try {
-        return JSON.parse(message.data);
+        data = JSON.parse(message.data);
       } catch {
-        return null;
+        // not JSON: nothing the client rule can read
       }
+      this.finished = isTerminal((data as { status?: string } | null)?.status);
+      return data;
     };
     for (const name of SNAPSHOT_NAMES) source.addEventListener(name, (message) => this.link.snapshot(frame(message)));
-    for (const name of EVENT_NAMES) {
-      source.addEventListener(name, (message) => {
-        const data = frame(message);
-        this.finished = isTerminal((data as { status?: string } | null)?.status);
-        this.link.event(data);
-      });
-    }
+    for (const name of EVENT_NAMES) source.addEventListener(name, (message) => this.link.event(frame(message)));
     source.addEventListener("error", () => {
       if (this.closed) return;
       if (this.once && this.finished) {
@@ -227,6 +227,7 @@ export class EventStreamLink implements Link {
   }
 
   failed(stream: Stream, error: JobClientError): void {
+    if (stream !== this.userStream && !stream.opened) return; // its job may not exist yet
     stream.broken = true;
     this.attempts += 1;
     if (stream === this.userStream) this.hooks.closed();

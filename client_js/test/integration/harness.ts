@@ -220,3 +220,35 @@ export async function startServer(options: ServerOptions = {}): Promise<TidingsS
     },
   };
 }
+
+// ---- a worker ----------------------------------------------------------------------------------
+
+/** Emits a worker's run of a job and returns the seqs the server gave the events. */
+export async function run(server: TidingsServer, jobId: string, steps: [string, number][], owner?: string): Promise<string[]> {
+  const seqs: string[] = [];
+  for (const [step, progress] of steps) {
+    const event = await server.emit(jobId, {
+      step,
+      progress,
+      context: { filename: `${jobId}.csv` },
+      extra: { filename: `${jobId}.csv` },
+      ...(owner === undefined ? {} : { owner }),
+    });
+    if (event !== null) seqs.push(`${jobId}@${event.seq}`);
+  }
+  return seqs;
+}
+
+export async function finish(server: TidingsServer, jobId: string): Promise<string> {
+  const event = await server.emit(jobId, { step: "complete", status: "done", result: { rows: 3 } });
+  if (event === null) throw new Error("complete produced no event");
+  return `${jobId}@${event.seq}`;
+}
+
+export const STEPS: [string, number][] = [
+  ["initializing_streaming", 5],
+  ["duplicate_check", 15],
+  ["duplicate_check", 20],
+  ["field_detection", 40],
+  ["field_detection", 55],
+];

@@ -13,7 +13,7 @@ import { createJobClient, type JobClient, type JobClientOptions } from "../../sr
 import type { JobClientError } from "../../src/errors.js";
 import type { Event } from "../../src/protocol.js";
 import type { ConnectionStatus } from "../../src/store.js";
-import { startRedis, startServer, waitFor, type Redis, type TidingsServer } from "./harness.js";
+import { finish, run, startRedis, startServer, STEPS, waitFor, type Redis, type TidingsServer } from "./harness.js";
 
 const SECRET = "integration-secret-0123456789abcdef";
 
@@ -64,36 +64,6 @@ function watcher(server: TidingsServer, options: Omit<JobClientOptions, "url" | 
     },
   };
 }
-
-/** Emits a worker's run of a job and returns the seqs the server gave the events. */
-async function run(server: TidingsServer, jobId: string, steps: [string, number][], owner?: string): Promise<string[]> {
-  const seqs: string[] = [];
-  for (const [step, progress] of steps) {
-    const event = await server.emit(jobId, {
-      step,
-      progress,
-      context: { filename: `${jobId}.csv` },
-      extra: { filename: `${jobId}.csv` },
-      ...(owner === undefined ? {} : { owner }),
-    });
-    if (event !== null) seqs.push(`${jobId}@${event.seq}`);
-  }
-  return seqs;
-}
-
-async function finish(server: TidingsServer, jobId: string): Promise<string> {
-  const event = await server.emit(jobId, { step: "complete", status: "done", result: { rows: 3 } });
-  if (event === null) throw new Error("complete produced no event");
-  return `${jobId}@${event.seq}`;
-}
-
-const STEPS: [string, number][] = [
-  ["initializing_streaming", 5],
-  ["duplicate_check", 15],
-  ["duplicate_check", 20],
-  ["field_detection", 40],
-  ["field_detection", 55],
-];
 
 describe.each(["embedded", "redis"] as const)("a real tidings server, %s store", (kind) => {
   let redis: Redis | undefined;
