@@ -228,9 +228,9 @@ export class EventStreamLink implements Link {
 
   failed(stream: Stream, error: JobClientError): void {
     if (stream !== this.userStream && !stream.opened) return; // its job may not exist yet
+    // Requests go over HTTP, not the stream: what is in flight is still answered.
     stream.broken = true;
     this.attempts += 1;
-    if (stream === this.userStream) this.hooks.closed();
     this.setStatus("reconnecting", error);
   }
 
