@@ -77,6 +77,41 @@ export async function connectAuth(
   return auth;
 }
 
+/**
+ * The origin of a page on another origin than the server at `url`, or null (not a browser page,
+ * or the same origin): only such a page can be refused by the server's CORS rules.
+ */
+function crossOrigin(url: string | undefined): { page: string; server: string } | null {
+  if (url === undefined || typeof location === "undefined" || typeof fetch === "undefined") return null;
+  try {
+    const server = new URL(url, location.href).origin;
+    return server === location.origin ? null : { page: location.origin, server };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether `server` answers this page, but not across origins: a `cors` request fails while an
+ * opaque `no-cors` one to the same address gets through. (A browser says no more than
+ * "xhr poll error" about a refused origin.)
+ */
+async function refusesOrigin(server: string): Promise<boolean> {
+  const probe = `${server}/healthz`;
+  try {
+    await fetch(probe, { mode: "cors", cache: "no-store" });
+    return false;
+  } catch {
+    // refused, or not there at all: the opaque request tells which
+  }
+  try {
+    await fetch(probe, { mode: "no-cors", cache: "no-store" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class SocketLink implements Link {
   readonly kind = "socket.io";
   private socket: TransportSocket | null = null;
@@ -86,6 +121,8 @@ export class SocketLink implements Link {
   /** Failed attempts since the last successful connect. */
   private attempts = 0;
   private readonly reconnectTimer = new Timer();
+  /** Null until a failed connect from another origin was looked into; then whether CORS refused it. */
+  private originRefused: boolean | null = null;
 
   constructor(
     private readonly options: SocketLinkOptions,
@@ -205,16 +242,40 @@ export class SocketLink implements Link {
   };
 
   private readonly onConnectError = (error: Error & { data?: unknown }): void => {
-    const code: JobClientErrorCode = error.message === "unauthorized" ? "unauthorized" : "connection_failed";
-    const failure = new JobClientError(code, error.message, { cause: error });
     this.attempts += 1;
-    this.setStatus("reconnecting", failure);
-    this.hooks.error(failure);
     // Refused by the server: socket.io-client gives up, so ask again (with a fresh token).
     if (this.socket !== null && !this.socket.active && !this.closedByUser && !this.destroyed) {
       this.scheduleReconnect();
     }
+    const origins = crossOrigin(this.options.url);
+    if (this.originRefused === null && origins !== null && error.message !== "unauthorized") {
+      // Once: is this page's origin one the server's TIDINGS_CORS_ORIGINS leaves out?
+      this.originRefused = false;
+      void refusesOrigin(origins.server).then((refused) => {
+        this.originRefused = refused;
+        if (!this.destroyed) this.report(error);
+      });
+      return;
+    }
+    this.report(error);
   };
+
+  private report(error: Error): void {
+    const origins = crossOrigin(this.options.url);
+    const failure =
+      error.message === "unauthorized"
+        ? new JobClientError("unauthorized", error.message, { cause: error })
+        : this.originRefused === true && origins !== null
+          ? new JobClientError(
+              "connection_failed",
+              `The server at ${origins.server} does not accept pages from ${origins.page}: add ${origins.page} ` +
+                `to TIDINGS_CORS_ORIGINS on the server (the browser said "${error.message}").`,
+              { cause: error },
+            )
+          : new JobClientError("connection_failed", error.message, { cause: error });
+    this.setStatus("reconnecting", failure);
+    this.hooks.error(failure);
+  }
 
   private readonly onBatch = (batch: EventBatch): void => {
     if (batch === null || typeof batch !== "object" || !Array.isArray(batch.events)) return;

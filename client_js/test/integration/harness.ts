@@ -135,6 +135,8 @@ export interface ServerOptions {
   /** Tokens required when set; open mode when not. */
   secret?: string;
   redisUrl?: string;
+  /** TIDINGS_CORS_ORIGINS: the browser origins besides the server's own it accepts. */
+  corsOrigins?: string;
 }
 
 export interface TidingsServer {
@@ -161,6 +163,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TidingsS
   env["TIDINGS_API_KEY"] = apiKey;
   if (options.secret !== undefined) env["TIDINGS_SECRET"] = options.secret;
   if (options.redisUrl !== undefined) env["TIDINGS_REDIS_URL"] = options.redisUrl;
+  if (options.corsOrigins !== undefined) env["TIDINGS_CORS_ORIGINS"] = options.corsOrigins;
   const child = spawn(pythonExecutable(), ["-m", "tidings", "serve", "--host", "127.0.0.1", "--port", String(port)], {
     cwd: repoRoot,
     env,
