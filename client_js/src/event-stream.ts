@@ -17,7 +17,9 @@ import {
   type Ack,
   type AckFailure,
   type ClientToServerEvents,
+  type Event,
   type ProtocolErrorCode,
+  type Snapshot,
   type SubscribeRequest,
   type SubscribeResult,
 } from "./protocol.js";
@@ -54,6 +56,19 @@ function defaultEventSource(url: string): EventSourceLike {
   return new EventSource(url);
 }
 
+/** What a stream tells the link it belongs to. */
+interface StreamHooks {
+  /** Makes its EventSource (asking for the token first). */
+  open(stream: Stream): Promise<EventSourceLike>;
+  up(stream: Stream): void;
+  failed(stream: Stream, error: JobClientError): void;
+  /** A job stream that ended after its job did. */
+  ended(stream: Stream): void;
+  snapshot(data: unknown): void;
+  event(data: unknown): void;
+  backoff: Backoff;
+}
+
 /** One EventSource kept open: opened again, with backoff, when the server closes it for good. */
 class Stream {
   private source: EventSourceLike | null = null;
@@ -68,10 +83,11 @@ class Stream {
   /** Opened at least once: a job stream that never was waits for its job, it is not broken. */
   opened = false;
 
+  /** `once`: a job's stream, over when its job is, and resumed from its last frame's id. */
   constructor(
-    private readonly open: (stream: Stream) => Promise<EventSourceLike>,
-    private readonly link: EventStreamLink,
-    private readonly once: boolean,
+    readonly path: string,
+    private readonly hooks: StreamHooks,
+    readonly once: boolean,
   ) {
     this.start();
   }
@@ -84,7 +100,7 @@ class Stream {
   }
 
   private start(): void {
-    this.open(this).then(
+    this.hooks.open(this).then(
       (source) => {
         if (this.closed) {
           source.close();
@@ -94,7 +110,7 @@ class Stream {
         this.listen(source);
       },
       (error: unknown) => {
-        this.link.failed(this, error instanceof JobClientError ? error : new JobClientError("connection_failed", String(error)));
+        this.hooks.failed(this, error instanceof JobClientError ? error : new JobClientError("connection_failed", String(error)));
         this.retry();
       },
     );
@@ -104,7 +120,7 @@ class Stream {
     source.addEventListener("open", () => {
       this.attempt = 0;
       this.opened = true;
-      this.link.up(this);
+      this.hooks.up(this);
     });
     const frame = (message: MessageEvent<string>): unknown => {
       this.lastEventId = message.lastEventId;
@@ -117,16 +133,16 @@ class Stream {
       this.finished = isTerminal((data as { status?: string } | null)?.status);
       return data;
     };
-    for (const name of SNAPSHOT_NAMES) source.addEventListener(name, (message) => this.link.snapshot(frame(message)));
-    for (const name of EVENT_NAMES) source.addEventListener(name, (message) => this.link.event(frame(message)));
+    for (const name of SNAPSHOT_NAMES) source.addEventListener(name, (message) => this.hooks.snapshot(frame(message)));
+    for (const name of EVENT_NAMES) source.addEventListener(name, (message) => this.hooks.event(frame(message)));
     source.addEventListener("error", () => {
       if (this.closed) return;
       if (this.once && this.finished) {
         this.close(); // the stream ended after the job did; there is nothing to resume
-        this.link.ended(this);
+        this.hooks.ended(this);
         return;
       }
-      this.link.failed(this, new JobClientError("connection_failed", "The event stream was interrupted."));
+      this.hooks.failed(this, new JobClientError("connection_failed", "The event stream was interrupted."));
       if (source.readyState === CLOSED) {
         this.source = null;
         this.retry();
@@ -136,7 +152,7 @@ class Stream {
 
   private retry(): void {
     if (this.closed) return;
-    this.reopen.start(this.link.backoff(this.attempt), () => this.start());
+    this.reopen.start(this.hooks.backoff(this.attempt), () => this.start());
     this.attempt += 1;
   }
 }
@@ -151,16 +167,27 @@ export class EventStreamLink implements Link {
   private status: ConnectionStatus = "disconnected";
   private attempts = 0;
   private readonly fetch: typeof fetch;
-  private readonly eventSource: EventSourceFactory;
-  readonly backoff: Backoff;
+  private readonly streamHooks: StreamHooks;
 
   constructor(
     private readonly options: EventStreamLinkOptions,
     private readonly hooks: LinkHooks,
   ) {
     this.fetch = options.fetch ?? ((...args) => globalThis.fetch(...args));
-    this.eventSource = options.eventSource ?? defaultEventSource;
-    this.backoff = options.backoff;
+    const eventSource = options.eventSource ?? defaultEventSource;
+    this.streamHooks = {
+      open: async (stream) => {
+        const query = await this.identify();
+        if (stream.once && stream.lastEventId !== "") query.set("last_event_id", stream.lastEventId);
+        return eventSource(this.address(stream.path, query));
+      },
+      up: (stream) => this.up(stream),
+      failed: (stream, error) => this.failed(stream, error),
+      ended: (stream) => this.ended(stream),
+      snapshot: (data) => this.hooks.snapshot(data),
+      event: (data) => this.hooks.event(data),
+      backoff: options.backoff,
+    };
   }
 
   /** HTTP requests can go out whenever the link is open. */
@@ -215,7 +242,7 @@ export class EventStreamLink implements Link {
 
   // ---- what the streams say -------------------------------------------------------------------
 
-  up(stream: Stream | null): void {
+  private up(stream: Stream | null): void {
     if (stream !== null) stream.broken = false;
     if (stream !== null && stream !== this.userStream) {
       this.settleStatus();
@@ -226,7 +253,7 @@ export class EventStreamLink implements Link {
     this.hooks.opened(); // the user stream (re)opened: catch every job up, list the user's
   }
 
-  failed(stream: Stream, error: JobClientError): void {
+  private failed(stream: Stream, error: JobClientError): void {
     if (stream !== this.userStream && !stream.opened) return; // its job may not exist yet
     // Requests go over HTTP, not the stream: what is in flight is still answered.
     stream.broken = true;
@@ -234,17 +261,9 @@ export class EventStreamLink implements Link {
     this.setStatus("reconnecting", error);
   }
 
-  ended(stream: Stream): void {
+  private ended(stream: Stream): void {
     for (const [jobId, candidate] of this.jobStreams) if (candidate === stream) this.jobStreams.delete(jobId);
     this.settleStatus();
-  }
-
-  event(data: unknown): void {
-    this.hooks.event(data);
-  }
-
-  snapshot(data: unknown): void {
-    this.hooks.snapshot(data);
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -260,15 +279,7 @@ export class EventStreamLink implements Link {
   }
 
   private openStream(path: string, once: boolean): Stream {
-    return new Stream(
-      async (stream) => {
-        const query = await this.identify();
-        if (stream.lastEventId !== "" && once) query.set("last_event_id", stream.lastEventId);
-        return this.eventSource(this.address(path, query));
-      },
-      this,
-      once,
-    );
+    return new Stream(path, this.streamHooks, once);
   }
 
   private async answer(event: keyof ClientToServerEvents, payload: unknown): Promise<Ack<unknown>> {
@@ -284,11 +295,11 @@ export class EventStreamLink implements Link {
       case "cancel": {
         const { job_id } = payload as RequestOf<"cancel">;
         const { status, body } = await this.http("POST", `/api/jobs/${encodeURIComponent(job_id)}/cancel`);
-        return status === 200 ? { ok: true, job: body } : failure(status, body);
+        return status === 200 ? { ok: true, job: body as Snapshot } : failure(status, body);
       }
       case "list_jobs": {
         const { status, body } = await this.http("GET", "/api/jobs");
-        return status === 200 ? { ok: true, jobs: body.jobs } : failure(status, body);
+        return status === 200 ? { ok: true, jobs: (body as { jobs: Snapshot[] }).jobs } : failure(status, body);
       }
     }
   }
@@ -302,15 +313,16 @@ export class EventStreamLink implements Link {
     if (epoch !== undefined && since !== undefined) {
       const { status, body } = await this.http("GET", `${path}/events`, { epoch, since: String(since) });
       if (status !== 200) return failure(status, body);
-      if (body.recovered === true) return { ok: true, job: null, events: body.events, recovered: true };
+      const missed = body as { events: Event[]; recovered: boolean };
+      if (missed.recovered) return { ok: true, job: null, events: missed.events, recovered: true };
     }
     const { status, body } = await this.http("GET", path);
     // Not there: not created yet, or not the caller's; the API does not say which, so: waiting.
     if (status === 404) return { ok: true, job: null, events: [], recovered: false };
-    return status === 200 ? { ok: true, job: body, events: [], recovered: false } : failure(status, body);
+    return status === 200 ? { ok: true, job: body as Snapshot, events: [], recovered: false } : failure(status, body);
   }
 
-  private async http(method: string, path: string, params: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  private async http(method: string, path: string, params: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
     const query = await this.identify();
     for (const [key, value] of Object.entries(params)) query.set(key, value);
     const token = query.get("token");
@@ -346,7 +358,7 @@ export class EventStreamLink implements Link {
 }
 
 /** An HTTP error answered as the Socket.IO acknowledgement of the same refusal. */
-function failure(status: number, body: any): AckFailure {
+function failure(status: number, body: unknown): AckFailure {
   const code: ProtocolErrorCode =
     status === 400
       ? "invalid_request"
@@ -355,6 +367,7 @@ function failure(status: number, body: any): AckFailure {
         : status === 429
           ? "rate_limited"
           : "unavailable";
-  const message = typeof body?.error?.message === "string" ? body.error.message : `The server answered ${status}.`;
+  const said = (body as { error?: { message?: unknown } } | null)?.error?.message;
+  const message = typeof said === "string" ? said : `The server answered ${status}.`;
   return { ok: false, error: { code, message } };
 }

@@ -564,3 +564,47 @@ describe("following the user", () => {
     expect(client.watched()).toEqual([]);
   });
 });
+
+describe("the SSE fallback", () => {
+  /** An EventSource that records where it was pointed and never opens. */
+  function eventSources() {
+    const urls: string[] = [];
+    const factory = (url: string) => {
+      urls.push(url);
+      return { readyState: 0, addEventListener: () => undefined, close: () => undefined };
+    };
+    return { urls, factory };
+  }
+
+  it.each([
+    ["gives Socket.IO up after fallbackTimeout without a connection", false, "sse", ["http://tidings.test/api/stream?user_id=user-1"]],
+    ["(control: a connection in time keeps Socket.IO)", true, "socket.io", []],
+  ])("%s", async (_name, connects, transport, opened) => {
+    vi.useFakeTimers();
+    const streams = eventSources();
+    const { client, transport: sockets } = setup({ userId: "user-1", fallback: "sse", fallbackTimeout: 5_000, eventSource: streams.factory });
+    client.followUser();
+    if (connects) await sockets.last().open();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(client.transport).toBe(transport);
+    expect(client.store.getState().connection.transport).toBe(transport);
+    expect(streams.urls).toEqual(opened);
+    expect(sockets.last().active).toBe(connects); // the given-up socket is closed for good
+  });
+
+  it.each([
+    ["takes it after fallbackAttempts failed attempts when asked for", { fallback: "sse" as const }, "sse"],
+    ["(control: not without being asked for)", {}, "socket.io"],
+  ])("%s", async (_name, options, transport) => {
+    vi.useFakeTimers();
+    const streams = eventSources();
+    const { client, transport: sockets } = setup({ userId: "user-1", eventSource: streams.factory, fallbackAttempts: 2, ...options });
+    client.followUser();
+    for (let i = 0; i < 2; i += 1) {
+      await sockets.last().refuse("xhr poll error");
+      await vi.advanceTimersByTimeAsync(i === 0 ? 2_000 : 0); // the first refusal's reconnect
+    }
+    expect(client.transport).toBe(transport);
+    expect(streams.urls).toHaveLength(transport === "sse" ? 1 : 0);
+  });
+});
