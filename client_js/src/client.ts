@@ -173,6 +173,8 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
   let destroyed = false;
   /** Whether the link ever got through; the SSE fallback is only for one that never did. */
   let everConnected = false;
+  /** The Socket.IO link is being closed for the fallback. */
+  let retiring = false;
   const fallbackTimer = new Timer();
 
   function notify<K extends keyof ClientEvents>(type: K, ...args: Parameters<ClientEvents[K]>): void {
@@ -196,6 +198,7 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
     event: receive,
     snapshot: offerSnapshot,
     status(status, error, attempts) {
+      if (retiring) return;
       const previous = store.getState().connection;
       store.getState().setConnection({
         status,
@@ -243,7 +246,9 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
     fallbackTimer.stop();
     if (destroyed || link.kind === "sse") return;
     settleAll();
+    retiring = true; // its last word ("disconnected") is not the client's: it goes on over SSE
     link.destroy();
+    retiring = false;
     link = new EventStreamLink(
       {
         url: options.url,

@@ -582,7 +582,12 @@ describe("the SSE fallback", () => {
   ])("%s", async (_name, connects, transport, opened) => {
     vi.useFakeTimers();
     const streams = eventSources();
-    const { client, transport: sockets } = setup({ userId: "user-1", fallback: "sse", fallbackTimeout: 5_000, eventSource: streams.factory });
+    const { client, transport: sockets, statuses } = setup({
+      userId: "user-1",
+      fallback: "sse",
+      fallbackTimeout: 5_000,
+      eventSource: streams.factory,
+    });
     client.followUser();
     if (connects) await sockets.last().open();
     await vi.advanceTimersByTimeAsync(5_000);
@@ -590,6 +595,8 @@ describe("the SSE fallback", () => {
     expect(client.store.getState().connection.transport).toBe(transport);
     expect(streams.urls).toEqual(opened);
     expect(sockets.last().active).toBe(connects); // the given-up socket is closed for good
+    // Going over to the streams is not a disconnect: the status goes from connecting on.
+    expect(statuses).toEqual(connects ? ["connecting", "connected"] : ["connecting"]);
   });
 
   it.each([
