@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 import { createJobClient, type JobClient, type JobClientOptions } from "../../src/client.js";
 import type { JobClientError } from "../../src/errors.js";
+import { createJobStore } from "../../src/store.js";
 import { finish, run, startServer, STEPS, waitFor, type TidingsServer } from "./harness.js";
 
 const SECRET = "sse-test-secret-0123456789abcdef0123";
@@ -146,6 +147,28 @@ describe("the SSE fallback against a real server", () => {
     const truth = await open.snapshot(jobId);
     expect(w.entry(jobId)?.snapshot?.steps).toEqual(truth.steps);
     expect(w.client.status).toBe("connected");
+  });
+
+  it("catches a job up from where the store is, with the events it lacks", async () => {
+    const jobId = newJob();
+    await run(open, jobId, STEPS.slice(0, 2), "dev-user");
+    const known = await open.snapshot(jobId); // what a server-rendered page was made with: seq 2
+    const seqs = await run(open, jobId, STEPS.slice(2), "dev-user");
+    const requests: string[] = [];
+    const w = watcher(open, {
+      userId: "dev-user",
+      store: createJobStore({ snapshots: [known] }),
+      fetch: (input, init) => {
+        const url = new URL(String(input));
+        requests.push(`${url.pathname}?${[...url.searchParams].filter(([key]) => key !== "user_id").map((p) => p.join("=")).join("&")}`);
+        return fetch(input, init);
+      },
+    });
+    w.client.subscribe(jobId);
+    await waitFor("the missed events", () => w.client.transport === "sse" && w.entry(jobId)?.seq === 2 + seqs.length);
+    expect(requests).toContain(`/api/jobs/${jobId}/events?epoch=${known.epoch}&since=2`);
+    expect(inOrder([`${jobId}@snapshot 2`, ...w.log], jobId)).toBe(true);
+    expect(w.entry(jobId)?.steps).toEqual((await open.snapshot(jobId)).steps);
   });
 
   it("(control: the order check catches a duplicate and a hole)", () => {
