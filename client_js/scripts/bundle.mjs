@@ -1,6 +1,6 @@
 // The browser bundle: the core and the store with socket.io-client and zustand/vanilla inside,
 // one ES module for pages without a build step (the server's live page loads it from
-// /static/tidings-client.js, from server/web/static/). The built file is committed, so `pip install` needs no npm;
+// /static/tidings-client.js). The built file is committed, so `pip install` needs no npm;
 // test/unit/bundle.test.ts rebuilds it in memory and fails when the committed file has drifted.
 //
 //   npm run bundle          write ../server/web/static/tidings-client.js
