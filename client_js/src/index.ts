@@ -1,6 +1,8 @@
 export { createJobClient } from "./client.js";
 export type {
   ClientEvents,
+  EventSourceFactory,
+  EventSourceLike,
   JobClient,
   JobClientOptions,
   TokenSource,
@@ -23,6 +25,7 @@ export type {
   ProgressInput,
   StepInput,
   SubscriptionState,
+  TransportKind,
 } from "./store.js";
 export { formatAgo, formatEta, formatPercent } from "./format.js";
 export { JOB_ID_PATTERN, TERMINAL_STATUSES, isTerminal } from "./protocol.js";

@@ -62,12 +62,16 @@ export interface JobEntry {
 
 export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "disconnected";
 
+/** What carries the client: Socket.IO, or the Server-Sent Events it falls back to. */
+export type TransportKind = "socket.io" | "sse";
+
 export interface ConnectionState {
   status: ConnectionStatus;
   /** The last connection error, cleared on connect. */
   error: { code: JobClientErrorCode; message: string } | null;
   /** Failed attempts since the last successful connect. */
   attempts: number;
+  transport: TransportKind;
 }
 
 export interface Aggregate {
@@ -209,7 +213,7 @@ function filenameOf(extra: Record<string, JsonValue>, fallback: string | null): 
   return typeof name === "string" ? name : fallback;
 }
 
-function fromSnapshot(entry: JobEntry, snapshot: Snapshot, at: number): JobEntry {
+function fromSnapshot(entry: JobEntry, snapshot: Snapshot, at: number | null): JobEntry {
   return {
     ...entry,
     status: snapshot.status,
@@ -263,8 +267,19 @@ function nowIso(): string {
   return new Date().toISOString();
 }
 
+export interface JobStoreInit {
+  /**
+   * Jobs as the server had them when the page was made (`GET /api/jobs`, say): the first render,
+   * on the server and in the browser alike, shows them filled, and a client watching them resumes
+   * from their `(epoch, seq)`. `lastEventAt` stays null until the client applies something.
+   */
+  snapshots?: readonly Snapshot[];
+}
+
 /** A new store. Each client has its own; there is no global one. */
-export function createJobStore(): JobStore {
+export function createJobStore(init: JobStoreInit = {}): JobStore {
+  const jobs: Record<string, JobEntry> = {};
+  for (const snapshot of init.snapshots ?? []) jobs[snapshot.job_id] = fromSnapshot(emptyEntry(snapshot.job_id), snapshot, null);
   return createStore<JobStoreState>()((set, get) => {
     /**
      * Replace one entry and keep `order`. A missing entry is created only when `create` holds:
@@ -285,9 +300,9 @@ export function createJobStore(): JobStore {
     };
 
     return {
-      jobs: {},
-      order: [],
-      connection: { status: "disconnected", error: null, attempts: 0 },
+      jobs,
+      order: Object.keys(jobs),
+      connection: { status: "disconnected", error: null, attempts: 0, transport: "socket.io" },
 
       addStep(jobId, input) {
         update(jobId, (entry) => {
@@ -363,14 +378,19 @@ export function createJobStore(): JobStore {
 
       setError(jobId, error, status = "error") {
         const info = typeof error === "string" ? { code: "failed", message: error } : error;
-        update(jobId, (entry) => ({
-          ...entry,
-          status,
-          etaSeconds: null,
-          error: { code: info.code, message: info.message },
-          steps: settleTimeline(entry.steps.slice(), status),
-          updatedAt: nowIso(),
-        }));
+        update(jobId, (entry) => {
+          // A finished job stays as it finished, as the server keeps it: a late failure (of the
+          // upload, say) must not turn a done file into a failed one.
+          if (isTerminal(entry.status)) return entry;
+          return {
+            ...entry,
+            status,
+            etaSeconds: null,
+            error: { code: info.code, message: info.message },
+            steps: settleTimeline(entry.steps.slice(), status),
+            updatedAt: nowIso(),
+          };
+        });
       },
 
       clearStatus(jobId) {

@@ -2,7 +2,7 @@
  * A stand-in for socket.io-client's Socket that the test drives by hand: it connects, drops,
  * refuses and answers only when told, so every test states the exact order of things.
  */
-import type { TransportEventName, TransportOptions, TransportSocket } from "../src/client.js";
+import type { TransportEventName, TransportOptions, TransportSocket } from "../src/connection.js";
 import type { ClientToServerEvents, ConnectAuth, Event, JobStatus, Snapshot } from "../src/protocol.js";
 
 export interface Sent {

@@ -71,8 +71,10 @@ export function useConnectionStatus(): ConnectionStatus {
   return useStore(useJobClient().store, (state) => state.connection.status);
 }
 
-export interface FileStatusSocketOptions
-  extends Omit<JobClientOptions, "userId" | "getToken" | "store"> {}
+export interface FileStatusSocketOptions extends Omit<JobClientOptions, "userId" | "getToken" | "store"> {
+  /** The user's jobs as the server rendered the page with them: the first render shows them filled. */
+  initialJobs?: readonly Snapshot[];
+}
 
 export interface FileStatusSocket {
   /** Every job of the user, oldest first. */
@@ -101,7 +103,7 @@ export function useFileStatusSocket(
 ): FileStatusSocket {
   const outer = useContext(JobClientContext);
   const url = options.url ?? outer?.url;
-  const [store] = useState(createJobStore);
+  const [store] = useState(() => createJobStore({ snapshots: options.initialJobs ?? [] }));
   const [client, setClient] = useState<JobClient | null>(null);
   const token = useRef(sessionToken);
   const settings = useRef(options);
@@ -121,8 +123,9 @@ export function useFileStatusSocket(
 
   useEffect(() => {
     if (!userId) return undefined;
+    const { initialJobs: _rendered, ...clientOptions } = settings.current;
     const made = createJobClient({
-      ...settings.current,
+      ...clientOptions,
       ...(url === undefined ? {} : { url }),
       userId,
       getToken: () => token.current ?? null,

@@ -135,6 +135,8 @@ export interface ServerOptions {
   /** Tokens required when set; open mode when not. */
   secret?: string;
   redisUrl?: string;
+  /** TIDINGS_CORS_ORIGINS: the browser origins besides the server's own it accepts. */
+  corsOrigins?: string;
 }
 
 export interface TidingsServer {
@@ -161,6 +163,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TidingsS
   env["TIDINGS_API_KEY"] = apiKey;
   if (options.secret !== undefined) env["TIDINGS_SECRET"] = options.secret;
   if (options.redisUrl !== undefined) env["TIDINGS_REDIS_URL"] = options.redisUrl;
+  if (options.corsOrigins !== undefined) env["TIDINGS_CORS_ORIGINS"] = options.corsOrigins;
   const child = spawn(pythonExecutable(), ["-m", "tidings", "serve", "--host", "127.0.0.1", "--port", String(port)], {
     cwd: repoRoot,
     env,
@@ -220,3 +223,35 @@ export async function startServer(options: ServerOptions = {}): Promise<TidingsS
     },
   };
 }
+
+// ---- a worker ----------------------------------------------------------------------------------
+
+/** Emits a worker's run of a job and returns the seqs the server gave the events. */
+export async function run(server: TidingsServer, jobId: string, steps: [string, number][], owner?: string): Promise<string[]> {
+  const seqs: string[] = [];
+  for (const [step, progress] of steps) {
+    const event = await server.emit(jobId, {
+      step,
+      progress,
+      context: { filename: `${jobId}.csv` },
+      extra: { filename: `${jobId}.csv` },
+      ...(owner === undefined ? {} : { owner }),
+    });
+    if (event !== null) seqs.push(`${jobId}@${event.seq}`);
+  }
+  return seqs;
+}
+
+export async function finish(server: TidingsServer, jobId: string): Promise<string> {
+  const event = await server.emit(jobId, { step: "complete", status: "done", result: { rows: 3 } });
+  if (event === null) throw new Error("complete produced no event");
+  return `${jobId}@${event.seq}`;
+}
+
+export const STEPS: [string, number][] = [
+  ["initializing_streaming", 5],
+  ["duplicate_check", 15],
+  ["duplicate_check", 20],
+  ["field_detection", 40],
+  ["field_detection", 55],
+];

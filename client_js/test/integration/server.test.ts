@@ -13,7 +13,7 @@ import { createJobClient, type JobClient, type JobClientOptions } from "../../sr
 import type { JobClientError } from "../../src/errors.js";
 import type { Event } from "../../src/protocol.js";
 import type { ConnectionStatus } from "../../src/store.js";
-import { startRedis, startServer, waitFor, type Redis, type TidingsServer } from "./harness.js";
+import { finish, run, startRedis, startServer, STEPS, waitFor, type Redis, type TidingsServer } from "./harness.js";
 
 const SECRET = "integration-secret-0123456789abcdef";
 
@@ -64,36 +64,6 @@ function watcher(server: TidingsServer, options: Omit<JobClientOptions, "url" | 
     },
   };
 }
-
-/** Emits a worker's run of a job and returns the seqs the server gave the events. */
-async function run(server: TidingsServer, jobId: string, steps: [string, number][], owner?: string): Promise<string[]> {
-  const seqs: string[] = [];
-  for (const [step, progress] of steps) {
-    const event = await server.emit(jobId, {
-      step,
-      progress,
-      context: { filename: `${jobId}.csv` },
-      extra: { filename: `${jobId}.csv` },
-      ...(owner === undefined ? {} : { owner }),
-    });
-    if (event !== null) seqs.push(`${jobId}@${event.seq}`);
-  }
-  return seqs;
-}
-
-async function finish(server: TidingsServer, jobId: string): Promise<string> {
-  const event = await server.emit(jobId, { step: "complete", status: "done", result: { rows: 3 } });
-  if (event === null) throw new Error("complete produced no event");
-  return `${jobId}@${event.seq}`;
-}
-
-const STEPS: [string, number][] = [
-  ["initializing_streaming", 5],
-  ["duplicate_check", 15],
-  ["duplicate_check", 20],
-  ["field_detection", 40],
-  ["field_detection", 55],
-];
 
 describe.each(["embedded", "redis"] as const)("a real tidings server, %s store", (kind) => {
   let redis: Redis | undefined;
@@ -178,9 +148,16 @@ describe.each(["embedded", "redis"] as const)("a real tidings server, %s store",
   it("marks a job the caller may not watch as forbidden, and lets its owner watch it", async () => {
     const jobId = newJob();
     await run(server, jobId, STEPS.slice(0, 1), "user-1");
-    const stranger = watcher(server, { getToken: () => server.token("user-2") });
+    // A short wait: the server's refusals are asked about again for this long before they stand.
+    const stranger = watcher(server, { getToken: () => server.token("user-2"), forbiddenGrace: 300 });
+    const seen: string[] = [];
+    stranger.client.store.subscribe((state) => {
+      const subscription = state.jobs[jobId]?.subscription;
+      if (subscription !== undefined && seen.at(-1) !== subscription) seen.push(subscription);
+    });
     stranger.client.subscribe(jobId);
     await waitFor("the refusal", () => stranger.entry(jobId)?.subscription === "forbidden");
+    expect(seen).toEqual(["pending", "forbidden"]);
     expect(stranger.entry(jobId)).toMatchObject({ status: "error", error: { code: "forbidden" }, snapshot: null });
     expect(stranger.errors.map((e) => [e.code, e.jobId])).toEqual([["forbidden", jobId]]);
     await expect(stranger.client.cancel(jobId)).rejects.toMatchObject({ name: "JobClientError", code: "forbidden" });
@@ -193,6 +170,30 @@ describe.each(["embedded", "redis"] as const)("a real tidings server, %s store",
     await waitFor("the owner's subscription", () => owner.entry(jobId)?.subscription === "active");
     expect(owner.entry(jobId)).toMatchObject({ status: "processing", seq: 1 });
     expect(stranger.applied).toEqual([]);
+  });
+
+  it("shows a job watched before its worker creates it as waiting, then follows it", async () => {
+    const jobId = newJob();
+    const early = watcher(server, { getToken: () => server.token("user-1") });
+    const seen: string[] = [];
+    early.client.store.subscribe((state) => {
+      const entry = state.jobs[jobId];
+      const shown = entry === undefined ? undefined : `${entry.subscription}/${entry.status}`;
+      if (shown !== undefined && seen.at(-1) !== shown) seen.push(shown);
+    });
+    early.client.subscribe(jobId);
+    // The server refuses it until it exists (it cannot tell whose it is), so it stays pending.
+    await waitFor("a refusal", () => early.socket().connected && early.entry(jobId)?.subscription === "pending");
+    await run(server, jobId, STEPS.slice(0, 2), "user-1");
+    await waitFor("its events", () => early.entry(jobId)?.seq === 2);
+    expect(early.entry(jobId)).toMatchObject({ status: "processing", subscription: "active", error: null });
+    expect(seen.filter((shown) => shown.startsWith("forbidden"))).toEqual([]);
+    expect(seen[0]).toBe("pending/pending");
+    expect(early.errors).toEqual([]);
+    // The control: the server does refuse a job before it exists; without the grace that shows.
+    const hasty = watcher(server, { getToken: () => server.token("user-1"), forbiddenGrace: 0 });
+    hasty.client.subscribe(`${jobId}-later`);
+    await waitFor("the refusal", () => hasty.entry(`${jobId}-later`)?.subscription === "forbidden");
   });
 
   it("refreshes an expired token through getToken, and misses nothing across the reconnect", async () => {

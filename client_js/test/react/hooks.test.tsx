@@ -3,7 +3,7 @@ import { StrictMode, type ReactNode } from "react";
 import { renderToString } from "react-dom/server";
 import { afterEach, describe, expect, it } from "vitest";
 
-import { createJobClient, type JobClient } from "../../src/client.js";
+import { createJobClient, type JobClient, type JobClientOptions } from "../../src/client.js";
 import {
   JobClientProvider,
   JobProgress,
@@ -13,6 +13,8 @@ import {
   useJob,
   useJobs,
 } from "../../src/react/index.js";
+import type { Snapshot } from "../../src/protocol.js";
+import { createJobStore } from "../../src/store.js";
 import { ev, fakeTransport, flush, snap, type FakeSocket } from "../fake-socket.js";
 
 const clients: JobClient[] = [];
@@ -22,9 +24,9 @@ afterEach(() => {
   for (const client of clients.splice(0)) client.destroy();
 });
 
-function setup() {
+function setup(options: JobClientOptions = {}) {
   const transport = fakeTransport();
-  const client = createJobClient({ url: "http://tidings.test", transport: transport.factory });
+  const client = createJobClient({ url: "http://tidings.test", transport: transport.factory, ...options });
   clients.push(client);
   const wrapper = ({ children }: { children?: ReactNode }) => (
     <JobClientProvider client={client}>{children}</JobClientProvider>
@@ -277,7 +279,7 @@ describe("components", () => {
   });
 
   it("JobProgress says when a job cannot be watched", async () => {
-    const { transport, wrapper } = setup();
+    const { transport, wrapper } = setup({ forbiddenGrace: 0 }); // refused for good at the first answer
     render(<JobProgress jobId="secret" label="Upload" />, { wrapper });
     const socket = transport.last();
     await server(() => socket.open());
@@ -332,6 +334,56 @@ describe("server-side rendering", () => {
     expect(html).toContain('role="progressbar"');
     expect(html).toContain("disconnected");
     expect(html).toContain("0 files");
+    expect(transport.sockets).toHaveLength(0);
+  });
+
+  it("renders the jobs a store was made with, filled, on the server and again in the browser", async () => {
+    const snapshots = [snap(3, { job: "job-1" })];
+    const page = (client: JobClient) => (
+      <JobClientProvider client={client}>
+        <JobProgress jobId="job-1" label="Upload" />
+        <JobTimeline jobId="job-1" />
+      </JobClientProvider>
+    );
+    const transport = fakeTransport();
+    const serverSide = createJobClient({ transport: transport.factory, store: createJobStore({ snapshots }) });
+    clients.push(serverSide);
+    const html = renderToString(page(serverSide));
+    expect(html).toContain("message 3");
+    expect(html).toContain('aria-valuenow="30"');
+    // The control: the same page with an empty store shows nothing of the job.
+    const empty = createJobClient({ transport: transport.factory });
+    clients.push(empty);
+    expect(renderToString(page(empty))).not.toContain("message 3");
+    expect(transport.sockets).toHaveLength(0);
+
+    // In the browser, a store made from the same snapshots hydrates to the same markup.
+    const container = document.createElement("div");
+    container.innerHTML = html;
+    document.body.append(container);
+    const browser = setup({ store: createJobStore({ snapshots }) });
+    const errors: unknown[] = [];
+    const { hydrateRoot } = await import("react-dom/client");
+    await act(async () => {
+      hydrateRoot(container, page(browser.client), { onRecoverableError: (error) => errors.push(error) });
+    });
+    expect(errors).toEqual([]);
+    expect(container.innerHTML).toContain("message 3");
+    container.remove();
+  });
+
+  it("useFileStatusSocket renders the user's jobs it was given, before any connection", () => {
+    const transport = fakeTransport();
+    function Files({ initialJobs }: { initialJobs?: Snapshot[] }) {
+      const { files } = useFileStatusSocket("user-1", "token", {
+        transport: transport.factory,
+        ...(initialJobs === undefined ? {} : { initialJobs }),
+      });
+      return <ul>{files.map((file) => <li key={file.jobId}>{`${file.jobId}: ${file.status}`}</li>)}</ul>;
+    }
+    const jobs = [snap(3, { job: "a", status: "done" }), snap(2, { job: "b" })];
+    expect(renderToString(<Files initialJobs={jobs} />)).toBe("<ul><li>a: done</li><li>b: processing</li></ul>");
+    expect(renderToString(<Files />)).toBe("<ul></ul>"); // the control
     expect(transport.sockets).toHaveLength(0);
   });
 });

@@ -9,8 +9,11 @@ import {
   type ClientToServerEvents,
   type ConnectionStatus,
   type Event,
+  type EventSourceLike,
   type JobClient,
   type JobClientErrorCode,
+  type JobClientOptions,
+  type JobStore,
   type JobEntry,
   type JobEvent,
   type JobStatus,
@@ -19,7 +22,9 @@ import {
   type StepEntry,
   type StepStatus,
   type SubscribeResult,
+  type TransportKind,
   type TransportSocket,
+  createJobStore,
 } from "../../src/index.js";
 import { useConnectionStatus, useFileStatusSocket, useJob, useJobs } from "../../src/react/index.js";
 
@@ -97,6 +102,19 @@ describe("client types", () => {
     client.on("error", (error) => expectTypeOf(error).toEqualTypeOf<JobClientError>());
     // @ts-expect-error: no such client event
     client.on("job_update", () => undefined);
+  });
+
+  it("types the SSE fallback and a store made with snapshots", () => {
+    const client = createJobClient({ fallback: "sse", fallbackAttempts: 2, fallbackTimeout: 5_000, forbiddenGrace: 0 });
+    expectTypeOf(client.transport).toEqualTypeOf<TransportKind>();
+    expectTypeOf<TransportKind>().toEqualTypeOf<"socket.io" | "sse">();
+    expectTypeOf(client.store.getState().connection.transport).toEqualTypeOf<TransportKind>();
+    expectTypeOf<ReturnType<NonNullable<JobClientOptions["eventSource"]>>>().toEqualTypeOf<EventSourceLike>();
+    // A browser's EventSource is one the fallback can use.
+    expectTypeOf<EventSource>().toExtend<EventSourceLike>();
+    // @ts-expect-error: the only fallback is SSE
+    createJobClient({ fallback: "polling" });
+    expectTypeOf(createJobStore({ snapshots: [] as Snapshot[] })).toEqualTypeOf<JobStore>();
   });
 
   it("types the hooks", () => {

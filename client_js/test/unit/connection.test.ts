@@ -1,7 +1,8 @@
 /** The connection: tokens, refusals, reconnects, status, and the requests that are not `subscribe`. */
 import { afterEach, describe, expect, it, vi } from "vitest";
 
-import { createJobClient, MAX_SUBSCRIBES_IN_FLIGHT, type JobClient } from "../../src/client.js";
+import { createJobClient, type JobClient } from "../../src/client.js";
+import { MAX_SUBSCRIBES_IN_FLIGHT } from "../../src/subscriptions.js";
 import { JobClientError } from "../../src/errors.js";
 import type { ConnectionStatus } from "../../src/store.js";
 import { ev, fakeTransport, flush, snap, type Sent } from "../fake-socket.js";
@@ -109,7 +110,7 @@ describe("auth", () => {
     });
     await socket.open();
     expect(socket.auths.map((a) => a.token)).toEqual(["token-1", "token-2", "token-3", "token-4", "token-5", "token-6"]);
-    expect(client.store.getState().connection).toEqual({ status: "connected", error: null, attempts: 0 });
+    expect(client.store.getState().connection).toEqual({ status: "connected", error: null, attempts: 0, transport: "socket.io" });
     expect(statuses).toEqual(["connecting", "reconnecting", "connected"]);
     expect(errors).toHaveLength(5);
     expect(errors.every((e) => e instanceof JobClientError && e.code === "unauthorized")).toBe(true);
@@ -271,13 +272,22 @@ describe("subscriptions", () => {
     expect(client.store.getState().jobs["job-1"]).toMatchObject({ seq: 2, subscription: "active" });
   });
 
-  it("marks a forbidden job in the store and does not crash or retry", async () => {
+  it("asks quietly about a forbidden job for a while, then marks it in the store and stops", async () => {
     vi.useFakeTimers();
-    const { client, transport, errors } = setup();
+    let clock = 0;
+    const { client, transport, errors } = setup({ now: () => clock, random: () => 0.5, forbiddenGrace: 30_000 });
     client.subscribe("secret");
     const socket = transport.last();
     await socket.open();
-    socket.only("subscribe").answer({ ok: false, error: { code: "forbidden", message: "You may not watch this job." } });
+    const refuse = () =>
+      socket.only("subscribe").answer({ ok: false, error: { code: "forbidden", message: "You may not watch this job." } });
+    refuse();
+    await flush();
+    expect(client.store.getState().jobs["secret"]).toMatchObject({ status: "pending", subscription: "pending", error: null });
+    expect(errors).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1_000); // the first retry's backoff
+    clock = 30_000; // past the grace: this refusal is the last word
+    refuse();
     await flush();
     expect(client.store.getState().jobs["secret"]).toMatchObject({
       status: "error",
@@ -296,6 +306,31 @@ describe("subscriptions", () => {
     socket.only("subscribe").answer({ ok: true, job: null, events: [], recovered: false });
     await flush();
     expect(client.store.getState().jobs["secret"]).toMatchObject({ status: "pending", error: null, subscription: "active" });
+  });
+
+  it.each([
+    ["shows a job watched before its worker creates it as waiting, never as forbidden", 30_000, ["pending", "pending"]],
+    ["(control: with no grace the same refusal marks it forbidden at once)", 0, ["forbidden", "error"]],
+  ])("%s", async (_name, forbiddenGrace, firstSeen) => {
+    vi.useFakeTimers();
+    const { client, transport, errors } = setup({ random: () => 0.5, forbiddenGrace });
+    client.subscribe("early");
+    const socket = transport.last();
+    await socket.open();
+    // Not created yet: the server cannot tell the caller owns it, so it refuses.
+    socket.only("subscribe").answer({ ok: false, error: { code: "forbidden", message: "You may not watch this job." } });
+    await flush();
+    const entry = client.store.getState().jobs["early"];
+    expect([entry?.subscription, entry?.status]).toEqual(firstSeen);
+    expect(errors.map((e) => e.code)).toEqual(forbiddenGrace === 0 ? ["forbidden"] : []);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(socket.pending("subscribe")).toHaveLength(forbiddenGrace === 0 ? 0 : 1);
+    if (forbiddenGrace === 0) return;
+    // The worker has created it now.
+    socket.only("subscribe").answer({ ok: true, job: snap(1, { job: "early" }), events: [], recovered: false });
+    await flush();
+    expect(client.store.getState().jobs["early"]).toMatchObject({ subscription: "active", status: "processing", seq: 1, error: null });
+    expect(errors).toEqual([]);
   });
 
   it("retries a subscribe refused as unavailable or rate limited, quietly: not failed, no error", async () => {
@@ -527,5 +562,56 @@ describe("following the user", () => {
 
     stop();
     expect(client.watched()).toEqual([]);
+  });
+});
+
+describe("the SSE fallback", () => {
+  /** An EventSource that records where it was pointed and never opens. */
+  function eventSources() {
+    const urls: string[] = [];
+    const factory = (url: string) => {
+      urls.push(url);
+      return { readyState: 0, addEventListener: () => undefined, close: () => undefined };
+    };
+    return { urls, factory };
+  }
+
+  it.each([
+    ["gives Socket.IO up after fallbackTimeout without a connection", false, "sse", ["http://tidings.test/api/stream?user_id=user-1"]],
+    ["(control: a connection in time keeps Socket.IO)", true, "socket.io", []],
+  ])("%s", async (_name, connects, transport, opened) => {
+    vi.useFakeTimers();
+    const streams = eventSources();
+    const { client, transport: sockets, statuses } = setup({
+      userId: "user-1",
+      fallback: "sse",
+      fallbackTimeout: 5_000,
+      eventSource: streams.factory,
+    });
+    client.followUser();
+    if (connects) await sockets.last().open();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(client.transport).toBe(transport);
+    expect(client.store.getState().connection.transport).toBe(transport);
+    expect(streams.urls).toEqual(opened);
+    expect(sockets.last().active).toBe(connects); // the given-up socket is closed for good
+    // Going over to the streams is not a disconnect: the status goes from connecting on.
+    expect(statuses).toEqual(connects ? ["connecting", "connected"] : ["connecting"]);
+  });
+
+  it.each([
+    ["takes it after fallbackAttempts failed attempts when asked for", { fallback: "sse" as const }, "sse"],
+    ["(control: not without being asked for)", {}, "socket.io"],
+  ])("%s", async (_name, options, transport) => {
+    vi.useFakeTimers();
+    const streams = eventSources();
+    const { client, transport: sockets } = setup({ userId: "user-1", eventSource: streams.factory, fallbackAttempts: 2, ...options });
+    client.followUser();
+    for (let i = 0; i < 2; i += 1) {
+      await sockets.last().refuse("xhr poll error");
+      await vi.advanceTimersByTimeAsync(i === 0 ? 2_000 : 0); // the first refusal's reconnect
+    }
+    expect(client.transport).toBe(transport);
+    expect(streams.urls).toHaveLength(transport === "sse" ? 1 : 0);
   });
 });

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { createJobClient, type JobClient } from "../../src/client.js";
 import type { Event } from "../../src/protocol.js";
+import { createJobStore } from "../../src/store.js";
 import { ev, fakeTransport, flush, snap, type FakeSocket } from "../fake-socket.js";
 
 let client: JobClient | undefined;
@@ -297,5 +298,17 @@ describe("reconnecting", () => {
     socket.only("subscribe").answer({ ok: true, job: snap(5), events: [ev(4), ev(5)], recovered: true });
     await flush();
     expect(applied).toEqual(["snapshot e1:3", "e1:4", "e1:5"]);
+  });
+
+  it("resumes from a store made with the server's snapshots rather than reloading them", async () => {
+    const { client, transport, applied } = setup({ store: createJobStore({ snapshots: [snap(4)] }) });
+    client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.open();
+    const first = socket.only("subscribe");
+    expect(first.payload).toEqual({ job_id: "job-1", epoch: "e1", since: 4 });
+    first.answer({ ok: true, job: snap(6), events: [ev(5), ev(6)], recovered: true });
+    await flush();
+    expect(applied).toEqual(["e1:5", "e1:6"]);
   });
 });

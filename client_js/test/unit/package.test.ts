@@ -1,4 +1,7 @@
-/** The package as a consumer gets it: `exports`, ESM output and declarations for `.` and `./react`. */
+/**
+ * The package as a consumer gets it: `exports`, ESM output and declarations for `.` and `./react`,
+ * and the tarball `npm pack` makes (what `npm install --install-links <repo>/client_js` installs).
+ */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -14,9 +17,10 @@ import * as react from "../../src/react/index.js";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const run = promisify(execFile);
 let outDir: string | undefined;
+let packDir: string | undefined;
 
 afterAll(async () => {
-  if (outDir !== undefined) await rm(outDir, { recursive: true, force: true });
+  for (const dir of [outDir, packDir]) if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
 describe("package.json", () => {
@@ -48,4 +52,26 @@ describe("package.json", () => {
     expect(coreText).not.toMatch(/from "react"/);
     expect(await readFile(join(outDir, "store.js"), "utf8")).toMatch(/from "zustand\/vanilla"/);
   }, 60_000);
+
+  it("packs the contract from docs/protocol.md and a build that works", async () => {
+    // Inside the package again, so the unpacked build resolves its dependencies.
+    packDir = await mkdtemp(join(root, ".test-pack-"));
+    const { stdout } = await run("npm", ["pack", "--json", "--pack-destination", packDir], { cwd: root });
+    const [packed] = JSON.parse(stdout) as [{ filename: string; files: { path: string }[] }];
+    const paths = packed.files.map((file) => file.path);
+    expect(paths).toEqual(
+      expect.arrayContaining(["protocol.md", "README.md", "package.json", "dist/index.js", "dist/index.d.ts", "dist/react/index.js"]),
+    );
+    expect(paths.filter((path) => /^(test|node_modules|scripts)\//.test(path))).toEqual([]);
+    expect(existsSync(join(root, "protocol.md")), "postpack leaves no copy behind").toBe(false);
+
+    await run("tar", ["-xzf", join(packDir, packed.filename), "-C", packDir]);
+    const unpacked = join(packDir, "package");
+    expect(await readFile(join(unpacked, "protocol.md"), "utf8")).toBe(await readFile(join(root, "..", "docs", "protocol.md"), "utf8"));
+    const built = await import(/* @vite-ignore */ pathToFileURL(join(unpacked, "dist", "index.js")).href);
+    expect(Object.keys(built).sort()).toEqual(Object.keys(core).sort());
+    const client = built.createJobClient({ url: "http://tidings.test" });
+    expect(client.status).toBe("disconnected");
+    client.destroy();
+  }, 120_000);
 });

@@ -88,6 +88,36 @@ describe("the store", () => {
     expect(store.getState().getAllStatuses()).toEqual([]);
   });
 
+  it("keeps a finished job finished: setError after markComplete changes nothing", () => {
+    const store = createJobStore();
+    const s = store.getState();
+    s.addStep("done", { step: "uploading", filename: "a.csv" });
+    s.markComplete("done", { rows: 3 });
+    const finished = store.getState().jobs["done"];
+    s.setError("done", "The upload's connection dropped");
+    s.setError("done", { code: "cancelled", message: "Stopped" }, "cancelled");
+    expect(store.getState().jobs["done"]).toBe(finished);
+    expect(store.getState().getCompletedFiles().map((x) => x.jobId)).toEqual(["done"]);
+    // The control: the same call on a job still running does fail it.
+    s.addStep("running", { step: "uploading" });
+    s.setError("running", "The upload's connection dropped");
+    expect(store.getState().jobs["running"]).toMatchObject({ status: "error", error: { message: "The upload's connection dropped" } });
+  });
+
+  it("can start filled, from the snapshots a server rendered the page with", () => {
+    const store = createJobStore({
+      snapshots: [snap(3, { job: "a", status: "done" }), snap(2, { job: "b" })],
+    });
+    const { jobs, order } = store.getState();
+    expect(order).toEqual(["a", "b"]);
+    expect(jobs["a"]).toMatchObject({ status: "done", seq: 3, epoch: "e1", filename: "a.csv", subscription: "none", lastEventAt: null });
+    expect(jobs["b"]).toMatchObject({ status: "processing", seq: 2, progress: 20, message: "message 2" });
+    expect(jobs["b"]?.steps).toHaveLength(1);
+    expect(store.getState().getAggregate()).toMatchObject({ total: 2, completed: 1, active: 1 });
+    // Two stores from the same snapshots render the same (the server's and the browser's).
+    expect(createJobStore({ snapshots: [snap(3, { job: "a", status: "done" }), snap(2, { job: "b" })] }).getState().jobs).toEqual(jobs);
+  });
+
   it("does not bring back a cleared job for bookkeeping: subscription ends, cancel flags", () => {
     const store = createJobStore();
     const s = store.getState();

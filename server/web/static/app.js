@@ -1,7 +1,8 @@
 /**
  * The live upload page: files go up through POST /api/upload, and every job of the user comes
- * back through the tidings client (Socket.IO, the bundle beside this file) or, when Socket.IO
- * cannot connect at all, through the SSE stream. Both write one store; this file only draws it.
+ * back through the tidings client (the bundle beside this file): over Socket.IO, or, when that
+ * cannot connect at all, over the server's event stream, which the client falls back to by itself
+ * (`fallback: "sse"`). Either way it writes one store; this file only draws it.
  *
  * Drawing is built for a thousand files: one keyed row per job, created once and then updated in
  * place field by field, at most once per animation frame however many events arrived; a row's
@@ -10,13 +11,9 @@
  */
 import { createJobClient, formatAgo, formatEta, formatPercent, isTerminal } from "./tidings-client.js";
 import { identity } from "./identity.js";
-import { cancelOverHttp, followStream } from "./stream.js";
 import { Uploader, filesOfDrop, filesOfFolder } from "./upload.js";
 
 const LOG_LIMIT = 200;
-/** Socket.IO never connected after this long, or after this many failed attempts: use SSE. */
-const FALLBACK_AFTER_MS = 5_000;
-const FALLBACK_AFTER_ATTEMPTS = 2;
 
 const LABELS = {
   waiting: "Waiting to upload",
@@ -255,6 +252,8 @@ const { userId, token } = identity();
 const client = createJobClient({
   userId,
   ...(token ? { getToken: () => identity().token } : {}),
+  // Socket.IO never got through (two failed attempts, or five seconds): the event stream instead.
+  fallback: "sse",
 });
 const store = client.store;
 
@@ -271,12 +270,10 @@ let finished = [];
 let lastActivity = null;
 let scheduled = false;
 
-let mode = "socket";
+let mode = "socket.io";
 let expired = false;
-let everConnected = false;
 let transportState = "connecting";
 let online = navigator.onLine;
-let fallbackTimer;
 
 function schedule() {
   if (scheduled) return;
@@ -420,27 +417,28 @@ function paintConnection() {
   const badge = $("connection");
   badge.dataset.state = state;
   setText(badge, state);
-  setText($("transport"), mode === "socket" ? "via Socket.IO" : "via server-sent events");
+  setText($("transport"), mode === "socket.io" ? "via Socket.IO" : "via server-sent events");
 }
 
 function onConnection(connection) {
-  if (mode !== "socket" || expired) return;
+  if (expired) return;
   if (connection.error?.code === "unauthorized") {
     sessionExpired();
     return;
   }
   const was = transportState;
   transportState = BADGES[connection.status];
-  if (connection.status === "connected") {
-    everConnected = true;
-    clearTimeout(fallbackTimer);
-  } else if (!everConnected && connection.attempts >= FALLBACK_AFTER_ATTEMPTS) {
-    fallBack();
-    return;
+  if (connection.transport !== mode) {
+    mode = connection.transport;
+    log("Socket.IO could not connect; following the server-sent event stream instead.");
   }
   if (was !== transportState) {
-    if (transportState === "live") log(was === "connecting" ? "Connected: live." : "Reconnected: live again.");
-    else if (transportState === "reconnecting" && was === "live") log("Connection lost; reconnecting...");
+    const stream = mode === "sse";
+    if (transportState === "live") {
+      log(stream ? "Connected to the event stream: live." : was === "connecting" ? "Connected: live." : "Reconnected: live again.");
+    } else if (transportState === "reconnecting" && was === "live") {
+      log("Connection lost; reconnecting...");
+    }
   }
   paintConnection();
 }
@@ -451,7 +449,6 @@ function onConnection(connection) {
  */
 function sessionExpired() {
   expired = true;
-  clearTimeout(fallbackTimer);
   client.disconnect();
   transportState = "offline";
   const notice = $("notice");
@@ -459,26 +456,6 @@ function sessionExpired() {
   notice.hidden = false;
   log(`${SESSION_EXPIRED}.`);
   paintConnection();
-}
-
-/** Socket.IO never got through: follow the SSE stream for the rest of this page's life. */
-function fallBack() {
-  if (everConnected || expired || mode !== "socket") return;
-  mode = "sse";
-  clearTimeout(fallbackTimer);
-  client.destroy();
-  log("Socket.IO could not connect; following the server-sent event stream instead.");
-  transportState = "connecting";
-  paintConnection();
-  followStream(store, {
-    onStatus(state) {
-      const was = transportState;
-      transportState = state;
-      if (state === "live" && was !== "live") log("Connected to the event stream: live.");
-      paintConnection();
-    },
-    onEvent: logEvent,
-  });
 }
 
 // ---- actions ------------------------------------------------------------------------------
@@ -495,8 +472,7 @@ async function cancel(key) {
   }
   store.getState().setCancelRequested(key, true);
   try {
-    if (mode === "socket") await client.cancel(key);
-    else await cancelOverHttp(key);
+    await client.cancel(key); // over Socket.IO, or over HTTP after the fallback
     log(`Cancelled ${nameOf(key)}.`);
   } catch (error) {
     store.getState().setCancelRequested(key, false);
@@ -592,7 +568,6 @@ function start() {
     online = false;
     paintConnection();
   });
-  fallbackTimer = setTimeout(fallBack, FALLBACK_AFTER_MS);
   client.followUser();
   setInterval(tick, 1_000);
   paintConnection();

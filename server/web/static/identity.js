@@ -56,18 +56,10 @@ export function identity() {
   return cached;
 }
 
-/**
- * `path` with the caller named: `?user_id=` on an open server; with a token, nothing (it goes in
- * the Authorization header) except for `stream`, since EventSource cannot send headers.
- */
-export function apiUrl(path, { stream = false } = {}) {
+/** `path` with the caller named: `?user_id=` on an open server; with a token, nothing (it goes in the Authorization header). */
+export function apiUrl(path) {
   const { userId, token } = identity();
-  const query = token
-    ? stream
-      ? `token=${encodeURIComponent(token)}`
-      : ""
-    : `user_id=${encodeURIComponent(userId)}`;
-  return query ? `${path}?${query}` : path;
+  return token ? path : `${path}?user_id=${encodeURIComponent(userId)}`;
 }
 
 export function authHeaders() {
