@@ -32,7 +32,7 @@ from .constants import (
     MAX_LLM_TEMPLATE_LENGTH,
 )
 from .errors import LLMError, TemplateError
-from .fallback import ACRONYMS
+from .humanize import ACRONYMS
 from .template import Template, parse_template
 
 if TYPE_CHECKING:
