@@ -113,16 +113,24 @@ async def test_invalid_output_twice_falls_back_quietly(
 
 
 def test_the_response_model_enforces_one_short_plain_sentence() -> None:
-    model = template_model(("filename",))
-    assert model.model_validate({"template": " Reading {filename}... "}).template == (
-        "Reading {filename}..."
+    model = template_model(STEP, ("filename",))
+    assert model.model_validate({"template": " Checking IBANs in {filename}... "}).template == (
+        "Checking IBANs in {filename}..."
     )
-    for bad in ("Line\nbreak", "Two. Sentences here", "Use {rows}", "<i>x</i>", "a_b c"):
+    for bad in (
+        "Line\nbreak",
+        "Two. Sentences here",
+        "Checking {rows:IBAN}...",
+        "<i>x</i>",
+        "a_b c",
+        "Checking IBANs",  # not work in progress
+        "Reading your file...",  # not this step's work
+    ):
         with pytest.raises(ValueError):
             model.model_validate({"template": bad})
     # The keys belong to the request: another set of keys is another model.
-    assert template_model(("rows",)).model_validate({"template": "Use {rows}"})
-    assert StepTemplate.allowed_keys == frozenset()
+    assert template_model(STEP, ("rows",)).model_validate({"template": "Checking {rows:IBAN}..."})
+    assert StepTemplate.allowed_keys == frozenset() and StepTemplate.step == ""
 
 
 def assert_one_quiet_warning(caplog: pytest.LogCaptureFixture, reason: str) -> None:
@@ -222,7 +230,9 @@ async def test_ten_concurrent_callers_for_one_step_make_one_request(
     fake_groq: FakeGroq, make_writer: MakeWriter
 ) -> None:
     gate = asyncio.Event()
-    fake_groq.script(Reply("Checking your IBANs...", gate=gate), Reply("Other step..."))
+    fake_groq.script(
+        Reply("Checking your IBANs...", gate=gate), Reply("Reconciling your ledgers...")
+    )
     writer = make_writer(config(fake_groq))
 
     async def caller(index: int) -> str:
@@ -339,7 +349,7 @@ async def test_only_our_own_calls_are_quieted(
         await patched.chat.completions.create(
             model="m",
             messages=[{"role": "user", "content": "hi"}],
-            response_model=template_model(()),
+            response_model=template_model(STEP, ()),
             max_retries=1,
         )
     await client.close()

@@ -84,7 +84,9 @@ async def test_an_invalid_shared_template_is_ignored(
 async def test_when_two_nodes_race_both_use_the_first_template(
     fake_groq: FakeGroq, make_writer: MakeWriter, redis_client: redis.asyncio.Redis
 ) -> None:
-    fake_groq.script(Reply("First {filename}..."), Reply("Second {filename}..."))
+    fake_groq.script(
+        Reply("Checking the IBANs in {filename}..."), Reply("Validating the IBANs in {filename}...")
+    )
     node_a = make_writer(config(fake_groq), redis=redis_client)
     node_b = make_writer(config(fake_groq), redis=redis_client)
     node_a.write(STEP, {"filename": "a.csv"})
@@ -120,11 +122,11 @@ async def test_a_redis_only_miss_cools_down(
     writer = make_writer(None, redis=redis_client)
     writer.write(STEP, {"filename": "a.csv"})
     await writer.drain()
-    await redis_client.set(KEY, "Found it {filename}...")
+    await redis_client.set(KEY, "Looking for IBANs in {filename}...")
     writer.write(STEP, {"filename": "a.csv"})  # within the cooldown: no new lookup
     assert not writer._pending
     fresh = make_writer(None, redis=redis_client, retry_cooldown=0.0)  # control
     fresh.write(STEP, {"filename": "a.csv"})
     assert fresh._pending
     await fresh.drain()
-    assert fresh.write(STEP, {"filename": "a.csv"}) == "Found it a.csv..."
+    assert fresh.write(STEP, {"filename": "a.csv"}) == "Looking for IBANs in a.csv..."
