@@ -259,6 +259,8 @@ def _near_duplicate_found(c: Context) -> str:
     alike = None
     if score is not None and score >= 1:
         kind = "a nearly identical file"
+    elif score == 0:
+        kind = "a possible match"
     elif score is not None:
         alike = f"{format_percent(score)} alike"
         if score < _SIMILAR_FROM:
@@ -310,8 +312,9 @@ def _field_detection(c: Context) -> str:
 
 @_entry("platform_detection")
 def _platform_detection(c: Context) -> str:
-    platform = clean_label(c.get("platform")) or clean_label(c.get("platform_name"))
-    platform = platform or clean_label(c.get("source"))
+    platform = clean_label(c.get("platform"), name=True)
+    platform = platform or clean_label(c.get("platform_name"), name=True)
+    platform = platform or clean_label(c.get("source"), name=True)
     if platform:
         return f"Figuring out where this data came from - looks like {platform}"
     if c.get("platform_found") is False:

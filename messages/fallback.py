@@ -58,7 +58,7 @@ _PARTICLES: Final = frozenset({"up", "down", "in", "out", "back", "off"})
 #: Words that are as often nouns ("report", "count", "test", "export") are left out.
 _OBJECT_LAST: Final = frozenset({
     "aggregate", "analyze", "analyse", "backup", "calculate", "categorize", "classify",
-    "cleanup", "compress", "compute", "convert", "decode", "decrypt", "dedupe",
+    "cleanup", "compress", "rebuild", "warmup", "compute", "convert", "decode", "decrypt", "dedupe",
     "deduplicate", "delete", "detect", "download", "embed", "encode", "encrypt", "enrich",
     "extract", "fetch", "generate", "ingest", "lookup", "merge", "migrate", "normalize",
     "normalise", "parse", "publish", "reconcile", "refresh", "reindex", "remove", "render",
@@ -75,8 +75,14 @@ _TOWARD: Final = {"upload": "to", "send": "to", "publish": "to", "sync": "with",
                   "download": "from", "fetch": "from"}
 #: Names that take no article: "Access to S3 was denied", not "to the S3".
 _PROPER: Final = frozenset({
-    "azure", "bigquery", "dropbox", "excel", "gcs", "github", "google", "hubspot", "paypal",
-    "quickbooks", "s3", "salesforce", "shopify", "slack", "snowflake", "stripe", "xero",
+    "azure", "bigquery", "dropbox", "excel", "ftp", "gcs", "github", "google", "hubspot",
+    "paypal", "quickbooks", "s3", "salesforce", "sftp", "shopify", "slack", "snowflake",
+    "stripe", "xero",
+})
+#: Verbs that are as often the thing worked on: "index_rebuild" is "Rebuilding the index...".
+_NOUN_VERBS: Final = frozenset({
+    "archive", "copy", "count", "filter", "flag", "group", "hash", "index", "label", "link",
+    "log", "map", "match", "post", "queue", "score", "search", "stream", "tag", "test",
 })
 #: Multi-syllable verbs stressed on their last syllable double its consonant: "embedding".
 _STRESSED_LAST: Final = frozenset({
@@ -86,8 +92,8 @@ _STRESSED_LAST: Final = frozenset({
 })
 #: Words ending in -ing that are things, not work: "string_parse" is not "String parse...".
 _ING_NOUNS: Final = frozenset({
-    "billing", "building", "ceiling", "during", "evening", "heading", "king", "listing",
-    "meeting", "morning", "nothing", "padding", "pricing", "ring", "setting", "settings",
+    "ceiling", "during", "evening", "king", "meeting", "morning", "nothing", "pricing", "ring",
+    "setting", "settings",
     "something", "spring", "string", "strings", "thing", "things", "warning", "warnings", "wing",
 })
 _DONE_WORDS: Final = frozenset({
@@ -202,10 +208,25 @@ def _took_too_long(subject: list[str]) -> str:
     return f"{doing or _thing(subject)} took too long"
 
 
-def _denied(subject: list[str]) -> str:
+def _no_access(subject: list[str]) -> str:
     if subject and subject[-1] in ("access", "permission"):
         subject = subject[:-1]
     return f"Access to {_thing(subject)} was denied" if subject else "Access was denied"
+
+
+def _denied(subject: list[str]) -> str:
+    if not subject or subject[-1] in ("access", "permission"):
+        return _no_access(subject)
+    thing = _thing(subject)
+    return f"{thing} {'were' if is_plural(thing) else 'was'} denied"
+
+
+def _missing(subject: list[str]) -> str:
+    """ "The header is missing", "Some columns are missing" (not all of them, maybe)."""
+    if not subject:
+        return "Something is missing"
+    thing = _thing(subject)
+    return f"Some {_show(subject)} are missing" if is_plural(thing) else f"{thing} is missing"
 
 
 def _too_many(which: str) -> Said:
@@ -233,15 +254,15 @@ _FAILS_AFTER: Final[dict[tuple[str, ...], Said]] = {
     ("invalid",): _agreeing("is not valid", "are not valid", "Something is not valid"),
     ("mismatch",): _agreeing("does not match", "do not match", "Something does not match"),
     ("mismatched",): _agreeing("does not match", "do not match", "Something does not match"),
-    ("unauthorized",): _denied,
-    ("unauthorised",): _denied,
-    ("forbidden",): _denied,
+    ("unauthorized",): _no_access,
+    ("unauthorised",): _no_access,
+    ("forbidden",): _no_access,
     ("denied",): _denied,
     ("not", "allowed"): _agreeing("is not allowed", "are not allowed", "This is not allowed"),
     ("not", "found"): _agreeing(
         "could not be found", "could not be found", "This could not be found"
     ),
-    ("missing",): _agreeing("is missing", "are missing", "Something is missing"),
+    ("missing",): _missing,
     ("unsupported",): _agreeing("is not supported", "are not supported", "This is not supported"),
     ("not", "supported"): _agreeing(
         "is not supported", "are not supported", "This is not supported"
@@ -289,9 +310,13 @@ def _failure(words: list[str]) -> str | None:
 # --- work in progress ----------------------------------------------------------------------------
 
 
+def _is_gerund(word: str) -> bool:
+    return word.endswith("ing") and len(word) > 4 and word not in _ING_NOUNS
+
+
 def _verb_first(words: list[str]) -> str | None:
     first = words[0]
-    if first.endswith("ing") and len(first) > 4 and first not in _ING_NOUNS:
+    if _is_gerund(first):
         return _show(words)
     if first in _COMPOUNDS or first in _VERBS:
         return _activity(words)
@@ -301,8 +326,11 @@ def _verb_first(words: list[str]) -> str | None:
 def _verb_last(words: list[str]) -> str | None:
     """ "csv_parse" -> "parsing the CSV", "s3_upload" -> "uploading to S3"."""
     last, rest = words[-1], words[:-1]
-    if last not in _OBJECT_LAST or not rest or rest[0] in _VERBS:
+    if last not in _OBJECT_LAST or not rest:
         return None
+    first = rest[0]
+    if (first in _VERBS and first not in _NOUN_VERBS) or _is_gerund(first):
+        return None  # "retry_upload", "validating_upload": the verb comes first
     doing = _activity([last])
     if len(rest) == 1 and rest[0] in _PLACES and last in _TOWARD:
         return f"{doing} {_TOWARD[last]} {_thing(rest)}"
@@ -321,7 +349,7 @@ def _humanize(step: str) -> str:
     last = words[-1]
     if len(words) > 1 and (last in _DONE_WORDS or _is_past(last)):
         return _capitalize(_show(words))
-    doing = _verb_first(words) or _verb_last(words)
+    doing = _verb_last(words) or _verb_first(words)
     if doing is not None:
         return _capitalize(doing) + "..."
     if last in _DONE_WORDS:

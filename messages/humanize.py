@@ -67,7 +67,6 @@ _PLAIN_NAME_RE: Final = re.compile(r"[\w.,'()&+-]+(?: [\w.,'()&+-]+)*")
 # A path separator, unless it sits inside a tag ("</script>"): a name is cut at its folders,
 # never inside its own markup.
 _PATH_SEPARATOR_RE: Final = re.compile(r"[/\\](?![^<>]*>)")
-_URL_USERINFO_RE: Final = re.compile(r"(?<=://)[^/@\s]*@")
 
 
 def _clean_char(char: str) -> str:
@@ -120,7 +119,12 @@ def clean_text(value: object, limit: int = MAX_TEXT_LENGTH) -> str | None:
     if not isinstance(value, str):
         return None
     # The common case, kept fast: a few plain words (an order to the reader needs more).
-    if len(value) <= limit and _PLAIN_TEXT_RE.fullmatch(value) and value.count(" ") < 3:
+    if (
+        len(value) <= limit
+        and _PLAIN_TEXT_RE.fullmatch(value)
+        and value.count(" ") < 3
+        and "www." not in value
+    ):
         return value
     text = strip_markdown(_visible(value[: limit * 4]))
     if not text or holds_secret(text) or reads_as_instruction(text):
@@ -140,29 +144,37 @@ def clean_filename(value: object, limit: int = MAX_FILENAME_LENGTH) -> str | Non
         return value  # the common case, kept fast
     if len(value) > limit * 4:  # only the ends can be shown: clean no more than those
         value = value[: limit * 2] + ELLIPSIS + value[-limit * 2 :]
-    text = _URL_USERINFO_RE.sub("", strip_markdown(_visible(value), underscores=False))
-    if URL_RE.fullmatch(text) and text.count("/") < 3:
-        return None  # a bare site address is not a file
+    text = strip_markdown(_visible(value), underscores=False)
+    if URL_RE.fullmatch(text):  # a link's own name is the last part of its path, if any
+        text = text.partition("://")[2] if "://" in text else text
+        text = text.partition("/")[2].partition("?")[0]
     name = _PATH_SEPARATOR_RE.split(text.rstrip("/\\"))[-1].strip()
     if not name:
         return None
     return _shorten_middle(name.translate(_DEFANGED), limit)
 
 
-def clean_label(value: object) -> str | None:
-    """A kind or a source ("bank_statement", "quickBooks") in words: "bank statement".
+def clean_label(value: object, *, name: bool = False) -> str | None:
+    """A kind or a source in words: "bank_statement" -> "bank statement".
 
-    Identifiers are read aloud, and words that only say "nothing known" give None.
+    Identifiers (snake or camel case) are read aloud; with ``name`` they are a proper name
+    ("bank_of_america" -> "Bank of America"). Words that say "nothing known" give None.
     """
     text = clean_text(value if not isinstance(value, str) else value.replace("_", " "))
     if text is None or text.lower() in _NO_LABEL:
         return None
     if text.lower() in ACRONYMS:
         return ACRONYMS[text.lower()]
-    if _CAMEL_RE.search(text) or (isinstance(value, str) and "_" in value):
-        words = [word for chunk in text.split() for word in camel_words(chunk)]
-        text = " ".join(ACRONYMS.get(word.lower(), word.lower()) for word in words)
+    identifier = bool(_CAMEL_RE.search(text)) or (isinstance(value, str) and "_" in value)
+    if identifier or (name and text.islower()):
+        words = [word.lower() for chunk in text.split() for word in camel_words(chunk)]
+        if name:
+            words = [word if word in _SMALL_WORDS else word.capitalize() for word in words]
+        text = " ".join(ACRONYMS.get(word.lower(), word) for word in words)
     return text
+
+
+_SMALL_WORDS: Final = frozenset({"of", "and", "the", "for", "de", "du", "la", "van", "von"})
 
 
 _CAMEL_RE: Final = re.compile(r"[a-z][A-Z]")
@@ -227,7 +239,13 @@ def to_count(value: object) -> int | None:
 
 
 def to_ratio(value: object) -> float | None:
-    """A share between 0 and 1; a number between 1 and 100 is read as a percentage."""
+    """A share between 0 and 1; a number between 1 and 100, or text ending in "%", is a percentage.
+
+    Exactly 1 reads as the whole (1.0): a similarity of "1%" is written so.
+    """
+    if isinstance(value, str) and value.strip().endswith("%"):
+        percent = to_number(value.strip()[:-1])
+        return None if percent is None or not 0 <= percent <= 100 else percent / 100
     number = to_number(value)
     if number is None or number < 0:
         return None

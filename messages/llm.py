@@ -98,12 +98,13 @@ _CLAIMS_RE: Final = re.compile(
 )
 _HARM_RE: Final = re.compile(
     r"\b(?:delet\w*|remov\w*|eras\w*|wip(?:e|ed|es|ing)|destroy\w*|purg\w*|lost|gone"
-    r"|pay\w*|paid|charg\w*|refund\w*|transferr?\w*|wire[ds]?|dollars?|euros?|pounds?"
+    r"|pay\w*|paid|charg\w*|refund\w*|transferr?\w*|wir(?:e|ed|es|ing)|dollars?|euros?|pounds?"
     r"|money|funds?|purchas\w*|bill(?:ed|ing)?)\b|[$\u20ac\u00a3\u00a5]",
     re.IGNORECASE,
 )
 _TO_THE_READER_RE: Final = re.compile(
-    r"\b(?:you|click|tap|type|enter|call|visit|reply|contact|log ?in|sign ?in|install"
+    r"\b(?:you (?:must|should|need|have to|can|will need)|(?:can|could|would|will) you"
+    r"|click|tap|type|enter|call|visit|reply|contact|log ?in|sign ?in|install"
     r"|password|passcode|passphrase|pin|credentials?|token|secret|api key|ssn|cvv)\b|[?!]",
     re.IGNORECASE,
 )

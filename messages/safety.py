@@ -53,14 +53,20 @@ _MARKDOWN_UNDERLINE_RE: Final = re.compile(r"(?<!\w)__|__(?!\w)")
 _EXCEPTION_PREFIX_RE: Final = re.compile(
     r"^\s*(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Warning|Exit|Interrupt|Fault)\b:?\s*"
 )
-_EXCEPTION_NAME_RE: Final = re.compile(
-    r"\b[A-Z]\w*(?:Error|Exception|Fault)\b|\bTraceback\b|\bFile \"|\n\s+at |\bNoneType\b"
-)
+_EXCEPTION_NAME_RE: Final = re.compile(r"\b[A-Z]\w*(?:Error|Exception|Fault)\b|\bNoneType\b")
+_TRACE_RE: Final = re.compile(r"\bTraceback \(most recent|\bFile \"|\n\s+at ")
 # Marks of code or machine output inside an error reason: snake_case, calls, addresses,
 # paths, errno codes, key=value pairs, braces and brackets.
 _CODE_RE: Final = re.compile(
     r"[A-Za-z0-9]_[A-Za-z0-9]|\w\(\)|\w\.\w+\(|\b0x[0-9a-f]+|\[Errno|\berrno\b|[{}<>=;|\\]"
-    r"|(?:^|\s)/\w+/|\b\d{1,3}(?:\.\d{1,3}){3}\b|:\d{2,5}\b|\bnull\b|\bundefined\b",
+    r"|(?:^|[\s'\"(])/\w+/|\b\d{1,3}(?:\.\d{1,3}){3}\b|:\d{2,5}\b|\bnull\b|\bundefined\b",
+    re.IGNORECASE,
+)
+# The wording of a language runtime's own errors: true, but written for programmers.
+_RUNTIME_JARGON_RE: Final = re.compile(
+    r"\b(?:object|attribute|subscriptable|iterable|callable|unhashable|operand|indices"
+    r"|index out of range|division by zero|is not defined|positional argument|keyword argument"
+    r"|segmentation fault|stack overflow|core dumped|nil pointer|null pointer|undefined method)\b",
     re.IGNORECASE,
 )
 _WORD_RE: Final = re.compile(r"[^\W\d_]{2,}")
@@ -73,9 +79,9 @@ def strip_markdown(text: str, *, underscores: bool = True) -> str:
     """
     if not any(mark in text for mark in "*`~_#>[]"):
         return text
-    text = _MARKDOWN_MARKS_RE.sub(" ", _MARKDOWN_LINK_RE.sub(r"\1", text))
+    text = _MARKDOWN_MARKS_RE.sub("", _MARKDOWN_LINK_RE.sub(r"\1", text))
     if underscores:
-        text = _MARKDOWN_UNDERLINE_RE.sub(" ", text)
+        text = _MARKDOWN_UNDERLINE_RE.sub("", text)
     return " ".join(text.split())
 
 
@@ -101,7 +107,7 @@ def readable_reason(reason: str) -> str | None:
     traceback, or "refused by postgres://admin:pw@db" give None: the person sees that something
     went wrong, and the details stay in the worker's log.
     """
-    if _EXCEPTION_NAME_RE.search(reason):
+    if _TRACE_RE.search(reason):
         return None
     first = without_exception_name(reason.strip().split("\n", 1)[0])
     return first if is_sentence_for_people(first) else None
@@ -113,6 +119,8 @@ def is_sentence_for_people(reason: str) -> bool:
     At least two words, no exception names or traces, no marks of code, no secrets, no orders.
     """
     if _EXCEPTION_NAME_RE.search(reason) or _CODE_RE.search(reason) or holds_secret(reason):
+        return False
+    if _RUNTIME_JARGON_RE.search(reason):
         return False
     if reads_as_instruction(reason):
         return False
