@@ -196,8 +196,10 @@ class MessageWriter:
                     template = await self._share(slot, template, sample)
         except LLMError as exc:
             logger.warning("no LLM sentence for step %r (%s); keeping the plain one", step, exc)
+            template = None  # a refused template is never kept
         except Exception:  # a lookup is an optional improvement; it must never take others down
             logger.exception("looking up a sentence for step %r failed", step)
+            template = None
         if template is None:
             self._cool_down(slot)
             return
@@ -225,7 +227,7 @@ class MessageWriter:
             logger.warning("ignoring an invalid shared template for step %r (%s)", slot[0], exc)
             return None
         if template.render(sample) is None:
-            logger.warning("ignoring a shared template for step %r that does not render", slot[0])
+            logger.warning("ignoring an invalid shared template for step %r (not filled)", slot[0])
             return None
         return template
 
