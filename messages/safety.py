@@ -56,9 +56,10 @@ _EXCEPTION_PREFIX_RE: Final = re.compile(
 _EXCEPTION_NAME_RE: Final = re.compile(r"\b[A-Z]\w*(?:Error|Exception|Fault)\b|\bNoneType\b")
 _TRACE_RE: Final = re.compile(r"\bTraceback \(most recent|\bFile \"|\n\s+at ")
 # Marks of code or machine output inside an error reason: snake_case, calls, addresses,
-# paths, errno codes, key=value pairs, braces and brackets.
+# paths, errno codes, key=value pairs, braces and brackets. A hex code as an aside in
+# brackets ("byte 14 (0xE9) cannot be read") is a detail a sentence for people may give.
 _CODE_RE: Final = re.compile(
-    r"[A-Za-z0-9]_[A-Za-z0-9]|\w\(\)|\w\.\w+\(|\b0x[0-9a-f]+|\[Errno|\berrno\b|[{}<>=;|\\]"
+    r"[A-Za-z0-9]_[A-Za-z0-9]|\w\(\)|\w\.\w+\(|(?<!\()\b0x[0-9a-f]+|\[Errno|\berrno\b|[{}<>=;|\\]"
     r"|(?:^|[\s'\"(])/\w+/|\b\d{1,3}(?:\.\d{1,3}){3}\b|:\d{2,5}\b|\bnull\b|\bundefined\b",
     re.IGNORECASE,
 )
