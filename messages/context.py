@@ -89,15 +89,6 @@ class Context:
                 return float(number)
         return None
 
-    def text(self, *keys: str, limit: int | None = None) -> str | None:
-        """The first of ``keys`` that holds text, cleaned for a sentence."""
-        for key in keys:
-            value = self.get(key)
-            text = clean_text(value) if limit is None else clean_text(value, limit)
-            if text is not None:
-                return text
-        return None
-
     def filename(self, *keys: str) -> str | None:
         """The file's name as a person recognises it (last path part, shortened in the middle)."""
         for key in keys or FILENAME_KEYS:

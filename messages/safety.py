@@ -15,11 +15,9 @@ __all__ = [
     "EMAIL_RE",
     "URL_RE",
     "holds_secret",
-    "is_sentence_for_people",
     "readable_reason",
     "reads_as_instruction",
     "strip_markdown",
-    "without_exception_name",
 ]
 
 # A link in any scheme (https, postgres, s3, ...) or a bare www. host.
@@ -96,7 +94,7 @@ def reads_as_instruction(text: str) -> bool:
     return bool(_INSTRUCTION_RE.search(text))
 
 
-def without_exception_name(reason: str) -> str:
+def _without_exception_name(reason: str) -> str:
     """ "ValueError: Row 12 has 3 columns" -> "Row 12 has 3 columns"."""
     return _EXCEPTION_PREFIX_RE.sub("", reason, count=1)
 
@@ -110,11 +108,11 @@ def readable_reason(reason: str) -> str | None:
     """
     if _TRACE_RE.search(reason):
         return None
-    first = without_exception_name(reason.strip().split("\n", 1)[0])
-    return first if is_sentence_for_people(first) else None
+    first = _without_exception_name(reason.strip().split("\n", 1)[0])
+    return first if _is_sentence_for_people(first) else None
 
 
-def is_sentence_for_people(reason: str) -> bool:
+def _is_sentence_for_people(reason: str) -> bool:
     """Whether an error reason reads as a sentence for people, not as a program's output.
 
     At least two words, no exception names or traces, no marks of code, no secrets, no orders.
