@@ -204,8 +204,9 @@ def _went_wrong(subject: list[str]) -> str:
 def _took_too_long(subject: list[str]) -> str:
     if not subject:
         return "This took too long, so I stopped"
-    doing = _activity(subject) if subject[0] in _VERBS or subject[0] in _COMPOUNDS else None
-    return f"{doing or _thing(subject)} took too long"
+    first = subject[0]
+    doing = first in _VERBS or first in _COMPOUNDS or _is_gerund(first)
+    return f"{_activity(subject) if doing else _thing(subject)} took too long"
 
 
 def _no_access(subject: list[str]) -> str:

@@ -6,12 +6,13 @@ from collections.abc import Mapping
 
 import pytest
 
-from messages import generate_friendly_status, humanize_step
+from messages import MessageWriter, generate_friendly_status, humanize_step
 from messages.context import Context, template_keys
 from messages.errors import TemplateError
 from messages.llm import check_template
 from tests.messages.cases import (
     CATALOG_SPELLINGS,
+    EMITTER_MESSAGES,
     LLM_CONTEXT,
     LLM_TEMPLATES,
     SAFETY,
@@ -21,10 +22,18 @@ from tests.messages.cases import (
 
 
 def test_the_table_holds_at_least_500_pairs() -> None:
-    pairs = [*SAFETY, *TRUTH, *UNKNOWN_STEPS, *CATALOG_SPELLINGS, *LLM_TEMPLATES]
-    assert len(pairs) >= 500
-    inputs = [repr(pair[:-1]) for pair in pairs]
-    assert len(set(inputs)) == len(inputs), "each input once"
+    groups: list[list[tuple[object, ...]]] = [
+        list(SAFETY),
+        list(TRUTH),
+        list(UNKNOWN_STEPS),
+        list(CATALOG_SPELLINGS),
+        list(LLM_TEMPLATES),
+        list(EMITTER_MESSAGES),
+    ]
+    assert sum(len(group) for group in groups) >= 500
+    for group in groups:
+        inputs = [repr(pair[:-1]) for pair in group]
+        assert len(set(inputs)) == len(inputs), "each input once in its group"
 
 
 @pytest.mark.parametrize(("step", "context", "expected"), SAFETY)
@@ -32,6 +41,11 @@ def test_values_are_shown_safely(
     step: str, context: Mapping[str, object] | None, expected: str
 ) -> None:
     assert generate_friendly_status(step, context) == expected
+
+
+@pytest.mark.parametrize(("message", "expected"), EMITTER_MESSAGES)
+def test_an_emitters_own_message_is_shown_safely(message: str, expected: str) -> None:
+    assert MessageWriter().write("duplicate_check", message=message) == expected
 
 
 @pytest.mark.parametrize(("step", "context", "expected"), TRUTH)
