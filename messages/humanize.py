@@ -12,7 +12,7 @@ import unicodedata
 from typing import Final
 
 from .constants import MAX_FILENAME_LENGTH, MAX_TEXT_LENGTH
-from .safety import URL_RE, holds_secret, reads_as_instruction, strip_markdown
+from .safety import EMAIL_RE, URL_RE, holds_secret, reads_as_instruction, strip_markdown
 
 __all__ = [
     "ACRONYMS",
@@ -149,8 +149,8 @@ def clean_filename(value: object, limit: int = MAX_FILENAME_LENGTH) -> str | Non
         text = text.partition("://")[2] if "://" in text else text
         text = text.partition("/")[2].partition("?")[0]
     name = _PATH_SEPARATOR_RE.split(text.rstrip("/\\"))[-1].strip()
-    if not name:
-        return None
+    if not name or EMAIL_RE.fullmatch(name):
+        return None  # nothing left, or an e-mail address: a person's, not a file's name
     return _shorten_middle(name.translate(_DEFANGED), limit)
 
 
@@ -158,14 +158,20 @@ def clean_label(value: object, *, name: bool = False) -> str | None:
     """A kind or a source in words: "bank_statement" -> "bank statement".
 
     Identifiers (snake or camel case) are read aloud; with ``name`` they are a proper name
-    ("bank_of_america" -> "Bank of America"). Words that say "nothing known" give None.
+    ("bank_of_america" -> "Bank of America"). A label is a name, so anything else (markup, a
+    link, a sentence, an error message) gives None, as do words that say "nothing known".
     """
-    text = clean_text(value if not isinstance(value, str) else value.replace("_", " "))
+    if not isinstance(value, str) or len(value) > MAX_TEXT_LENGTH * 2:
+        return None
+    plain = _visible(value)
+    if not _LABEL_RE.fullmatch(plain):
+        return None
+    text = clean_text(plain.replace("_", " "))
     if text is None or text.lower() in _NO_LABEL:
         return None
     if text.lower() in ACRONYMS:
         return ACRONYMS[text.lower()]
-    identifier = bool(_CAMEL_RE.search(text)) or (isinstance(value, str) and "_" in value)
+    identifier = bool(_CAMEL_RE.search(text)) or "_" in value
     if identifier or (name and text.islower()):
         words = [word.lower() for chunk in text.split() for word in camel_words(chunk)]
         if name:
@@ -178,6 +184,7 @@ _SMALL_WORDS: Final = frozenset({"of", "and", "the", "for", "de", "du", "la", "v
 
 
 _CAMEL_RE: Final = re.compile(r"[a-z][A-Z]")
+_LABEL_RE: Final = re.compile(r"[^\W_][\w&.'+/-]*(?: [\w&.'+/-]+){0,5}")
 _NO_LABEL: Final = frozenset(
     {"unknown", "other", "none", "n/a", "na", "null", "undefined", "unclassified", "misc", "-"}
 )

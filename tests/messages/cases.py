@@ -61,6 +61,8 @@ FILENAMES: list[tuple[object, str]] = [
     ("~~struck~~.txt", "struck.txt"),
     ("![logo](http://evil.example/l.png)", "logo"),
     ("[a](b)/[c](d)", "c"),
+    ("ann.smith@example.com", SEEN_NONE),
+    ("mail/ann.smith@example.com", SEEN_NONE),
 ]
 
 SAFETY: list[Case] = [
@@ -166,12 +168,14 @@ SAFETY: list[Case] = [
     ("platform_detection", {"platform": "bank_of_america"}, PLATFORM.format("Bank of America")),
     ("platform_detection", {"platform": "americanExpress"}, PLATFORM.format("American Express")),
     ("platform_detection", {"platform": "Chase"}, PLATFORM.format("Chase")),
-    ("platform_detection", {"platform": "**Stripe**"}, PLATFORM.format("Stripe")),
-    (
-        "platform_detection",
-        {"platform": "[Stripe](http://evil.example)"},
-        PLATFORM.format("Stripe"),
-    ),
+    ("platform_detection", {"platform": "**Stripe**"}, PLATFORM_NONE),
+    # a label is a name: one that came wrapped in markup or a link is not trusted
+    ("platform_detection", {"platform": "[Stripe](http://evil.example)"}, PLATFORM_NONE),
+    ("platform_detection", {"platform": "KeyError: 'platform'"}, PLATFORM_NONE),
+    ("platform_detection", {"platform": "<b>Stripe</b>"}, PLATFORM_NONE),
+    ("platform_detection", {"platform": "Square, I think; or maybe Stripe"}, PLATFORM_NONE),
+    ("platform_detection", {"platform": "Macy's"}, PLATFORM.format("Macy's")),
+    ("platform_detection", {"platform": "AT&T"}, PLATFORM.format("AT&T")),
     ("platform_detection", {"platform": "https://evil.example"}, PLATFORM_NONE),
     ("platform_detection", {"platform": "www.evil.example"}, PLATFORM_NONE),
     ("platform_detection", {"platform": "admin@evil.example"}, PLATFORM_NONE),
@@ -224,7 +228,7 @@ SAFETY: list[Case] = [
     ("document_classification", {"document_type": "SMS export"}, DOCUMENT.format("an SMS export")),
     ("document_classification", {"document_type": "HTML page"}, DOCUMENT.format("an HTML page")),
     ("document_classification", {"document_type": "receipt"}, DOCUMENT.format("a receipt")),
-    ("document_classification", {"document_type": "**invoice**"}, DOCUMENT.format("an invoice")),
+    ("document_classification", {"document_type": "**invoice**"}, DOCUMENT_NONE),
     ("document_classification", {"document_type": "unknown"}, DOCUMENT_NONE),
     ("document_classification", {"document_type": "UNKNOWN"}, DOCUMENT_NONE),
     ("document_classification", {"document_type": "other"}, DOCUMENT_NONE),
