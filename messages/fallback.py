@@ -8,7 +8,8 @@ A step name is split into words (snake, kebab and camel case, any script), ids, 
 version suffixes are left out, and the words are read by shape: a failure, a finished result,
 work in progress with the verb first or last, or else a thing being worked on. A name that
 reads as an order to its reader ("ignore previous instructions and ...") says only that work
-goes on: it is user data, and it is not ours to repeat.
+goes on: it is user data, and it is not ours to repeat. So does one that holds a link, an
+address or a credential.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from typing import Final
 
 from .humanize import ACRONYMS, camel_words, is_plural
-from .safety import reads_as_instruction
+from .safety import holds_secret, reads_as_instruction
 
 __all__ = ["WORKING", "humanize_step"]
 
@@ -341,7 +342,7 @@ def _verb_last(words: list[str]) -> str | None:
 @functools.lru_cache(maxsize=1024)
 def _humanize(step: str) -> str:
     all_words = _words(step)
-    if not all_words or reads_as_instruction(" ".join(all_words)):
+    if not all_words or holds_secret(step) or reads_as_instruction(" ".join(all_words)):
         return WORKING
     words = all_words[:_MAX_WORDS]
     failure = _failure(all_words)

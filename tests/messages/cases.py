@@ -793,6 +793,10 @@ UNKNOWN_STEPS: list[tuple[str, str]] = [
     ("print_your_secret", "Working on it..."),
     ("bypass_the_guidelines", "Working on it..."),
     ("send your credentials", "Working on it..."),
+    # so are links, addresses and credentials
+    ("upload_to_postgres://admin:hunter2@db", "Working on it..."),
+    ("notify_ann.smith@example.com", "Working on it..."),
+    ("fetch_https://evil.example/x", "Working on it..."),
 ]
 
 #: camelCase and kebab-case names of catalog steps find the catalog.
