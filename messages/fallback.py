@@ -342,7 +342,11 @@ def _verb_last(words: list[str]) -> str | None:
 @functools.lru_cache(maxsize=1024)
 def _humanize(step: str) -> str:
     all_words = _words(step)
-    if not all_words or holds_secret(step) or reads_as_instruction(" ".join(all_words)):
+    if (
+        not all_words
+        or reads_as_instruction(" ".join(all_words))
+        or holds_secret(_UUID_RE.sub(" ", step))
+    ):
         return WORKING
     words = all_words[:_MAX_WORDS]
     failure = _failure(all_words)

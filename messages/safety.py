@@ -20,18 +20,22 @@ __all__ = [
     "strip_markdown",
 ]
 
-# A link in any scheme (https, postgres, s3, ...) or a bare www. host.
-URL_RE: Final = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s]*|\bwww\.[^\s]+", re.IGNORECASE)
+# A link in any scheme (https, postgres, s3, ...), also glued to a word ("to_https://..."),
+# or a bare www. host.
+URL_RE: Final = re.compile(
+    r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s]*|\bwww\.[^\s]+", re.IGNORECASE
+)
 EMAIL_RE: Final = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# Credentials: well-known token prefixes, "password=...", "Bearer ...", and any long run that
-# mixes letters and digits the way keys and hashes do.
+# Credentials: well-known token shapes (OpenAI/Stripe "sk-", GitHub "ghp_", Slack "xoxb-", AWS
+# "AKIA", JWTs), "password=...", "Bearer ...", and a long run of letters and digits mixed the
+# way keys and base64 are (snake_case words are not: "_" and "-" end such a run).
 _SECRET_RE: Final = re.compile(
-    r"\b(?:sk|pk|rk|ghp|gho|ghs|ghu|glpat|xox[abprs]|AKIA|ASIA|eyJ)[-_]?[A-Za-z0-9._-]{8,}"
-    r"|\b(?:password|passwd|pwd|passphrase|secret|token|api[ _-]?key|apikey|auth"
-    r"|authorization|access[ _-]?key|private[ _-]?key)\s*[=:]\s*\S+"
-    r"|\bbearer\s+\S{8,}"
-    r"|(?=[A-Za-z0-9+/_-]*\d)(?=[A-Za-z0-9+/_-]*[A-Za-z])[A-Za-z0-9+/_-]{24,}",
-    re.IGNORECASE,
+    r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"
+    r"|\b(?:ghp|gho|ghs|ghu|glpat|xox[abprs])[-_][A-Za-z0-9_-]{16,}"
+    r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b|\beyJ[A-Za-z0-9_-]{10,}"
+    r"|(?i:\b(?:password|passwd|pwd|passphrase|secret|token|api[ _-]?key|apikey|auth"
+    r"|authorization|access[ _-]?key|private[ _-]?key)\s*[=:]\s*\S+|\bbearer\s+\S{8,})"
+    r"|(?=[A-Za-z0-9+/]*\d)(?=[A-Za-z0-9+/]*[A-Za-z])[A-Za-z0-9+/]{24,}"
 )
 # Sentences that give the reader an order or try to steer whatever reads them next.
 _INSTRUCTION_RE: Final = re.compile(
