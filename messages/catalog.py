@@ -371,6 +371,7 @@ _ENTITY_KINDS: Final = {
     "account_number": "account numbers", "invoice_number": "invoice numbers",
 }  # fmt: skip
 _KIND_SPLIT_RE: Final = re.compile(r"[,;]\s*|\s+and\s+")
+_MAX_KIND_LENGTH: Final = 40  # no kind is longer; a longer item is not looked up (nor cached)
 
 
 def _entity_kinds(value: object) -> str | None:
@@ -383,7 +384,7 @@ def _entity_kinds(value: object) -> str | None:
         return None
     kinds: list[str] = []
     for item in items:
-        if isinstance(item, str):
+        if isinstance(item, str) and len(item) <= _MAX_KIND_LENGTH:
             key = normalize_step(item)
             kind = _ENTITY_KINDS.get(key) or _ENTITY_KINDS.get(key.removesuffix("es"))
             kind = kind or _ENTITY_KINDS.get(key.removesuffix("s"))

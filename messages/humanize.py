@@ -46,7 +46,7 @@ _SPELLINGS: Final = (
     "SDK", "SEPA", "SFTP", "SHA", "SHA1", "SHA256", "SKU", "SKUs", "SMTP", "SQL", "SSN",
     "SWIFT", "TIN", "TSV", "UI", "URL", "URLs", "UTC", "UTF8", "UUID", "VAT", "VIN", "XLS",
     "XLSX", "XML", "YAML", "ZIP", "GitHub", "PayPal", "QuickBooks", "Stripe", "Xero", "Shopify",
-    "Excel", "Google", "GCS", "BigQuery", "Snowflake", "Dropbox", "Slack", "Azure", "CRM", "PNG",
+    "Excel", "Google", "GCS", "BigQuery", "Snowflake", "Dropbox", "Slack", "Azure", "PNG",
     "JPEG", "GIF", "SMS", "Salesforce", "HubSpot"
 )
 # fmt: on
@@ -154,6 +154,15 @@ def clean_filename(value: object, limit: int = MAX_FILENAME_LENGTH) -> str | Non
     return _shorten_middle(name.translate(_DEFANGED), limit)
 
 
+# A label is a name: up to six plain words (letters, digits, & . ' + / -), nothing else.
+_LABEL_RE: Final = re.compile(r"[^\W_][\w&.'+/-]*(?: [\w&.'+/-]+){0,5}")
+_CAMEL_RE: Final = re.compile(r"[a-z][A-Z]")
+_NO_LABEL: Final = frozenset(
+    {"unknown", "other", "none", "n/a", "na", "null", "undefined", "unclassified", "misc", "-"}
+)
+_SMALL_WORDS: Final = frozenset({"of", "and", "the", "for", "de", "du", "la", "van", "von"})
+
+
 def clean_label(value: object, *, name: bool = False) -> str | None:
     """A kind or a source in words: "bank_statement" -> "bank statement".
 
@@ -178,16 +187,6 @@ def clean_label(value: object, *, name: bool = False) -> str | None:
             words = [word if word in _SMALL_WORDS else word.capitalize() for word in words]
         text = " ".join(ACRONYMS.get(word.lower(), word) for word in words)
     return text
-
-
-_SMALL_WORDS: Final = frozenset({"of", "and", "the", "for", "de", "du", "la", "van", "von"})
-
-
-_CAMEL_RE: Final = re.compile(r"[a-z][A-Z]")
-_LABEL_RE: Final = re.compile(r"[^\W_][\w&.'+/-]*(?: [\w&.'+/-]+){0,5}")
-_NO_LABEL: Final = frozenset(
-    {"unknown", "other", "none", "n/a", "na", "null", "undefined", "unclassified", "misc", "-"}
-)
 
 
 def camel_words(chunk: str) -> list[str]:
