@@ -54,7 +54,6 @@ _COMPOUNDS: Final = {
     "signin": ("sign", "in"), "signup": ("sign", "up"), "startup": ("start", "up"),
     "teardown": ("tear", "down"), "warmup": ("warm", "up"),
 }
-_PARTICLES: Final = frozenset({"up", "down", "in", "out", "back", "off"})
 #: Verbs read after their object when they end a step name: "csv_parse" -> "Parsing the CSV...".
 #: Words that are as often nouns ("report", "count", "test", "export") are left out.
 _OBJECT_LAST: Final = frozenset({
@@ -94,8 +93,8 @@ _STRESSED_LAST: Final = frozenset({
 #: Words ending in -ing that are things, not work: "string_parse" is not "String parse...".
 _ING_NOUNS: Final = frozenset({
     "ceiling", "during", "evening", "king", "meeting", "morning", "nothing", "pricing", "ring",
-    "setting", "settings",
-    "something", "spring", "string", "strings", "thing", "things", "warning", "warnings", "wing",
+    "setting", "settings", "something", "spring", "string", "strings", "thing", "things",
+    "warning", "warnings", "wing",
 })
 _DONE_WORDS: Final = frozenset({
     "done", "complete", "completed", "finished", "ready", "ok", "succeeded"
