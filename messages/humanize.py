@@ -12,7 +12,14 @@ import unicodedata
 from typing import Final
 
 from .constants import MAX_FILENAME_LENGTH, MAX_TEXT_LENGTH
-from .safety import EMAIL_RE, URL_RE, holds_secret, reads_as_instruction, strip_markdown
+from .safety import (
+    EMAIL_RE,
+    URL_RE,
+    holds_error_report,
+    holds_secret,
+    reads_as_instruction,
+    strip_markdown,
+)
 
 __all__ = [
     "ACRONYMS",
@@ -112,9 +119,9 @@ def _shorten_middle(value: str, limit: int) -> str:
 def clean_text(value: object, limit: int = MAX_TEXT_LENGTH) -> str | None:
     """User text made safe to show: one line, no control or bidi characters, no markup or links.
 
-    A value holding a secret (a link, an e-mail address, a token, a password) or an order to
-    the reader is withheld whole. Returns None for anything that is not a non-empty string once
-    cleaned.
+    A value holding a secret (a link, an e-mail address, a token, a password), an exception
+    name or a traceback, or an order to the reader is withheld whole. Returns None for anything
+    that is not a non-empty string once cleaned.
     """
     if not isinstance(value, str):
         return None
@@ -127,7 +134,7 @@ def clean_text(value: object, limit: int = MAX_TEXT_LENGTH) -> str | None:
     ):
         return value
     text = strip_markdown(_visible(value[: limit * 4]))
-    if not text or holds_secret(text) or reads_as_instruction(text):
+    if not text or holds_secret(text) or holds_error_report(text) or reads_as_instruction(text):
         return None
     return _shorten_end(text.translate(_DEFANGED), limit)
 

@@ -14,6 +14,7 @@ from typing import Final
 __all__ = [
     "EMAIL_RE",
     "URL_RE",
+    "holds_error_report",
     "holds_secret",
     "readable_reason",
     "reads_as_instruction",
@@ -91,6 +92,11 @@ def strip_markdown(text: str, *, underscores: bool = True) -> str:
 def holds_secret(text: str) -> bool:
     """Whether ``text`` holds a link, an e-mail address or anything that looks like a credential."""
     return bool(URL_RE.search(text) or EMAIL_RE.search(text) or _SECRET_RE.search(text))
+
+
+def holds_error_report(text: str) -> bool:
+    """Whether ``text`` names an exception or holds a traceback: a program's words, not ours."""
+    return bool(_EXCEPTION_NAME_RE.search(text) or _TRACE_RE.search(text))
 
 
 def reads_as_instruction(text: str) -> bool:

@@ -982,4 +982,9 @@ EMITTER_MESSAGES: list[tuple[str, str]] = [
     ("`code` block", "code block"),
     ("<b>Mine</b>", f"{L}b{R}Mine{L}/b{R}"),
     ("   ", SEEN_NONE),
+    ("KeyError: 'amount'", SEEN_NONE),
+    ("ValueError: bad row in the file", SEEN_NONE),
+    ('Traceback (most recent call last):\n  File "w.py", line 3', SEEN_NONE),
+    ("Retrying after a ConnectionError...", SEEN_NONE),
+    ("Retrying after a short pause...", "Retrying after a short pause..."),
 ]
