@@ -29,25 +29,28 @@ WORKING: Final = "Working on it..."
 # fmt: off
 #: Verbs a step name often starts with, in their base form: "validate_x" reads "Validating x...".
 _VERBS: Final = frozenset({
-    "add", "aggregate", "analyze", "analyse", "apply", "archive", "audit", "build", "calculate",
-    "categorize", "check", "chunk", "classify", "clean", "commit", "compare", "compress",
-    "compute", "convert", "copy", "count", "create", "decode", "decrypt", "dedupe",
-    "deduplicate", "delete", "deliver", "detect", "download", "drop", "edit", "embed", "emit",
-    "encode", "encrypt", "enrich", "evaluate", "export", "extract", "fetch", "filter",
-    "finalize", "find", "fix", "flag", "format", "generate", "group", "hash", "import",
-    "index", "ingest", "initialize", "inspect", "label", "link", "load", "log", "map", "match",
-    "merge", "migrate", "normalize", "normalise", "notify", "open", "optimize", "parse", "plan",
-    "post", "prepare", "preprocess", "process", "publish", "pull", "push", "queue", "read",
-    "rebuild", "reconcile", "refresh", "register", "reindex", "remove", "render", "repair",
-    "reprocess", "rerun", "resize", "resolve", "retry", "run", "sanitize", "save", "scan",
-    "score", "search", "send", "ship", "skip", "sort", "split", "start", "stop", "store",
-    "stream", "submit", "summarize", "sync", "tag", "test", "tokenize", "train", "transcribe",
-    "transfer", "transform", "translate", "trim", "unzip", "update", "upload", "upsert",
-    "validate", "verify", "warm", "wrap", "write", "zip",
+    "add", "aggregate", "analyze", "analyse", "anonymize", "anonymise", "apply", "approve",
+    "archive", "audit", "build", "calculate", "categorize", "charge", "check", "chunk",
+    "classify", "clean", "commit", "compare", "compress", "compute", "convert", "copy", "count",
+    "create", "decode", "decrypt", "dedup", "dedupe", "deduplicate", "delete", "deliver",
+    "detect", "download", "drop", "edit", "embed", "emit", "encode", "encrypt", "enrich",
+    "evaluate", "export", "extract", "fetch", "filter", "finalize", "find", "fix", "flag",
+    "format", "generate", "geocode", "group", "guess", "hash", "import", "index", "ingest",
+    "initialize", "inspect", "label", "link", "load", "log", "map", "mask", "match", "merge",
+    "migrate", "normalize", "normalise", "notify", "open", "optimize", "parse", "plan", "post",
+    "predict", "prefetch", "prepare", "preprocess", "process", "publish", "pull", "purge",
+    "push", "queue", "read", "rebuild", "reconcile", "redact", "refresh", "register", "reindex",
+    "remove", "render", "repair", "reprocess", "rerun", "resize", "resolve", "restore",
+    "retry", "review", "run", "sanitize", "save", "scan", "score", "search", "send", "ship",
+    "skip", "sort", "split", "start", "stop", "store", "stream", "submit", "summarize", "sync",
+    "tag", "test", "throttle", "tokenize", "train", "transcribe", "transfer", "transform",
+    "translate", "trim", "unzip", "update", "upload", "upsert", "vacuum", "validate", "verify",
+    "warm", "wrap", "write", "zip",
 })
 #: One-word verb-particle compounds: "cleanup" reads "Cleaning up...".
 _COMPOUNDS: Final = {
-    "backup": ("back", "up"), "checkout": ("check", "out"), "cleanup": ("clean", "up"),
+    "backoff": ("back", "off"), "backup": ("back", "up"), "checkout": ("check", "out"),
+    "cleanup": ("clean", "up"),
     "followup": ("follow", "up"), "login": ("log", "in"), "logout": ("log", "out"),
     "lookup": ("look", "up"), "pickup": ("pick", "up"), "rollback": ("roll", "back"),
     "rollup": ("roll", "up"), "setup": ("set", "up"), "shutdown": ("shut", "down"),
@@ -57,8 +60,9 @@ _COMPOUNDS: Final = {
 #: Verbs read after their object when they end a step name: "csv_parse" -> "Parsing the CSV...".
 #: Words that are as often nouns ("report", "count", "test", "export") are left out.
 _OBJECT_LAST: Final = frozenset({
-    "aggregate", "analyze", "analyse", "backup", "calculate", "categorize", "classify",
-    "cleanup", "compress", "rebuild", "warmup", "compute", "convert", "decode", "decrypt", "dedupe",
+    "aggregate", "analyze", "analyse", "anonymize", "backup", "calculate", "categorize",
+    "classify", "cleanup", "compress", "geocode", "notify", "prefetch", "purge", "rebuild",
+    "redact", "restore", "train", "warmup", "compute", "convert", "decode", "decrypt", "dedupe",
     "deduplicate", "delete", "detect", "download", "embed", "encode", "encrypt", "enrich",
     "extract", "fetch", "generate", "ingest", "lookup", "merge", "migrate", "normalize",
     "normalise", "parse", "publish", "reconcile", "refresh", "reindex", "remove", "render",
@@ -96,8 +100,9 @@ _ING_NOUNS: Final = frozenset({
     "setting", "settings", "something", "spring", "string", "strings", "thing", "things",
     "warning", "warnings", "wing",
 })
-_DONE_WORDS: Final = frozenset({
-    "done", "complete", "completed", "finished", "ready", "ok", "succeeded"
+#: Words that end a step name with its state; the name is then read as it is ("Export OK").
+_STATE_WORDS: Final = frozenset({
+    "done", "complete", "completed", "finished", "ready", "ok", "succeeded", "pending"
 })
 _IRREGULAR_PAST: Final = frozenset({
     "found", "sent", "built", "made", "read", "written", "run", "begun", "got", "taken",
@@ -287,6 +292,9 @@ _FAILS_AFTER: Final[dict[tuple[str, ...], Said]] = {
         "stopped unexpectedly", "stopped unexpectedly", "Something stopped unexpectedly"
     ),
     ("empty",): _agreeing("is empty", "are empty", "This is empty"),
+    ("full",): _agreeing("is full", "are full", "This is full"),
+    ("bounced",): _agreeing("bounced", "bounced", "This bounced"),
+    ("declined",): _agreeing("was declined", "were declined", "This was declined"),
 }
 #: Failure words that open a step name (``invalid_iban``), reading the rest as their subject.
 _FAILS_BEFORE: Final[dict[tuple[str, ...], Said]] = {
@@ -320,6 +328,11 @@ def _verb_first(words: list[str]) -> str | None:
     if _is_gerund(first):
         return _show(words)
     if first in _COMPOUNDS or first in _VERBS:
+        rest = words[1:]
+        if rest and (
+            all(word.isdigit() for word in rest) or (first in _NOUN_VERBS and _is_gerund(rest[-1]))
+        ):
+            return None  # "chunk_7", "search_indexing": a thing's name, not work to do
         return _activity(words)
     return None
 
@@ -352,13 +365,15 @@ def _humanize(step: str) -> str:
     if failure is not None:
         return failure
     last = words[-1]
-    if len(words) > 1 and (last in _DONE_WORDS or _is_past(last)):
-        return _capitalize(_show(words))
+    if words[-2:] == ["in", "progress"]:
+        return _capitalize(_show(words)) + "..."  # "Upload in progress..."
+    if len(words) > 1 and (last in _STATE_WORDS or _is_past(last) or words[0] == "ready"):
+        return _capitalize(_show(words))  # "Rows imported", "Ready for review"
     doing = _verb_last(words) or _verb_first(words)
     if doing is not None:
         return _capitalize(doing) + "..."
-    if last in _DONE_WORDS:
-        return _capitalize(_show(words))
+    if last in _STATE_WORDS or (len(last) > 5 and _is_past(last) and not last.endswith("eed")):
+        return _capitalize(_show(words))  # "Ready", "Throttled"
     return f"Working on {_show(words)}..."
 
 
