@@ -50,12 +50,11 @@ _VERBS: Final = frozenset({
 #: One-word verb-particle compounds: "cleanup" reads "Cleaning up...".
 _COMPOUNDS: Final = {
     "backoff": ("back", "off"), "backup": ("back", "up"), "checkout": ("check", "out"),
-    "cleanup": ("clean", "up"),
-    "followup": ("follow", "up"), "login": ("log", "in"), "logout": ("log", "out"),
-    "lookup": ("look", "up"), "pickup": ("pick", "up"), "rollback": ("roll", "back"),
-    "rollup": ("roll", "up"), "setup": ("set", "up"), "shutdown": ("shut", "down"),
-    "signin": ("sign", "in"), "signup": ("sign", "up"), "startup": ("start", "up"),
-    "teardown": ("tear", "down"), "warmup": ("warm", "up"),
+    "cleanup": ("clean", "up"), "followup": ("follow", "up"), "login": ("log", "in"),
+    "logout": ("log", "out"), "lookup": ("look", "up"), "pickup": ("pick", "up"),
+    "rollback": ("roll", "back"), "rollup": ("roll", "up"), "setup": ("set", "up"),
+    "shutdown": ("shut", "down"), "signin": ("sign", "in"), "signup": ("sign", "up"),
+    "startup": ("start", "up"), "teardown": ("tear", "down"), "warmup": ("warm", "up"),
 }
 #: Verbs read after their object when they end a step name: "csv_parse" -> "Parsing the CSV...".
 #: Words that are as often nouns ("report", "count", "test", "export") are left out.
