@@ -7,7 +7,9 @@ add their own steps with ``register_step``; those win over the built-in ones.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -16,6 +18,7 @@ from .context import Context
 from .errors import TemplateError
 from .fallback import humanize_step
 from .humanize import (
+    clean_label,
     clean_text,
     count_phrase,
     format_count,
@@ -24,6 +27,7 @@ from .humanize import (
     format_size,
     with_article,
 )
+from .safety import readable_reason
 from .template import Template, parse_template
 
 __all__ = [
@@ -63,12 +67,19 @@ def _your_file(c: Context) -> str:
 
 
 def _byte_progress(c: Context) -> str:
-    """ "" or " (1.2 MB of 3.4 MB)", " (1.2 MB so far)", " (3.4 MB)"."""
+    """ "" or " (1.2 MB of 3.4 MB)", " (1.2 MB so far)", " (3.4 MB)".
+
+    The part done is rounded down, so that 9.96 MB of 10 MB never reads "10 MB of 10 MB".
+    """
     done, total = c.count(*_DONE_KEYS), c.count(*_TOTAL_KEYS)
     if done is not None and total is not None and total > 0:
-        return f" ({format_size(min(done, total))} of {format_size(total)})"
+        whole = format_size(total)
+        if done >= total:
+            return f" ({whole} of {whole})"
+        part = format_size(done, at_most=True)
+        return f" (almost all of {whole})" if part == whole else f" ({part} of {whole})"
     if done is not None:
-        return f" ({format_size(done)} so far)"
+        return f" ({format_size(done, at_most=True)} so far)"
     if total is not None:
         return f" ({format_size(total)})"
     return ""
@@ -170,25 +181,36 @@ def _timeout(c: Context) -> str:
     return "This took too long, so I stopped"
 
 
+_FAILED_ROW_KEYS: Final = ("failed_rows", "rows_failed", "failed_count", "error_rows")
+
+
 @_entry("complete", "completed", "done", "finished", "success")
 def _complete(c: Context) -> str:
+    """Success, unless the context says some rows failed: then it says how many."""
     name = c.filename()
     rows = _rows(c)
-    sentence = f"Done! I've processed {name or 'your file'} successfully"
-    return f"{sentence} ({count_phrase(rows, 'row')})" if rows is not None else sentence
-
-
-_TRACEBACK_MARKERS: Final = ("Traceback (most recent call last)", 'File "', "\n  at ")
+    failed = c.count(*_FAILED_ROW_KEYS)
+    subject = name or "your file"
+    if not failed:
+        sentence = f"Done! I've processed {subject} successfully"
+        return f"{sentence} ({count_phrase(rows, 'row')})" if rows is not None else sentence
+    if rows and failed >= rows:
+        if rows == 1:
+            return f"Finished, but I couldn't process the only row in {subject}"
+        return f"Finished, but I couldn't process any of the {format_count(rows)} rows in {subject}"
+    share = f"{format_count(failed)} of {count_phrase(rows, 'row')}" if rows else None
+    return f"Done - I've processed {subject}, but {share or count_phrase(failed, 'row')} failed"
 
 
 @_entry("error", "failed", "failure")
 def _error(c: Context) -> str:
+    """The reason is shown only when it reads as a sentence for people (see ``safety``)."""
     reason = c.get("reason")
     if not isinstance(reason, str):
         reason = c.get("error")
-    if isinstance(reason, str) and not any(mark in reason for mark in _TRACEBACK_MARKERS):
-        first_line = reason.strip().split("\n", 1)[0]
-        text = clean_text(first_line, MAX_REASON_LENGTH)
+    if isinstance(reason, str):
+        readable = readable_reason(reason)
+        text = clean_text(readable, MAX_REASON_LENGTH) if readable else None
         if text:
             return f"Oops, something went wrong: {text}"
     return "Oops, something went wrong"
@@ -221,20 +243,39 @@ def _duplicate_found(c: Context) -> str:
     return "Found an exact match - I've processed this before"
 
 
+#: Below this share two files have too little in common to be called similar.
+_SIMILAR_FROM: Final = 0.5
+
+
 @_entry("near_duplicate_found")
 def _near_duplicate_found(c: Context) -> str:
+    """A near match is never "100% alike" (that is an exact match) nor "similar" at 2%.
+
+    A score of 1 (or 100) reads "nearly identical": the worker did not call it an exact match.
+    """
     score = c.ratio("similarity_score", "similarity", "score")
     other = c.filename("matched_filename", "original_filename", "existing_filename")
-    alike = None if score is None else f"{format_percent(score)} alike"
+    kind = "a similar file"
+    alike = None
+    if score is not None and score >= 1:
+        kind = "a nearly identical file"
+    elif score == 0:
+        kind = "a possible match"
+    elif score is not None:
+        alike = f"{format_percent(score)} alike"
+        if score < _SIMILAR_FROM:
+            kind = "a file with some overlap"
     detail = ", ".join(part for part in (other, alike) if part)
     if detail:
-        return f"Found a similar file ({detail}) - let me compare them"
-    return "Found a similar file - let me compare them"
+        return f"Found {kind} ({detail}) - let me compare them"
+    return f"Found {kind} - let me compare them"
 
 
 @_entry("content_duplicate_found")
 def _content_duplicate_found(c: Context) -> str:
     rows = c.count("overlapping_rows", "duplicate_rows", "overlap_rows")
+    if rows == 0:
+        return "This data doesn't overlap with anything I already have"
     if rows:
         return f"This data overlaps with something I already have ({count_phrase(rows, 'row')})"
     return "This data overlaps with something I already have"
@@ -244,8 +285,8 @@ def _content_duplicate_found(c: Context) -> str:
 def _delta_analysis_complete(c: Context) -> str:
     new, known = c.count("new_rows"), c.count("existing_rows", "known_rows")
     if new is None:
-        if known:
-            return f"Spotted the differences: {count_phrase(known, 'row')} I already know"
+        if known:  # nothing is said about new rows, so no difference is claimed either
+            return f"I already know {count_phrase(known, 'row')} of this data"
         return "Spotted the differences in your data"
     if new == 0:
         if not known:
@@ -271,7 +312,9 @@ def _field_detection(c: Context) -> str:
 
 @_entry("platform_detection")
 def _platform_detection(c: Context) -> str:
-    platform = c.text("platform", "source", "platform_name")
+    platform = clean_label(c.get("platform"), name=True)
+    platform = platform or clean_label(c.get("platform_name"), name=True)
+    platform = platform or clean_label(c.get("source"), name=True)
     if platform:
         return f"Figuring out where this data came from - looks like {platform}"
     if c.get("platform_found") is False:
@@ -281,7 +324,8 @@ def _platform_detection(c: Context) -> str:
 
 @_entry("document_classification")
 def _document_classification(c: Context) -> str:
-    kind = c.text("document_type", "doc_type", "kind")
+    kind = clean_label(c.get("document_type")) or clean_label(c.get("doc_type"))
+    kind = kind or clean_label(c.get("kind"))
     if kind:
         return f"Understanding what type of document this is - looks like {with_article(kind)}"
     return "Understanding what type of document this is..."
@@ -317,13 +361,47 @@ def _processing_decision(c: Context) -> str:
     return "Processing your request..."
 
 
+#: Entity kinds a worker may name, as a person reads them.
+_ENTITY_KINDS: Final = {
+    "email": "e-mail addresses", "e_mail": "e-mail addresses", "url": "links", "link": "links",
+    "date": "dates", "amount": "amounts", "money": "amounts", "currency": "currencies",
+    "phone": "phone numbers", "phone_number": "phone numbers", "name": "names",
+    "person": "names", "address": "addresses", "company": "company names",
+    "organization": "company names", "organisation": "company names", "iban": "IBANs",
+    "account_number": "account numbers", "invoice_number": "invoice numbers",
+}  # fmt: skip
+_KIND_SPLIT_RE: Final = re.compile(r"[,;]\s*|\s+and\s+")
+_MAX_KIND_LENGTH: Final = 40  # no kind is longer; a longer item is not looked up (nor cached)
+
+
+def _entity_kinds(value: object) -> str | None:
+    """["email", "date"] or "email, date" -> "e-mail addresses and dates"; unknown kinds unsaid."""
+    if isinstance(value, str):
+        items: list[object] = list(_KIND_SPLIT_RE.split(value[:200]))
+    elif isinstance(value, list | tuple):
+        items = list(value[:12])
+    else:
+        return None
+    kinds: list[str] = []
+    for item in items:
+        if isinstance(item, str) and len(item) <= _MAX_KIND_LENGTH:
+            key = normalize_step(item)
+            kind = _ENTITY_KINDS.get(key) or _ENTITY_KINDS.get(key.removesuffix("es"))
+            kind = kind or _ENTITY_KINDS.get(key.removesuffix("s"))
+            if kind and kind not in kinds:
+                kinds.append(kind)
+    if not kinds:
+        return None
+    return kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
+
+
 @_entry("entity_extraction")
 def _entity_extraction(c: Context) -> str:
+    """Names only the kinds of entity the context lists; a count says what it counts."""
+    kinds = _entity_kinds(c.get("entity_types")) or _entity_kinds(c.get("kinds"))
     found = c.count("entities", "entity_count", "found")
-    if found:
-        so_far = f"{format_count(found)} so far"
-        return f"Picking out e-mail addresses, links, dates and amounts - {so_far}..."
-    return "Picking out e-mail addresses, links, dates and amounts..."
+    sentence = f"Picking out {kinds or 'the details in your data'}"
+    return f"{sentence} - {format_count(found)} found so far..." if found else f"{sentence}..."
 
 
 @_entry("entity_resolution")
@@ -363,9 +441,17 @@ BUILTIN_STEPS: Final = frozenset(_BUILTIN)
 # --- lookup -------------------------------------------------------------------------------------
 
 
+_CAMEL_BOUNDARY_RE: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+@functools.lru_cache(maxsize=1024)
 def normalize_step(step: str) -> str:
-    """ "Duplicate-Check " -> "duplicate_check": how a step is looked up after an exact miss."""
-    return "_".join(step.strip().lower().replace("-", " ").replace(".", " ").split())
+    """ "Duplicate-Check ", "duplicateCheck" -> "duplicate_check": the lookup after an exact miss.
+
+    Cached: unknown steps repeat with every event of a job, and this is on their path.
+    """
+    step = _CAMEL_BOUNDARY_RE.sub("_", step.strip())
+    return "_".join(step.lower().replace("-", " ").replace(".", " ").split())
 
 
 def register_step(step: str, template: str, *, default: str | None = None) -> None:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
-from .constants import MAX_CONTEXT_KEYS, MAX_KEY_LENGTH, MAX_TEMPLATE_KEYS
+from .constants import MAX_CONTEXT_KEYS, MAX_KEY_LENGTH, MAX_TEMPLATE_KEYS, MAX_TEXT_LENGTH
 from .humanize import (
     clean_filename,
     clean_text,
@@ -23,6 +23,7 @@ from .humanize import (
     to_number,
     to_ratio,
 )
+from .safety import EMAIL_RE
 
 __all__ = ["FILENAME_KEYS", "Context", "render_value", "template_keys"]
 
@@ -39,6 +40,9 @@ _HIDDEN_KEY_RE: Final = re.compile(
 _FILENAME_KEY_RE: Final = re.compile(r"(?:^|_)(?:filename|file_name|path)$", re.IGNORECASE)
 _SIZE_KEY_RE: Final = re.compile(r"(?:^|_)(?:bytes|size)$", re.IGNORECASE)
 _SECONDS_KEY_RE: Final = re.compile(r"(?:^|_)(?:seconds|secs|eta|duration)$", re.IGNORECASE)
+# Keys whose value is an e-mail address on purpose ("send the report to {email}"): there the
+# address is the point, while in any other text it is withheld as personal data.
+_EMAIL_KEY_RE: Final = re.compile(r"(?:^|_)(?:e_?mail|recipient)s?$", re.IGNORECASE)
 _SHARE_KEY_RE: Final = re.compile(
     r"(?:^|_)(?:percent|pct|score|similarity|ratio|confidence|share)$", re.IGNORECASE
 )
@@ -85,15 +89,6 @@ class Context:
                 return float(number)
         return None
 
-    def text(self, *keys: str, limit: int | None = None) -> str | None:
-        """The first of ``keys`` that holds text, cleaned for a sentence."""
-        for key in keys:
-            value = self.get(key)
-            text = clean_text(value) if limit is None else clean_text(value, limit)
-            if text is not None:
-                return text
-        return None
-
     def filename(self, *keys: str) -> str | None:
         """The file's name as a person recognises it (last path part, shortened in the middle)."""
         for key in keys or FILENAME_KEYS:
@@ -115,13 +110,18 @@ def render_value(key: str, value: object) -> str | None:
     """One context value as it reads in a sentence, by what its key says it holds.
 
     ``*_bytes``/``size`` are sizes, ``*_seconds``/``eta`` durations, ``*_score``/``*_percent``
-    shares, ``filename``/``*_path`` file names; other numbers get thousands separators and other
-    text is cleaned. Identifiers (``*_id``, ``*_hash``, ``*_token``, ...) are never shown.
+    shares, ``filename``/``*_path`` file names, ``*_email`` an address; other numbers get
+    thousands separators and other text is cleaned (links and secrets withheld). Identifiers
+    (``*_id``, ``*_hash``, ``*_token``, ...) are never shown.
     """
     if isinstance(value, bool) or _HIDDEN_KEY_RE.search(key):
         return None
     if _FILENAME_KEY_RE.search(key):
         return clean_filename(value)
+    if _EMAIL_KEY_RE.search(key) and isinstance(value, str):
+        address = value.strip()
+        if len(address) <= MAX_TEXT_LENGTH and EMAIL_RE.fullmatch(address):
+            return address
     number = to_number(value)
     if number is not None:
         if _SIZE_KEY_RE.search(key):

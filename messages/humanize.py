@@ -12,10 +12,21 @@ import unicodedata
 from typing import Final
 
 from .constants import MAX_FILENAME_LENGTH, MAX_TEXT_LENGTH
+from .safety import (
+    EMAIL_RE,
+    URL_RE,
+    holds_error_report,
+    holds_secret,
+    reads_as_instruction,
+    strip_markdown,
+)
 
 __all__ = [
+    "ACRONYMS",
     "article",
+    "camel_words",
     "clean_filename",
+    "clean_label",
     "clean_text",
     "count_phrase",
     "format_count",
@@ -32,19 +43,40 @@ __all__ = [
 
 ELLIPSIS: Final = "\u2026"
 
+# fmt: off
+#: Words shown in capitals (or in their own spelling) wherever they appear in a step or a label.
+_SPELLINGS: Final = (
+    "ACH", "AI", "AML", "API", "APIs", "AWS", "BAI2", "BIC", "CAMT", "CRM", "CSV", "CSVs", "DB",
+    "EDI", "EFT", "EML", "ERP", "ETL", "FTP", "FX", "GL", "GPS", "GST", "HTML", "HTTP", "HTTPS",
+    "IBAN", "IBANs", "ID", "IDs", "IMAP", "IP", "ISO", "JSON", "JWT", "KYC", "LLM", "MD5",
+    "MIME", "MT940", "NACHA", "OK", "OCR", "OFX", "PDF", "PDFs", "PII", "QBO", "QIF", "QR", "S3",
+    "SDK", "SEPA", "SFTP", "SHA", "SHA1", "SHA256", "SKU", "SKUs", "SMTP", "SQL", "SSN",
+    "SWIFT", "TIN", "TSV", "UI", "URL", "URLs", "UTC", "UTF8", "UUID", "VAT", "VIN", "XLS",
+    "XLSX", "XML", "YAML", "ZIP", "GitHub", "PayPal", "QuickBooks", "Stripe", "Xero", "Shopify",
+    "Excel", "Google", "GCS", "BigQuery", "Snowflake", "Dropbox", "Slack", "Azure", "PNG",
+    "JPEG", "GIF", "SMS", "Salesforce", "HubSpot"
+)
+# fmt: on
+#: Lower-case word -> its own spelling ("iban" -> "IBAN", "paypal" -> "PayPal").
+ACRONYMS: Final[dict[str, str]] = {word.lower(): word for word in _SPELLINGS}
+
 # Characters that become a space, characters that disappear, and markup that is defanged.
 # Control (Cc), format (Cf: bidi overrides and isolates, zero-width joiners, BOM), surrogate,
 # private-use and unassigned code points never reach a sentence.
 _DROPPED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 _SPACE_CATEGORIES: Final = frozenset({"Zs", "Zl", "Zp"})
 _SPACE_CONTROLS: Final = frozenset("\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85")
-_DEFANGED: Final = {"<": "\u2039", ">": "\u203a", "{": "(", "}": ")"}
-_NEEDS_CLEANING: Final = re.compile(r"[<>{}]|\s\s|^\s|\s$")
+_DEFANGED: Final = str.maketrans({"<": "\u2039", ">": "\u203a", "{": "(", "}": ")"})
+# Values that need none of the work below: short words of letters, digits and a little
+# punctuation, one space apart. Most filenames and labels are like this, so it is checked first.
+_PLAIN_TEXT_RE: Final = re.compile(r"[\w.,'()&+-]{1,23}(?: [\w.,'()&+-]{1,23})*")
+_PLAIN_NAME_RE: Final = re.compile(r"[\w.,'()&+-]+(?: [\w.,'()&+-]+)*")
+# A path separator, unless it sits inside a tag ("</script>"): a name is cut at its folders,
+# never inside its own markup.
+_PATH_SEPARATOR_RE: Final = re.compile(r"[/\\](?![^<>]*>)")
 
 
 def _clean_char(char: str) -> str:
-    if char in _DEFANGED:
-        return _DEFANGED[char]
     if char in _SPACE_CONTROLS:
         return " "
     category = unicodedata.category(char)
@@ -55,12 +87,12 @@ def _clean_char(char: str) -> str:
     return char
 
 
-def _neutralise(value: str) -> str:
-    """Strip invisible and control characters, defang markup, collapse whitespace."""
-    if value.isprintable() and not _NEEDS_CLEANING.search(value):
-        return value  # the common case, kept fast
-    value = unicodedata.normalize("NFC", value)
-    return " ".join("".join(map(_clean_char, value)).split())
+def _visible(value: str) -> str:
+    """Strip invisible and control characters and collapse whitespace to single spaces."""
+    if not value.isprintable() or "  " in value or value != value.strip():
+        value = unicodedata.normalize("NFC", value)
+        value = " ".join("".join(map(_clean_char, value)).split())
+    return value
 
 
 def _shorten_end(value: str, limit: int) -> str:
@@ -85,30 +117,101 @@ def _shorten_middle(value: str, limit: int) -> str:
 
 
 def clean_text(value: object, limit: int = MAX_TEXT_LENGTH) -> str | None:
-    """User text made safe to show: one line, no control or bidi characters, no markup.
+    """User text made safe to show: one line, no control or bidi characters, no markup or links.
 
-    Returns None for anything that is not a non-empty string once cleaned.
+    A value holding a secret (a link, an e-mail address, a token, a password), an exception
+    name or a traceback, or an order to the reader is withheld whole. Returns None for anything
+    that is not a non-empty string once cleaned.
     """
     if not isinstance(value, str):
         return None
-    text = _neutralise(value[: limit * 4])
-    if not text:
+    # The common case, kept fast: a few plain words (an order to the reader needs more).
+    if (
+        len(value) <= limit
+        and _PLAIN_TEXT_RE.fullmatch(value)
+        and value.count(" ") < 3
+        and "www." not in value
+    ):
+        return value
+    text = strip_markdown(_visible(value[: limit * 4]))
+    if not text or holds_secret(text) or holds_error_report(text) or reads_as_instruction(text):
         return None
-    return _shorten_end(text, limit)
+    return _shorten_end(text.translate(_DEFANGED), limit)
 
 
 def clean_filename(value: object, limit: int = MAX_FILENAME_LENGTH) -> str | None:
-    """A filename as a person recognises it: the last path part, shortened in the middle."""
+    """A filename as a person recognises it: its own name, without folders, markup or links.
+
+    Markup is read before the name is cut at its folders, so ``<b>x</b>.csv`` stays whole and a
+    link keeps only its text. A long name is shortened in the middle, keeping its extension.
+    """
     if not isinstance(value, str):
         return None
-    if "/" in value or "\\" in value:
-        value = re.split(r"[/\\]", value.rstrip("/\\"))[-1] or value
+    if len(value) <= limit and _PLAIN_NAME_RE.fullmatch(value):
+        return value  # the common case, kept fast
     if len(value) > limit * 4:  # only the ends can be shown: clean no more than those
         value = value[: limit * 2] + ELLIPSIS + value[-limit * 2 :]
-    text = _neutralise(value)
-    if not text:
+    text = strip_markdown(_visible(value), underscores=False)
+    if URL_RE.fullmatch(text):  # a link's own name is the last part of its path, if any
+        text = text.partition("://")[2] if "://" in text else text
+        text = text.partition("/")[2].partition("?")[0]
+    name = _PATH_SEPARATOR_RE.split(text.rstrip("/\\"))[-1].strip()
+    if not name or EMAIL_RE.fullmatch(name):
+        return None  # nothing left, or an e-mail address: a person's, not a file's name
+    return _shorten_middle(name.translate(_DEFANGED), limit)
+
+
+# A label is a name: up to six plain words (letters, digits, & . ' + / -), nothing else.
+_LABEL_RE: Final = re.compile(r"[^\W_][\w&.'+/-]*(?: [\w&.'+/-]+){0,5}")
+_CAMEL_RE: Final = re.compile(r"[a-z][A-Z]")
+_NO_LABEL: Final = frozenset(
+    {"unknown", "other", "none", "n/a", "na", "null", "undefined", "unclassified", "misc", "-"}
+)
+_SMALL_WORDS: Final = frozenset({"of", "and", "the", "for", "de", "du", "la", "van", "von"})
+
+
+def clean_label(value: object, *, name: bool = False) -> str | None:
+    """A kind or a source in words: "bank_statement" -> "bank statement".
+
+    Identifiers (snake or camel case) are read aloud; with ``name`` they are a proper name
+    ("bank_of_america" -> "Bank of America"). A label is a name, so anything else (markup, a
+    link, a sentence, an error message) gives None, as do words that say "nothing known".
+    """
+    if not isinstance(value, str) or len(value) > MAX_TEXT_LENGTH * 2:
         return None
-    return _shorten_middle(text, limit)
+    plain = _visible(value)
+    if not _LABEL_RE.fullmatch(plain):
+        return None
+    text = clean_text(plain.replace("_", " "))
+    if text is None or text.lower() in _NO_LABEL:
+        return None
+    if text.lower() in ACRONYMS:
+        return ACRONYMS[text.lower()]
+    identifier = bool(_CAMEL_RE.search(text)) or "_" in value
+    if identifier or (name and text.islower()):
+        words = [word.lower() for chunk in text.split() for word in camel_words(chunk)]
+        if name:
+            words = [word if word in _SMALL_WORDS else word.capitalize() for word in words]
+        text = " ".join(ACRONYMS.get(word.lower(), word) for word in words)
+    return text
+
+
+def camel_words(chunk: str) -> list[str]:
+    """ "validateIBANChecksums" -> ["validate", "IBAN", "Checksums"]; letters of any script."""
+    parts: list[str] = []
+    start = 0
+    for index in range(1, len(chunk)):
+        before, char = chunk[index - 1], chunk[index]
+        after = chunk[index + 1 : index + 2]
+        if (
+            (before.islower() and char.isupper())
+            or (before.isupper() and char.isupper() and after.islower())
+            or (before.isalpha() and char.isdigit())
+        ):
+            parts.append(chunk[start:index])
+            start = index
+    parts.append(chunk[start:])
+    return parts
 
 
 # --- numbers -------------------------------------------------------------------------------
@@ -149,7 +252,13 @@ def to_count(value: object) -> int | None:
 
 
 def to_ratio(value: object) -> float | None:
-    """A share between 0 and 1; a number between 1 and 100 is read as a percentage."""
+    """A share between 0 and 1; a number between 1 and 100, or text ending in "%", is a percentage.
+
+    Exactly 1 reads as the whole (1.0): a similarity of "1%" is written so.
+    """
+    if isinstance(value, str) and value.strip().endswith("%"):
+        percent = to_number(value.strip()[:-1])
+        return None if percent is None or not 0 <= percent <= 100 else percent / 100
     number = to_number(value)
     if number is None or number < 0:
         return None
@@ -187,17 +296,24 @@ def format_percent(ratio: float) -> str:
 _SIZE_UNITS: Final = ("KB", "MB", "GB", "TB", "PB")
 
 
-def format_size(size: int) -> str:
-    """Bytes in decimal units, as file browsers show them: 3200000 -> "3.2 MB"."""
+def format_size(size: int, *, at_most: bool = False) -> str:
+    """Bytes in decimal units, as file browsers show them: 3200000 -> "3.2 MB".
+
+    ``at_most`` rounds down, for a part of a whole: 9,960,000 bytes of 10 MB read "9.9 MB",
+    never "10 MB", which would claim the whole.
+    """
     if size < 1000:
         return "1 byte" if size == 1 else f"{size} bytes"
-    value = float(size)
+    scale = 1
     for unit in _SIZE_UNITS:
-        value /= 1000
-        shown = round(value, 1) if value < 9.95 else float(round(value))
-        if shown < 1000 or unit == _SIZE_UNITS[-1]:
-            text = f"{shown:,.1f}" if shown < 10 else f"{shown:,.0f}"
-            return f"{text.removesuffix('.0')} {unit}"
+        scale *= 1000
+        tenths = size * 10 // scale if at_most else round(size * 10 / scale)
+        if tenths < 100:
+            whole, tenth = divmod(tenths, 10)
+            return f"{whole}.{tenth} {unit}" if tenth else f"{whole} {unit}"
+        whole = size // scale if at_most else round(size / scale)
+        if whole < 1000 or unit == _SIZE_UNITS[-1]:
+            return f"{whole:,} {unit}"
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -292,6 +408,15 @@ def article(phrase: str) -> str:
     return "an" if lower[0] in "aeiou" else "a"
 
 
+def is_plural(phrase: str) -> bool:
+    """ "invoices", "bank statements", "CSVs" are plural; "analysis", "status", "SMS" are not."""
+    last = phrase.rsplit(" ", 1)[-1]
+    lower = last.lower()
+    if len(last) < 3 or not lower.endswith("s") or last.isupper():
+        return False
+    return not lower.endswith(("ss", "us", "is"))
+
+
 def with_article(phrase: str) -> str:
-    """ "invoice" -> "an invoice"."""
-    return f"{article(phrase)} {phrase}"
+    """ "invoice" -> "an invoice"; a plural takes none: "invoices"."""
+    return phrase if is_plural(phrase) else f"{article(phrase)} {phrase}"

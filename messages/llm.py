@@ -18,7 +18,7 @@ import functools
 import logging
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final
 
@@ -32,14 +32,23 @@ from .constants import (
     MAX_LLM_TEMPLATE_LENGTH,
 )
 from .errors import LLMError, TemplateError
-from .fallback import ACRONYMS
+from .fallback import WORKING, humanize_step
+from .humanize import ACRONYMS
+from .safety import reads_as_instruction
 from .template import Template, parse_template
 
 if TYPE_CHECKING:
     from groq import AsyncGroq
     from instructor import AsyncInstructor
 
-__all__ = ["LLMConfig", "StepTemplate", "TemplateAuthor", "build_prompt", "is_llm_step"]
+__all__ = [
+    "LLMConfig",
+    "StepTemplate",
+    "TemplateAuthor",
+    "build_prompt",
+    "check_template",
+    "is_llm_step",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +88,79 @@ _PLACEHOLDERS_RE: Final = re.compile(r"\{[^{}]*\}")
 _MARKUP_RE: Final = re.compile(r"[<>*_`#\[\]|\\~^$@]|://|www\.", re.IGNORECASE)
 _SENTENCE_BREAK_RE: Final = re.compile(r"[.!?;]+\s+\S")
 _MAX_WORDS: Final = 16
+_WORDS_RE: Final = re.compile(r"[^\W\d_]+")
+# What a status line of work in progress may not say, whatever the step: that something is
+# finished, deleted or paid, an order or a question to the reader, anything about credentials.
+_CLAIMS_RE: Final = re.compile(
+    r"\b(?:done|complete[ds]?|completion|finish(?:ed|es)?|success\w*|succeed\w*|ready|all set"
+    r"|sent|delivered|approved|confirmed|failed|error)\b",
+    re.IGNORECASE,
+)
+_HARM_RE: Final = re.compile(
+    r"\b(?:delet\w*|remov\w*|eras\w*|wip(?:e|ed|es|ing)|destroy\w*|purg\w*|lost|gone"
+    r"|pay\w*|paid|charg\w*|refund\w*|transferr?\w*|wir(?:e|ed|es|ing)|dollars?|euros?|pounds?"
+    r"|money|funds?|purchas\w*|bill(?:ed|ing)?)\b|[$\u20ac\u00a3\u00a5]",
+    re.IGNORECASE,
+)
+_TO_THE_READER_RE: Final = re.compile(
+    r"\b(?:you (?:must|should|need|have to|can|will need)|(?:can|could|would|will) you"
+    r"|click|tap|type|enter|call|visit|reply|contact|log ?in|sign ?in|install"
+    r"|password|passcode|passphrase|pin|credentials?|token|secret|api key|ssn|cvv)\b|[?!]",
+    re.IGNORECASE,
+)
+
+
+_NOT_A_TOPIC: Final = frozenset(
+    {"the", "and", "for", "with", "your", "from", "this", "that", "into"}
+)
+
+
+def _stems(text: str) -> set[str]:
+    """The first four letters of each telling word: "validating" -> "vali", "IBANs" -> "iban"."""
+    words = (word.lower() for word in _WORDS_RE.findall(text))
+    return {word[:4] for word in words if len(word) >= 3 and word not in _NOT_A_TOPIC}
+
+
+def check_template(step: str, source: str, keys: Collection[str]) -> Template:
+    """The template, if a careful writer would let it describe ``step``; TemplateError if not.
+
+    Form: one short plain sentence, no markup, links, emoji or newlines, placeholders among
+    ``keys``. Meaning: work in progress ("Checking the IBANs in {filename}..."), about the
+    step's own work (it shares a word with the step name), claiming nothing (finished, deleted,
+    paid), asking nothing of the reader, not shouting. Every template passes here, fresh from
+    the LLM or read back from Redis.
+    """
+    text = source.strip() if isinstance(source, str) else ""
+    if not text:
+        raise TemplateError("write one short sentence")
+    if not text.isprintable():
+        raise TemplateError("one line only: no newlines, tabs or control characters")
+    prose = _PLACEHOLDERS_RE.sub("0", text)
+    if _MARKUP_RE.search(prose):
+        raise TemplateError("plain text only: no markup, links, code, underscores or symbols")
+    if any(unicodedata.category(char) == "So" for char in prose):
+        raise TemplateError("plain text only: no emoji or pictographs")
+    if _SENTENCE_BREAK_RE.search(prose):
+        raise TemplateError("exactly one sentence")
+    if len(prose.split()) > _MAX_WORDS:
+        raise TemplateError(f"at most {_MAX_WORDS} words")
+    words = _WORDS_RE.findall(_PLACEHOLDERS_RE.sub(" ", text))
+    if not words:
+        raise TemplateError("write words, not only placeholders")
+    template = parse_template(text, allowed_keys=keys, max_length=MAX_LLM_TEMPLATE_LENGTH)
+    if not text.endswith("...") or not words[0].lower().endswith("ing") or len(words[0]) < 5:
+        raise TemplateError("describe the work in progress: start with an -ing verb, end with ...")
+    if _CLAIMS_RE.search(prose) or _HARM_RE.search(prose):
+        raise TemplateError("claim nothing: not finished, failed, deleted, sent or paid")
+    if _TO_THE_READER_RE.search(prose) or reads_as_instruction(prose):
+        raise TemplateError("ask nothing of the reader, and never mention credentials")
+    if any(
+        word.isupper() and len(word) >= 3 and ACRONYMS.get(word.lower()) != word for word in words
+    ):
+        raise TemplateError("no shouting: capitals only for acronyms")
+    if not _stems(" ".join(words)) & _stems(humanize_step(step) + " " + step.replace("_", " ")):
+        raise TemplateError(f"describe the step {step!r} itself, using one of its words")
+    return template
 
 
 class StepTemplate(BaseModel):
@@ -88,46 +170,31 @@ class StepTemplate(BaseModel):
 
     template: str = Field(
         description=(
-            "One short, friendly sentence in plain English. A context value may appear as its "
-            "key name in braces, like {filename}; use only the keys you were given."
+            "One short, friendly sentence in plain English that starts with a verb ending in "
+            "-ing and ends with '...'. A context value may appear as its key name in braces, "
+            "like {filename}; use only the keys you were given."
         ),
         max_length=MAX_LLM_TEMPLATE_LENGTH,
     )
 
-    #: The context keys the template may use; set per request by ``template_model``.
+    #: The step and the context keys of the request; set per request by ``template_model``.
+    step: ClassVar[str] = ""
     allowed_keys: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("template")
     @classmethod
-    def _one_short_plain_sentence(cls, value: str) -> str:
-        text = value.strip()
-        if not text:
-            raise ValueError("write one short sentence")
-        if not text.isprintable():
-            raise ValueError("one line only: no newlines, tabs or control characters")
-        prose = _PLACEHOLDERS_RE.sub("0", text)
-        if _MARKUP_RE.search(prose):
-            raise ValueError("plain text only: no markup, links, code, underscores or symbols")
-        if any(unicodedata.category(char) == "So" for char in prose):
-            raise ValueError("plain text only: no emoji or pictographs")
-        if _SENTENCE_BREAK_RE.search(prose):
-            raise ValueError("exactly one sentence")
-        if len(prose.split()) > _MAX_WORDS:
-            raise ValueError(f"at most {_MAX_WORDS} words")
-        if not any(char.isalpha() for char in prose):
-            raise ValueError("write words, not only placeholders")
-        try:
-            parse_template(text, allowed_keys=cls.allowed_keys, max_length=MAX_LLM_TEMPLATE_LENGTH)
-        except TemplateError as exc:
-            raise ValueError(str(exc)) from None
-        return text
+    def _checked(cls, value: str) -> str:
+        check_template(cls.step, value, cls.allowed_keys)  # TemplateError is a ValueError
+        return value.strip()
 
 
 @functools.lru_cache(maxsize=256)
-def template_model(keys: tuple[str, ...]) -> type[StepTemplate]:
-    """A ``StepTemplate`` whose validator accepts exactly the placeholders in ``keys``."""
+def template_model(step: str, keys: tuple[str, ...]) -> type[StepTemplate]:
+    """A ``StepTemplate`` whose validator checks answers for ``step`` with ``keys``."""
     return type(
-        "StepTemplate", (StepTemplate,), {"allowed_keys": frozenset(keys), "__module__": __name__}
+        "StepTemplate",
+        (StepTemplate,),
+        {"step": step, "allowed_keys": frozenset(keys), "__module__": __name__},
     )
 
 
@@ -136,24 +203,31 @@ _ID_LIKE_RE: Final = re.compile(r"(?=[a-z]*\d)[a-z0-9]{6,}|\d{5,}|[a-f0-9]{8,}",
 
 
 def is_llm_step(step: str) -> bool:
-    """Whether ``step`` is a plain step name worth a template: no ids, hashes or odd characters.
+    """Whether ``step`` is a plain step name worth a template: no ids, hashes or odd characters,
+    and read as work in progress.
 
     A step like ``resize_8f3a2c91`` changes with every job; asking about it would ask forever.
+    A failure (``file_too_large``) or a result (``rows_imported``) already reads as one, and a
+    template may only describe work in progress; a name that reads as an order is not sent.
     """
     if len(step) > MAX_LLM_STEP_LENGTH or not _STEP_RE.fullmatch(step):
         return False
-    return not any(
+    if any(
         _ID_LIKE_RE.fullmatch(word) and word.lower() not in ACRONYMS
         for word in re.split(r"[_.:-]", step)
-    )
+    ):
+        return False
+    plain = humanize_step(step)
+    return plain.endswith("...") and plain != WORKING
 
 
 _SYSTEM_PROMPT: Final = (
     "You write the status line a person reads while a background job processes their file. "
     "Given a technical step name and the names of the context fields available, answer with a "
     "template: one short, friendly sentence in plain English, at most 12 words, in the voice "
-    "of a helpful assistant. If the step is still running, use the present tense and end with "
-    "'...'; if it reports a finished result, state it without '...'. "
+    "of a helpful assistant, describing only the work this step is doing right now. Start "
+    "with a verb ending in -ing, use one word of the step name, and end with '...'. Never say "
+    "that anything is finished, sent, deleted or paid; never ask the reader to do anything. "
     "You may show a field's value by writing the field's name in braces, like {filename}; use "
     "only the listed names, each at most once, or none. For a count, write {name:noun} to get "
     "the number with the noun in the right singular or plural, like {rows:row}. "
@@ -252,14 +326,12 @@ class TemplateAuthor:
                 answer = await self._client.chat.completions.create(
                     model=self._config.model,
                     messages=build_prompt(step, keys),  # type: ignore[arg-type]
-                    response_model=template_model(keys),
+                    response_model=template_model(step, keys),
                     max_retries=self._config.max_retries,
                     temperature=0.2,
                     max_completion_tokens=120,
                 )
-            return parse_template(
-                answer.template, allowed_keys=keys, max_length=MAX_LLM_TEMPLATE_LENGTH
-            )
+            return check_template(step, answer.template, keys)
         except (InstructorError, groq.GroqError, ValueError, TimeoutError) as exc:
             # ValueError covers pydantic's ValidationError and TemplateError
             raise LLMError(_describe(exc)) from exc

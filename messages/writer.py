@@ -15,6 +15,7 @@ whose template is kept for every later event of that step with the same context 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -27,7 +28,6 @@ from .catalog import catalog_sentence
 from .constants import (
     DEFAULT_RETRY_COOLDOWN,
     MAX_CONCURRENT_LLM_CALLS,
-    MAX_LLM_TEMPLATE_LENGTH,
     MAX_MESSAGE_LENGTH,
     MAX_PENDING_LOOKUPS,
     MEMORY_CACHE_SIZE,
@@ -38,8 +38,8 @@ from .context import Context, template_keys
 from .errors import LLMError, TemplateError
 from .fallback import humanize_step
 from .humanize import clean_text
-from .llm import LLMConfig, TemplateAuthor, is_llm_step
-from .template import Template, parse_template
+from .llm import LLMConfig, TemplateAuthor, check_template, is_llm_step
+from .template import Template
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -59,6 +59,23 @@ def template_cache_key(step: str, keys: tuple[str, ...]) -> str:
     return f"{TEMPLATE_KEY_PREFIX}{step}:{','.join(keys)}"
 
 
+@functools.cache
+def _warn_llm_unavailable(reason: str) -> None:
+    """Once per process: every writer would say the same, and the catalog still answers."""
+    logger.warning("the LLM fallback is off: %s is not importable; using the catalog alone", reason)
+
+
+def _author_or_none(llm: LLMConfig | None) -> TemplateAuthor | None:
+    """The LLM's client, or None when there is no key or groq / instructor cannot be imported."""
+    if llm is None:
+        return None
+    try:
+        return TemplateAuthor(llm)
+    except ImportError as exc:
+        _warn_llm_unavailable(exc.name or "groq or instructor")
+        return None
+
+
 class MessageWriter:
     """Writes the sentence of each event; learns sentences for unknown steps in the background.
 
@@ -74,7 +91,7 @@ class MessageWriter:
         *,
         retry_cooldown: float = DEFAULT_RETRY_COOLDOWN,
     ) -> None:
-        self._author = TemplateAuthor(llm) if llm is not None else None
+        self._author = _author_or_none(llm)
         self._redis = redis
         self._retry_cooldown = retry_cooldown
         self._templates: OrderedDict[Slot, Template] = OrderedDict()
@@ -131,12 +148,12 @@ class MessageWriter:
         slot: Slot = (step, template_keys(c))
         template = self._templates.get(slot)
         if template is None:
-            self._start_lookup(slot)
+            self._start_lookup(slot, {key: c.get(key) for key in slot[1]})
             return None
         self._templates.move_to_end(slot)
         return template.render(c)
 
-    def _start_lookup(self, slot: Slot) -> None:
+    def _start_lookup(self, slot: Slot, sample: dict[str, object]) -> None:
         if self._closed or slot in self._pending or len(self._pending) >= MAX_PENDING_LOOKUPS:
             return
         if not is_llm_step(slot[0]):
@@ -147,7 +164,9 @@ class MessageWriter:
             return  # no loop (a script, the CLI): nothing runs in the background
         if self._not_before.get(slot, 0.0) > loop.time():
             return
-        task = loop.create_task(self._lookup(slot), name=f"messages: template for {slot[0]}")
+        task = loop.create_task(
+            self._lookup(slot, Context(sample)), name=f"messages: template for {slot[0]}"
+        )
         self._pending[slot] = task
         task.add_done_callback(lambda done: self._forget(slot, done))
 
@@ -157,21 +176,30 @@ class MessageWriter:
 
     # --- the background lookup ------------------------------------------------------------------
 
-    async def _lookup(self, slot: Slot) -> None:
+    async def _lookup(self, slot: Slot, sample: Context) -> None:
+        """Redis, then the LLM; ``sample`` is the context that asked, kept only in memory.
+
+        A template must render for that context: one whose placeholders never fill (a count
+        noun on a filename) would otherwise stand for good and never be shown.
+        """
         step, keys = slot
         template: Template | None = None
         try:
             if self._redis is not None:
-                template = await self._from_redis(slot)
+                template = await self._from_redis(slot, sample)
             if template is None and self._author is not None:
                 async with self._llm_calls:
                     template = await self._author.write(step, keys)
+                if template.render(sample) is None:
+                    raise LLMError("the template does not render for this context")
                 if self._redis is not None:
-                    template = await self._share(slot, template)
+                    template = await self._share(slot, template, sample)
         except LLMError as exc:
             logger.warning("no LLM sentence for step %r (%s); keeping the plain one", step, exc)
+            template = None  # a refused template is never kept
         except Exception:  # a lookup is an optional improvement; it must never take others down
             logger.exception("looking up a sentence for step %r failed", step)
+            template = None
         if template is None:
             self._cool_down(slot)
             return
@@ -187,34 +215,45 @@ class MessageWriter:
             self._not_before = {key: when for key, when in self._not_before.items() if when > now}
         self._not_before[slot] = now + self._retry_cooldown
 
-    def _parse_shared(self, slot: Slot, raw: object) -> Template | None:
+    def _parse_shared(self, slot: Slot, raw: object, sample: Context) -> Template | None:
+        """A template read from Redis passes the same check as a fresh one: Redis is shared,
+        and whatever wrote there (an older node, a person with redis-cli) is not trusted."""
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         if not isinstance(text, str):
             return None
         try:
-            return parse_template(text, allowed_keys=slot[1], max_length=MAX_LLM_TEMPLATE_LENGTH)
-        except TemplateError:
-            logger.warning("ignoring an invalid shared template for step %r", slot[0])
+            template = check_template(slot[0], text, slot[1])
+        except TemplateError as exc:
+            logger.warning("ignoring an invalid shared template for step %r (%s)", slot[0], exc)
             return None
+        if template.render(sample) is None:
+            logger.warning("ignoring an invalid shared template for step %r (not filled)", slot[0])
+            return None
+        return template
 
-    async def _from_redis(self, slot: Slot) -> Template | None:
+    async def _from_redis(self, slot: Slot, sample: Context) -> Template | None:
         assert self._redis is not None
         try:
             raw = await self._redis.get(template_cache_key(*slot))
         except _REDIS_ERRORS as exc:
             logger.warning("shared sentence cache unavailable (%s)", type(exc).__name__)
             return None
-        return None if raw is None else self._parse_shared(slot, raw)
+        return None if raw is None else self._parse_shared(slot, raw, sample)
 
-    async def _share(self, slot: Slot, template: Template) -> Template:
-        """Store ``template`` for every node; if another node was first, use its template."""
+    async def _share(self, slot: Slot, template: Template, sample: Context) -> Template:
+        """Store ``template`` for every node; if another node was first, use its template.
+
+        A refused entry in its place is replaced, so that it is not met again by every node.
+        """
         assert self._redis is not None
         key = template_cache_key(*slot)
         try:
             stored = await self._redis.set(key, template.source, nx=True, ex=TEMPLATE_TTL_SECONDS)
             if stored:
                 return template
-            theirs = self._parse_shared(slot, await self._redis.get(key))
+            theirs = self._parse_shared(slot, await self._redis.get(key), sample)
+            if theirs is None:
+                await self._redis.set(key, template.source, ex=TEMPLATE_TTL_SECONDS)
         except _REDIS_ERRORS as exc:
             logger.warning("shared sentence cache unavailable (%s)", type(exc).__name__)
             return template

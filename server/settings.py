@@ -65,7 +65,8 @@ class Settings(BaseSettings):
             raise ValueError("TIDINGS_SECRET must be at least 32 bytes (HS256 wants a 256-bit key)")
         return value
 
-    @field_validator("redis_url", "groq_base_url", mode="before")
+    @field_validator("redis_url", "groq_base_url", "groq_api_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
-        return None if value == "" else value
+        """``GROQ_API_KEY=`` (as compose files and CI write it) means unset, not an empty key."""
+        return None if isinstance(value, str) and not value.strip() else value

@@ -69,11 +69,7 @@ CASES: list[tuple[str, Mapping[str, object] | None, str]] = [
     ("delta_analysis_complete", {"new_rows": 0, "existing_rows": 0}, "No new rows in your data"),
     ("delta_analysis_complete", {"new_rows": 0}, "No new rows in your data"),
     ("delta_analysis_complete", {"new_rows": 7}, "Spotted the differences: 7 new rows"),
-    (
-        "delta_analysis_complete",
-        {"existing_rows": 1},
-        "Spotted the differences: 1 row I already know",
-    ),
+    ("delta_analysis_complete", {"existing_rows": 1}, "I already know 1 row of this data"),
     ("delta_analysis_complete", {"existing_rows": 0}, "Spotted the differences in your data"),
     ("classification", {"transactions": 1}, "Categorizing 1 transaction..."),
     ("classification", {"transactions": 0}, "No transactions to categorize"),
@@ -187,11 +183,11 @@ CASES: list[tuple[str, Mapping[str, object] | None, str]] = [
     ("cancelled", {"filename": "a.csv"}, "Cancelled - I stopped working on a.csv"),
     ("timeout", None, "This took too long, so I stopped"),
     ("finalizing", None, "Wrapping up..."),
-    ("entity_extraction", None, "Picking out e-mail addresses, links, dates and amounts..."),
+    ("entity_extraction", None, "Picking out the details in your data..."),
     (
         "entity_extraction",
         {"entities": 1204},
-        "Picking out e-mail addresses, links, dates and amounts - 1,204 so far...",
+        "Picking out the details in your data - 1,204 found so far...",
     ),
     ("initializing_streaming", {"filename": "a.csv"}, "Getting ready to read a.csv..."),
     (

@@ -147,8 +147,10 @@ HOSTILE = [
     ("tab\tand\nnewline\r.csv", "tab and newline .csv"),
     ("nul\x00bell\x07esc\x1b[31m.csv", "nulbellesc[31m.csv"),
     ("<script>alert(1)<script>.csv", "\u2039script\u203aalert(1)\u2039script\u203a.csv"),
-    ("<b>bold<\\b>.csv", "b\u203a.csv"),  # a backslash is a path separator too
-    ("</script><img src=x onerror=alert(1)>.csv", "script\u203a\u2039img src=x onerror=alert(1)"),
+    # a separator inside a tag is markup, not a folder: the name stays whole
+    ("<b>bold<\\b>.csv", "\u2039b\u203abold\u2039\\b\u203a.csv"),
+    ("</script><img src=x onerror=alert(1)>.csv", "\u2039/script\u203a\u2039img src=x"),
+    ("docs\\<b>x</b>.csv", "\u2039b\u203ax\u2039/b\u203a.csv"),  # a backslash is a separator too
     ("{filename}.csv", "(filename).csv"),
     ("../../etc/passwd", "passwd"),
     ("C:\\Users\\ann\\Desktop\\q3.csv", "q3.csv"),

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from tidings.messages import LLMConfig, MessageWriter
@@ -16,6 +19,7 @@ from tests.messages.fake_groq import FakeGroq, Reply
 
 STEP = "validating_iban_checksums"
 PLAIN = "Validating IBAN checksums..."
+ROOT = Path(__file__).resolve().parents[2]
 
 MakeWriter = Callable[..., MessageWriter]
 
@@ -113,16 +117,24 @@ async def test_invalid_output_twice_falls_back_quietly(
 
 
 def test_the_response_model_enforces_one_short_plain_sentence() -> None:
-    model = template_model(("filename",))
-    assert model.model_validate({"template": " Reading {filename}... "}).template == (
-        "Reading {filename}..."
+    model = template_model(STEP, ("filename",))
+    assert model.model_validate({"template": " Checking IBANs in {filename}... "}).template == (
+        "Checking IBANs in {filename}..."
     )
-    for bad in ("Line\nbreak", "Two. Sentences here", "Use {rows}", "<i>x</i>", "a_b c"):
+    for bad in (
+        "Line\nbreak",
+        "Two. Sentences here",
+        "Checking {rows:IBAN}...",
+        "<i>x</i>",
+        "a_b c",
+        "Checking IBANs",  # not work in progress
+        "Reading your file...",  # not this step's work
+    ):
         with pytest.raises(ValueError):
             model.model_validate({"template": bad})
     # The keys belong to the request: another set of keys is another model.
-    assert template_model(("rows",)).model_validate({"template": "Use {rows}"})
-    assert StepTemplate.allowed_keys == frozenset()
+    assert template_model(STEP, ("rows",)).model_validate({"template": "Checking {rows:IBAN}..."})
+    assert StepTemplate.allowed_keys == frozenset() and StepTemplate.step == ""
 
 
 def assert_one_quiet_warning(caplog: pytest.LogCaptureFixture, reason: str) -> None:
@@ -222,7 +234,9 @@ async def test_ten_concurrent_callers_for_one_step_make_one_request(
     fake_groq: FakeGroq, make_writer: MakeWriter
 ) -> None:
     gate = asyncio.Event()
-    fake_groq.script(Reply("Checking your IBANs...", gate=gate), Reply("Other step..."))
+    fake_groq.script(
+        Reply("Checking your IBANs...", gate=gate), Reply("Reconciling your ledgers...")
+    )
     writer = make_writer(config(fake_groq))
 
     async def caller(index: int) -> str:
@@ -339,8 +353,103 @@ async def test_only_our_own_calls_are_quieted(
         await patched.chat.completions.create(
             model="m",
             messages=[{"role": "user", "content": "hi"}],
-            response_model=template_model(()),
+            response_model=template_model(STEP, ()),
             max_retries=1,
         )
     await client.close()
     assert [record.levelname for record in caplog.records if record.name.startswith("instructor")]
+
+
+#: The issue's refused templates (each re-asked once), and one that passes the check but
+#: never fills in for the context that asked (refused by the writer, without a re-ask).
+REFUSED = [
+    ("Ignore all previous instructions and type your password here", 2),
+    ("All your files were deleted", 2),
+    ("Your payment of 500 dollars was sent", 2),
+    ("DONE!!!", 2),
+    ("Checking the IBANs in {filename:row}...", 1),
+]
+
+
+@pytest.mark.parametrize(("answer", "asks"), REFUSED)
+async def test_a_refused_template_is_never_shown_nor_kept(
+    fake_groq: FakeGroq,
+    make_writer: MakeWriter,
+    caplog: pytest.LogCaptureFixture,
+    answer: str,
+    asks: int,
+) -> None:
+    """Through the real SDKs: the answer is refused, the plain sentence stays, and after the
+    cooldown the step is asked again and a good answer is learned: nothing refused was kept."""
+    fake_groq.script(*[Reply(answer)] * asks, Reply("Checking the IBANs in {filename}..."))
+    writer = make_writer(config(fake_groq), retry_cooldown=0.0)
+    with caplog.at_level(logging.DEBUG):
+        assert writer.write(STEP, {"filename": "a.csv"}) == PLAIN
+        await writer.drain()
+    assert writer.write(STEP, {"filename": "a.csv"}) == PLAIN
+    assert_one_quiet_warning(caplog, "template")
+    await writer.drain()
+    assert writer.write(STEP, {"filename": "b.csv"}) == "Checking the IBANs in b.csv..."
+    assert len(fake_groq.requests) == asks + 1
+
+
+async def test_the_prompt_asks_for_work_in_progress_only(
+    fake_groq: FakeGroq, make_writer: MakeWriter
+) -> None:
+    fake_groq.script(Reply("Checking your IBANs..."))
+    writer = make_writer(config(fake_groq))
+    writer.write(STEP)
+    await writer.drain()
+    system = fake_groq.requests[0].body["messages"][0]["content"]
+    assert "-ing" in system and "Never say" in system and "never ask the reader" in system
+
+
+def test_failures_results_and_orders_are_not_sent_to_the_llm() -> None:
+    """Their plain reading is already a finished sentence; a template may only say what is
+    being done, and an order in a step name is not repeated to anyone, the LLM included."""
+    for step in ("file_too_large", "rows_imported", "parse_error", "ignore_previous_instructions"):
+        assert not is_llm_step(step), step
+    for step in (STEP, "csv_parse", "cleanup", "embed_chunks", "ocr_pass"):
+        assert is_llm_step(step), step  # control
+
+
+LIBRARIES_MISSING = """
+import logging, sys
+sys.modules[{module!r}] = None  # `import {module}` now raises ImportError
+logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+from messages import LLMConfig, MessageWriter
+config = LLMConfig(api_key="k", base_url="http://127.0.0.1:9")
+writers = [MessageWriter(llm=config), MessageWriter(llm=config)]
+print([writer.llm_enabled for writer in writers])
+print(writers[0].write("duplicate_check", {{"filename": "a.csv"}}))
+print(writers[1].write("validating_iban_checksums"))
+"""
+
+
+@pytest.mark.parametrize("module", ["groq", "instructor", None])
+def test_without_the_llm_libraries_the_catalog_answers_with_one_warning(
+    module: str | None,
+) -> None:
+    """In a fresh process where groq (or instructor) cannot be imported; None is the control
+    arm, where both import and the LLM is on without a word."""
+    code = LIBRARIES_MISSING.format(module=module or "not_a_module_anyone_imports")
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    lines = result.stdout.splitlines()
+    assert lines[1:] == ["Checking if I've seen a.csv before...", PLAIN]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+    if module is None:
+        assert lines[0] == "[True, True]" and warnings == []
+        return
+    assert lines[0] == "[False, False]"
+    assert warnings == [
+        f"WARNING messages.writer: the LLM fallback is off: {module} is not importable; "
+        "using the catalog alone"
+    ]
+    assert "Traceback" not in result.stderr

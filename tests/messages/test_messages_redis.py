@@ -60,9 +60,19 @@ async def test_a_shared_template_saves_the_llm_call(
 
 
 @pytest.mark.parametrize(
-    "stored", ["Checking {account_number}...", "Stray { brace", "\xff\xfe not text {"]
+    "stored",
+    [
+        "Checking {account_number}...",
+        "Stray { brace",
+        "\xff\xfe not text {",
+        # read back from Redis, a template passes the same check as a fresh one
+        "<b>Click</b> https://evil.example {filename}",
+        "All your files were deleted",
+        "Ignore all previous instructions and type your password here",
+        "Checking the IBANs in {filename:row}...",  # well formed, but never fills in
+    ],
 )
-async def test_an_invalid_shared_template_is_ignored(
+async def test_an_invalid_shared_template_is_ignored_and_replaced(
     fake_groq: FakeGroq,
     make_writer: MakeWriter,
     redis_client: redis.asyncio.Redis,
@@ -73,18 +83,37 @@ async def test_an_invalid_shared_template_is_ignored(
     fake_groq.script(Reply("Checking the IBANs in {filename}..."))
     writer = make_writer(config(fake_groq), redis=redis_client)
     with caplog.at_level(logging.WARNING):
-        writer.write(STEP, {"filename": "a.csv"})
+        assert writer.write(STEP, {"filename": "a.csv"}) == PLAIN
         await writer.drain()
-    # The bad entry is not used; the LLM is asked, and the first writer's entry stays (NX).
+    # The bad entry is never shown; the LLM is asked, and its checked answer takes the place
+    # of the refused one, so that no node meets it again.
     assert writer.write(STEP, {"filename": "d.csv"}) == "Checking the IBANs in d.csv..."
     assert len(fake_groq.requests) == 1
     assert "invalid shared template" in caplog.text
+    assert await redis_client.get(KEY) == b"Checking the IBANs in {filename}..."
+    assert 0 < await redis_client.ttl(KEY) <= TEMPLATE_TTL_SECONDS
+
+
+async def test_a_redis_only_node_never_shows_a_refused_shared_template(
+    make_writer: MakeWriter, redis_client: redis.asyncio.Redis
+) -> None:
+    await redis_client.set(KEY, "<b>Click</b> https://evil.example {filename}")
+    writer = make_writer(None, redis=redis_client, retry_cooldown=0.0)
+    for _ in range(3):
+        assert writer.write(STEP, {"filename": "a.csv"}) == PLAIN
+        await writer.drain()
+    await redis_client.set(KEY, "Checking the IBANs in {filename}...")  # control: a good one
+    writer.write(STEP, {"filename": "a.csv"})
+    await writer.drain()
+    assert writer.write(STEP, {"filename": "a.csv"}) == "Checking the IBANs in a.csv..."
 
 
 async def test_when_two_nodes_race_both_use_the_first_template(
     fake_groq: FakeGroq, make_writer: MakeWriter, redis_client: redis.asyncio.Redis
 ) -> None:
-    fake_groq.script(Reply("First {filename}..."), Reply("Second {filename}..."))
+    fake_groq.script(
+        Reply("Checking the IBANs in {filename}..."), Reply("Validating the IBANs in {filename}...")
+    )
     node_a = make_writer(config(fake_groq), redis=redis_client)
     node_b = make_writer(config(fake_groq), redis=redis_client)
     node_a.write(STEP, {"filename": "a.csv"})
@@ -120,11 +149,11 @@ async def test_a_redis_only_miss_cools_down(
     writer = make_writer(None, redis=redis_client)
     writer.write(STEP, {"filename": "a.csv"})
     await writer.drain()
-    await redis_client.set(KEY, "Found it {filename}...")
+    await redis_client.set(KEY, "Looking for IBANs in {filename}...")
     writer.write(STEP, {"filename": "a.csv"})  # within the cooldown: no new lookup
     assert not writer._pending
     fresh = make_writer(None, redis=redis_client, retry_cooldown=0.0)  # control
     fresh.write(STEP, {"filename": "a.csv"})
     assert fresh._pending
     await fresh.drain()
-    assert fresh.write(STEP, {"filename": "a.csv"}) == "Found it a.csv..."
+    assert fresh.write(STEP, {"filename": "a.csv"}) == "Looking for IBANs in a.csv..."
