@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
+from tidings.messages import BUILTIN_STEPS, MessageWriter, generate_friendly_status, humanize_step
+from tidings.messages.context import Context, template_keys
+from tidings.messages.errors import TemplateError
+from tidings.messages.llm import check_template
 
-from messages import BUILTIN_STEPS, MessageWriter, generate_friendly_status, humanize_step
-from messages.context import Context, template_keys
-from messages.errors import TemplateError
-from messages.llm import check_template
 from tests.messages.cases import (
     CATALOG_SPELLINGS,
     EMITTER_MESSAGES,

@@ -417,7 +417,7 @@ LIBRARIES_MISSING = """
 import logging, sys
 sys.modules[{module!r}] = None  # `import {module}` now raises ImportError
 logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
-from messages import LLMConfig, MessageWriter
+from tidings.messages import LLMConfig, MessageWriter
 config = LLMConfig(api_key="k", base_url="http://127.0.0.1:9")
 writers = [MessageWriter(llm=config), MessageWriter(llm=config)]
 print([writer.llm_enabled for writer in writers])
@@ -449,7 +449,7 @@ def test_without_the_llm_libraries_the_catalog_answers_with_one_warning(
         return
     assert lines[0] == "[False, False]"
     assert warnings == [
-        f"WARNING messages.writer: the LLM fallback is off: {module} is not importable; "
+        f"WARNING tidings.messages.writer: the LLM fallback is off: {module} is not importable; "
         "using the catalog alone"
     ]
     assert "Traceback" not in result.stderr
