@@ -239,7 +239,10 @@ def run_document(path: Path, session: Session, name: str | None = None) -> list[
     report = []
     try:
         for block in blocks(path, name):
-            report.append(f"{block.where:<24} {block.language or 'plain':<8} {session.run(block)}")
+            started = time.monotonic()
+            fate = session.run(block)
+            took = time.monotonic() - started
+            report.append(f"{block.where:<24} {block.language or 'plain':<8} {took:5.1f} s  {fate}")
     finally:
         session.stop()
     return report
