@@ -268,3 +268,45 @@ def test_init_writes_a_working_env_and_never_overwrites(tmp_path: Path) -> None:
     )
     claims = jwt.decode(minted.stdout.strip(), values["TIDINGS_SECRET"], algorithms=["HS256"])
     assert claims["sub"] == "alice"
+
+
+def test_settings_read_env_files_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import ValidationError
+    from tidings import Settings
+    from tidings.cli.main import settings_error
+
+    for name in [name for name in os.environ if name.startswith("TIDINGS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"TIDINGS_SECRET={SECRET}\nTIDINGS_PORT=9001\n")
+    settings = Settings()
+    assert settings.secret is not None and settings.secret.get_secret_value() == SECRET
+    assert settings.port == 9001
+    monkeypatch.setenv("TIDINGS_PORT", "9002")
+    assert Settings().port == 9002
+    monkeypatch.setenv("TIDINGS_SECRET", "")
+    assert Settings().secret is None  # empty is unset, not a short secret
+    for url in ("redis://127.0.0.1:6379/0", "rediss://user:pw@redis.example:6380/2", "unix:///s"):
+        assert Settings(redis_url=url).redis_url == url
+    for url, reason in [
+        ("http://redis:6379/0", "it starts with 'http'"),
+        ("redis://redis:port/0", "its port is not a number"),
+        ("redis:///0", "it names no host"),
+        ("redis://redis:6379/zero", "the database after the / must be a number"),
+    ]:
+        with pytest.raises(ValidationError) as caught:
+            Settings(redis_url=url)
+        message = settings_error(caught.value)
+        assert message.startswith("TIDINGS_REDIS_URL must look like redis://") and reason in message
+
+
+def test_reload_knows_an_installed_copy_from_a_checkout() -> None:
+    import sysconfig
+
+    from tidings.cli.serve import _installed
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    assert _installed(site / "tidings" / "web" / "static")
+    assert not _installed(ROOT / "server" / "web" / "static")
