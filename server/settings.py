@@ -1,16 +1,23 @@
-"""Every setting of a tidings node, read once from the environment (``TIDINGS_`` prefix)."""
+"""Every setting of a tidings node, read once from the environment (``TIDINGS_`` prefix).
+
+A ``.env`` file in the current directory (``tidings init`` writes one) fills in what the
+environment does not set; a variable that is set wins over the file.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="TIDINGS_", extra="ignore", env_file=".env", env_file_encoding="utf-8"
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -62,10 +69,37 @@ class Settings(BaseSettings):
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < 32:
-            raise ValueError("TIDINGS_SECRET must be at least 32 bytes (HS256 wants a 256-bit key)")
+            raise ValueError(
+                "TIDINGS_SECRET must be at least 32 bytes (HS256 wants a 256-bit key): "
+                "tidings init writes a strong one to .env"
+            )
         return value
 
-    @field_validator("redis_url", "groq_base_url", "groq_api_key", mode="before")
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        """Refused here, in one sentence, rather than as a traceback from the first connect."""
+        if value is None:
+            return value
+        expected = "TIDINGS_REDIS_URL must look like redis://HOST:6379/0 (or rediss://, unix://)"
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"{expected}; its port is not a number") from None
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"{expected}; it starts with {parts.scheme or value[:12]!r}")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError(f"{expected}; it names no host")
+        database = parts.path.lstrip("/")
+        if parts.scheme != "unix" and database and not database.isdigit():
+            raise ValueError(f"{expected}; the database after the / must be a number")
+        del port
+        return value
+
+    @field_validator(
+        "redis_url", "groq_base_url", "groq_api_key", "secret", "api_key", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         """``GROQ_API_KEY=`` (as compose files and CI write it) means unset, not an empty key."""

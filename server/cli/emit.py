@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import watchfiles
 from tidings.constants import TERMINAL_STATUSES
-from tidings.errors import TidingsError
+from tidings.errors import StoreUnavailable, TidingsError
+from tidings.messages import BUILTIN_STEPS
 from tidings.models import Event
 from tidings.settings import Settings
 from tidings.worker.emitter import ProgressEmitter
@@ -54,7 +57,8 @@ async def _sender(settings: Settings, url: str | None) -> AsyncIterator[Send]:
     root = base_url(settings, url)
 
     async def post(job_id: str, body: dict[str, Any]) -> Event | None:
-        reply = await post_json(f"{root}/api/jobs/{job_id}/progress", body, key)
+        path = f"/api/jobs/{quote(job_id, safe='')}/progress"
+        reply = await post_json(f"{root}{path}", body, key)
         event: Event | None = reply["event"]
         return event
 
@@ -65,11 +69,40 @@ def _show(event: Event | None) -> None:
     print(json.dumps(event) if event else "nothing changed", flush=True)
 
 
+def step_hint(step: str) -> str | None:
+    """A note for a step that is not in the catalog but is close to one (a typo, probably)."""
+    if step in BUILTIN_STEPS:
+        return None
+    near = difflib.get_close_matches(step, list(BUILTIN_STEPS), n=1, cutoff=0.8)
+    if not near:
+        return None
+    return f"{step!r} is not a catalog step; did you mean {near[0]!r}? (sent as it is)"
+
+
+def _store_error(settings: Settings, exc: StoreUnavailable) -> TidingsError:
+    """Which Redis did not answer, and why: the emitter's sentence knows neither."""
+    where = urlsplit(settings.redis_url or "")
+    cause: BaseException = exc
+    while cause.__cause__ is not None:  # the retries' reason, under the emitter's sentences
+        cause = cause.__cause__
+    why = f" ({cause})" if cause is not exc else ""
+    return TidingsError(
+        f"{exc.message} Redis at {where.hostname}:{where.port or 6379} did not answer{why}: "
+        "start redis-server there, or fix TIDINGS_REDIS_URL (the server's and every worker's "
+        "must be the same)"
+    )
+
+
 async def emit(settings: Settings, args: argparse.Namespace) -> int:
-    async with _sender(settings, args.url) as send:
-        if args.follow:
-            return await _follow(send, args.job, Path(args.follow), args.debounce)
-        _show(await send(args.job, _body(args)))
+    if not args.follow and (hint := step_hint(args.step)):
+        print(f"tidings: note: {hint}", file=sys.stderr, flush=True)
+    try:
+        async with _sender(settings, args.url) as send:
+            if args.follow:
+                return await _follow(send, args.job, Path(args.follow), args.debounce)
+            _show(await send(args.job, _body(args)))
+    except StoreUnavailable as exc:
+        raise _store_error(settings, exc) from exc
     return 0
 
 

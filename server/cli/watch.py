@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
+import jwt
 import socketio
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -14,7 +16,7 @@ from tidings.settings import Settings
 
 
 async def watch(settings: Settings, job_id: str, url: str | None, token: str | None) -> int:
-    from tidings.cli.remote import base_url
+    from tidings.cli.remote import base_url, unreachable
 
     console = Console()
     client = socketio.AsyncClient(reconnection=True)
@@ -68,12 +70,16 @@ async def watch(settings: Settings, job_id: str, url: str | None, token: str | N
     client.on("job_batch", on_batch)
     connected = asyncio.Event()
     client.on("connect", connected.set)
+    refusals: list[object] = []
+    client.on("connect_error", refusals.append)
+    address = base_url(settings, url)
     try:
-        await client.connect(
-            base_url(settings, url), auth={"token": token} if token else None, wait_timeout=10
-        )
+        await client.connect(address, auth={"token": token} if token else None, wait_timeout=10)
     except socketio.exceptions.ConnectionError as exc:
-        raise TidingsError(f"Could not connect: {exc}") from exc
+        await client.shutdown()
+        if any(isinstance(refusal, dict) for refusal in refusals):  # the server said no
+            raise TidingsError(refused(settings, token)) from exc
+        raise TidingsError(unreachable(address, exc)) from exc
     with bar:
         while not finished.is_set():
             # (Re)subscribe after every (re)connect, outside the client's read loop.
@@ -87,3 +93,31 @@ async def watch(settings: Settings, job_id: str, url: str | None, token: str | N
                 await subscribe()
     await client.disconnect()
     return 0 if state["status"] == "done" else 1
+
+
+def refused(settings: Settings, token: str | None) -> str:
+    """Why the server refused the connection, as far as this side can tell, and what to do."""
+    mint = "mint one with tidings token --user YOU --job JOB and pass it with --token"
+    if not token:
+        return f"The server requires a token (it has TIDINGS_SECRET): {mint}"
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return f"The --token given is not a token (not a JWT): {mint}"
+    expires = claims.get("exp")
+    if isinstance(expires, int | float) and expires < time.time():
+        return f"The --token expired {time.time() - expires:.0f} s ago: {mint}"
+    if settings.secret is not None:
+        try:
+            jwt.decode(token, settings.secret.get_secret_value(), algorithms=["HS256"])
+        except jwt.InvalidSignatureError:
+            return (
+                "The --token was signed with another secret than this shell's TIDINGS_SECRET; "
+                f"the server's and the minter's must be the same: {mint}"
+            )
+        except jwt.PyJWTError:
+            pass
+    return (
+        "The server refused the --token (signed with another secret than the server's, or "
+        f"malformed): {mint} with the server's TIDINGS_SECRET"
+    )

@@ -33,7 +33,7 @@ MAX_CLIENT_MESSAGE = 64 * 1024
 #: Largest ordinary request body; uploads stream and have their own limit.
 MAX_REQUEST_BODY = 256 * 1024
 SWEEP_INTERVAL = 60.0
-CLOSE_TIMEOUT = 1.0
+CLOSE_TIMEOUT = 0.5
 
 
 def _cors(settings: Settings) -> str | list[str] | None:
@@ -141,8 +141,18 @@ async def _sweep(store: MemoryStore) -> None:
 
 
 async def _disconnect_clients(app: web.Application) -> None:
-    """Tell every client the node is going, so they reconnect (to another node)."""
+    """Tell every client the node is going, so they reconnect (to another node) at once.
+
+    engine.io's CLOSE packet ends a polling session, but a browser's websocket transport ignores
+    it and waits for the websocket itself to close, which python-engineio does only when the
+    client hangs up or aiohttp cancels the handler (two shutdown timeouts later). Ending each
+    websocket's writer closes the websocket right after the CLOSE packet.
+    """
+    sockets = list(app[SIO].eio.sockets.values())
     stuck = await close_all(app[SIO].eio, CLOSE_TIMEOUT)
+    for socket in sockets:
+        if socket.upgraded:
+            socket.queue.put_nowait(None)  # the writer sends what is queued, then closes
     if stuck:
-        logger.warning("%d connections did not close within %.0f s", stuck, CLOSE_TIMEOUT)
+        logger.warning("%d connections did not close within %.1f s", stuck, CLOSE_TIMEOUT)
     await app[SIO].shutdown()

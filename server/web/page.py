@@ -55,11 +55,13 @@ HEADERS: Final = {
 }
 _NAME: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _HEAD_END: Final = "</head>"
+_JOB_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 def setup_page(app: web.Application) -> None:
     """The page's routes and its hot reload (files watched only when the settings ask)."""
     app.router.add_get("/", index)
+    app.router.add_get("/jobs/{job_id}", job_page)
     app.router.add_get("/static/{name}", static_file)
     setup_live(app, STATIC_DIR)
 
@@ -71,6 +73,13 @@ async def index(request: web.Request) -> web.Response:
         tag = f'<script type="module" src="/static/{RELOAD_SCRIPT}"></script>\n'
         html = html.replace(_HEAD_END, tag + _HEAD_END, 1)
     return web.Response(text=html, content_type="text/html", charset="utf-8", headers=HEADERS)
+
+
+async def job_page(request: web.Request) -> web.Response:
+    """``/jobs/<id>``: the page, following that job (app.js reads the id from the address)."""
+    if not _JOB_ID.fullmatch(request.match_info["job_id"]):
+        raise NotFound("There is no such job page: a job id has 1 to 128 of A-Za-z0-9_.:-.")
+    return await index(request)
 
 
 def _page_file(name: str, reload: bool) -> Path:

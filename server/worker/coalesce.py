@@ -42,11 +42,12 @@ class Coalescer:
         self._jobs: dict[str, _JobWindow] = {}
         self._lock = threading.Lock()
 
-    def offer(self, job_id: str, call: Call) -> Decision:
+    def offer(self, job_id: str, call: Call, *, hold: bool = True) -> Decision:
+        """``hold=False``: the update may not be held (only the store can judge it)."""
         now = time.monotonic()
         with self._lock:
             state = self._jobs.setdefault(job_id, _JobWindow())
-            progress_only = call.get("status") is None and call.get("step") == state.step
+            progress_only = hold and call.get("status") is None and call.get("step") == state.step
             if progress_only and now - state.sent_at < self.window:
                 state.held = _merge(state.held, call)
                 if state.flush_scheduled:

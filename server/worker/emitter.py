@@ -33,6 +33,7 @@ from tidings.models import CreateJobRequest, Event, JobRequest, ProgressRequest,
 from tidings.service import JobService
 from tidings.settings import Settings
 from tidings.store import RedisStore, connect, limits_of
+from tidings.worker.checks import CallChecks
 from tidings.worker.coalesce import Call, Coalescer, Decision
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class ProgressEmitter:
         self.service = service
         self._closers = list(closers)
         self._coalescer = Coalescer(coalesce_window)
+        self._checks = CallChecks(service.store.limits.max_extra_bytes)
         self._locks: dict[str, asyncio.Lock] = {}
         self._flushes: set[asyncio.Task[None]] = set()
 
@@ -139,16 +141,22 @@ class ProgressEmitter:
         return await self.send_decided(job_id, decision.send)
 
     def decide(self, job_id: str, payload: Mapping[str, object]) -> Decision:
-        """Validate an update and decide whether it goes now or is held (any thread)."""
+        """Validate an update and decide whether it goes now or is held (any thread).
+
+        Everything that can be checked without the store is checked here (``checks.py``), so a
+        bad argument raises at the call, never later from a flush or ``close()``.
+        """
         parse(JobRequest, {"job_id": job_id})
         call = dict(payload)
-        parse(ProgressRequest, call)  # refuse bad input now, not when a held update is sent
-        return self._coalescer.offer(job_id, call)
+        parse(ProgressRequest, call)
+        hold = self._checks.check(job_id, call)
+        return self._coalescer.offer(job_id, call, hold=hold)
 
     async def send_decided(self, job_id: str, calls: list[Call]) -> Event | None:
         event = None
         for call in calls:
             event = await self._send(job_id, call)
+            self._checks.accepted(job_id, call.get("owner"))
         return event
 
     def schedule_flush(self, job_id: str, at: float) -> None:
@@ -281,31 +289,44 @@ class JobHandle:
         try:
             job = await self.emitter.service.create(self._request, self._request.owner)
             self.job_id = job["job_id"]
+            self.emitter._checks.accepted(self.job_id, self._request.owner)
         except Conflict:
             if not self._request.job_id:
                 raise
         return self
+
+    def with_filename(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """``job(..., filename=)`` names the file in every sentence of the job, not only the
+        first: its updates' context gets ``filename`` unless they give their own."""
+        if self._request.filename is not None:
+            fields["context"] = {
+                "filename": self._request.filename,
+                **(fields.get("context") or {}),
+            }
+        return fields
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
         if exc is None:
             with contextlib.suppress(JobTerminal):  # the block may have finished the job itself
-                await self.emitter.complete(self.job_id)
+                await self.emitter.complete(self.job_id, **self.with_filename({}))
             return False
         if isinstance(exc, JobCancelled):
             return True
         if isinstance(exc, Exception) and not isinstance(exc, JobTerminal):
-            await self.emitter.fail(self.job_id, str(exc) or type(exc).__name__)
+            error = str(exc) or type(exc).__name__
+            await self.emitter.fail(self.job_id, error, **self.with_filename({}))
         return False
 
     async def progress(
         self, step: str, progress: float | None = None, **fields: Any
     ) -> Event | None:
+        fields = self.with_filename(fields)
         return await self.emitter.send_progress(self.job_id, step, progress, **fields)
 
     async def complete(self, result: Any = None, **fields: Any) -> Event | None:
-        return await self.emitter.complete(self.job_id, result, **fields)
+        return await self.emitter.complete(self.job_id, result, **self.with_filename(fields))
 
     async def is_cancel_requested(self) -> bool:
         return await self.emitter.is_cancel_requested(self.job_id)
@@ -325,11 +346,15 @@ class JobHandle:
         if isinstance(items, AsyncIterable):
             async for item in items:
                 yield item
-                await self.emitter.emit_request(self.job_id, meter.advance(step))
+                await self.emitter.emit_request(
+                    self.job_id, self.with_filename(meter.advance(step))
+                )
         else:
             for item in items:
                 yield item
-                await self.emitter.emit_request(self.job_id, meter.advance(step))
+                await self.emitter.emit_request(
+                    self.job_id, self.with_filename(meter.advance(step))
+                )
 
 
 class Meter:

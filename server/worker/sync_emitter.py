@@ -147,10 +147,11 @@ class SyncJob:
         return self.emitter._run(self._handle.__aexit__(kind, exc, tb))
 
     def progress(self, step: str, progress: float | None = None, **fields: Any) -> Event | None:
+        fields = self._handle.with_filename(fields)
         return self.emitter.send_progress(self.job_id, step, progress, **fields)
 
     def complete(self, result: Any = None, **fields: Any) -> Event | None:
-        return self.emitter.complete(self.job_id, result, **fields)
+        return self.emitter.complete(self.job_id, result, **self._handle.with_filename(fields))
 
     def is_cancel_requested(self) -> bool:
         return self.emitter.is_cancel_requested(self.job_id)
@@ -169,4 +170,4 @@ class SyncJob:
         self.progress(step, start if meter.total else None)
         for item in items:
             yield item
-            self.emitter.emit_request(self.job_id, meter.advance(step))
+            self.emitter.emit_request(self.job_id, self._handle.with_filename(meter.advance(step)))

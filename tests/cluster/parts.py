@@ -258,13 +258,22 @@ class Nginx:
     compose file mounts, with only its addresses changed: the upstream names become local
     nodes, the listen port a free one, and nginx's own files go into ``directory``.
 
-    ``sticky=False`` removes ``ip_hash`` (the control arm of the polling test).
+    ``sticky=False`` removes ``ip_hash`` (the control arm of the polling test); ``replace``
+    changes more of the file (each key must occur in it), for other control arms.
     """
 
     UPSTREAMS = ("tidings-1:8000", "tidings-2:8000")
 
-    def __init__(self, directory: Path, nodes: Sequence[str], *, sticky: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        nodes: Sequence[str],
+        *,
+        sticky: bool = True,
+        replace: dict[str, str] | None = None,
+    ) -> None:
         self.directory = directory
+        self.replace = replace or {}
         self.port = free_port()
         self.nodes = nodes
         self.sticky = sticky
@@ -286,6 +295,7 @@ class Nginx:
         ]
         if not self.sticky:
             replacements.append(("ip_hash;", ""))
+        replacements.extend(self.replace.items())
         for old, new in replacements:
             assert text.count(old) == 1, f"deploy/nginx.conf no longer has one {old!r}"
             text = text.replace(old, new)

@@ -94,3 +94,19 @@ def _image_port() -> int:
     assert port is not None
     assert int(port.group(1)) == Settings.model_fields["port"].default
     return int(port.group(1))
+
+
+def _directives(block: str) -> list[str]:
+    lines = (line.split("#", 1)[0].strip() for line in block.splitlines())
+    return [line for line in lines if line.endswith(";")]
+
+
+def test_docs_cluster_shows_the_location_block_nginx_conf_has() -> None:
+    """docs/cluster.md walks through the proxy's location block; it must be the shipped one
+    (the Host header with its port above all: ``$host`` breaks browsers on any port but 80)."""
+    docs = (ROOT / "docs" / "cluster.md").read_text()
+    shown = re.search(r"```nginx\n(location / \{.*?\n\})\n```", docs, re.DOTALL)
+    shipped = re.search(r"\n\s*(location / \{.*?\n\s*\})", NGINX_CONF.read_text(), re.DOTALL)
+    assert shown and shipped
+    assert _directives(shown.group(1)) == _directives(shipped.group(1))
+    assert "proxy_set_header Host $http_host;" in _directives(shipped.group(1))

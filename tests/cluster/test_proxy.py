@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,11 @@ import aiohttp
 import pytest
 
 from tests.cluster.parts import Nginx, RoamingWatcher, collect_stream, hang_up, post_progress
-from tests.support import ServerProcess, Watcher, eventually, http_json
+from tests.support import ROOT, ServerProcess, Watcher, eventually, http_json
+
+PROXY_PAGE = Path(__file__).with_name("proxy_page.mjs")
+CHROMIUM = Path("/usr/bin/chromium")
+PLAYWRIGHT = ROOT / "client_js" / "node_modules" / "playwright-core"
 
 
 def nginx_in_front(
@@ -125,3 +132,44 @@ async def _connected_sockets(node: ServerProcess) -> float:
             if line.startswith("tidings_connected_sockets "):
                 return float(line.split()[1])
     raise AssertionError("/metrics has no tidings_connected_sockets")
+
+
+@pytest.mark.parametrize(
+    "host_header", ["$http_host", "$host"], ids=["as-committed", "host-without-port"]
+)
+def test_a_browser_through_the_proxy_on_another_port_goes_live_over_websocket(
+    nodes: tuple[ServerProcess, ...], tmp_path: Path, host_header: str
+) -> None:
+    """Chromium through nginx on a port other than 80: python-engineio compares the browser's
+    Origin with the Host the node receives, so the proxy must forward the host with its port.
+    The control arm forwards ``$host`` (no port) and sees the page refused and on SSE."""
+    assert shutil.which("node"), "node is not installed"
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
+    assert PLAYWRIGHT.is_dir(), "playwright-core is missing: npm ci --prefix client_js"
+    directory = tmp_path / "nginx"
+    directory.mkdir()
+    nginx = Nginx(
+        directory,
+        [f"127.0.0.1:{node.port}" for node in nodes],
+        replace={"proxy_set_header Host $http_host;": f"proxy_set_header Host {host_header};"},
+    ).start()
+    try:
+        assert nginx.port != 80
+        result = subprocess.run(
+            ["node", str(PROXY_PAGE), json.dumps({"url": nginx.url, "artifacts": str(tmp_path)})],
+            cwd=ROOT,
+            env={**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"},
+            capture_output=True,
+            text=True,
+            timeout=110,
+            check=False,
+        )
+    finally:
+        nginx.stop()
+    output = result.stdout + result.stderr
+    print(output)
+    if host_header == "$http_host":
+        assert result.returncode == 0 and output.rstrip().endswith("ok"), output
+    else:
+        assert result.returncode != 0, output
+        assert "not an accepted origin" in output or "refused Socket.IO" in output, output

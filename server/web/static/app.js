@@ -8,6 +8,11 @@
  * place field by field, at most once per animation frame however many events arrived; a row's
  * step timeline is built only while it is open; the live log keeps its last LOG_LIMIT lines.
  * Every string that comes from a user or a server goes in as textContent, never as HTML.
+ *
+ * Besides the user's own jobs, the page follows any job by its id: `/?job=<id>` (repeatable),
+ * `/jobs/<id>`, or the "Follow a job" form. On an open server the ids it followed are kept in
+ * localStorage and followed again on the next visit, so jobs reported by a worker (which belong
+ * to no one, or to another user) stay on the page.
  */
 import { createJobClient, formatAgo, formatEta, formatPercent, isTerminal } from "./tidings-client.js";
 import { identity } from "./identity.js";
@@ -70,10 +75,13 @@ function clockTime(value) {
 function viewOfEntry(entry, fallbackName) {
   const terminal = isTerminal(entry.status);
   const waiting = entry.status === "pending" && entry.snapshot === null;
+  const waitingFor = opened.has(entry.jobId) && fallbackName === undefined
+    ? `Waiting for job ${entry.jobId} to start...`
+    : "Uploaded. Waiting for the server to start on it...";
   return {
     name: entry.filename ?? fallbackName ?? entry.jobId,
     status: entry.status,
-    message: waiting ? "Uploaded. Waiting for the server to start on it..." : entry.message,
+    message: waiting ? waitingFor : entry.message,
     progress: entry.status === "done" ? 100 : entry.progress,
     eta: terminal ? null : formatEta(entry.etaSeconds),
     at: entry.lastEventAt,
@@ -460,6 +468,77 @@ function sessionExpired() {
 
 // ---- actions ------------------------------------------------------------------------------
 
+// ---- jobs followed by id ------------------------------------------------------------------
+
+const JOB_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+const OPENED_KEY = "tidings.followed";
+const OPENED_LIMIT = 50;
+const opened = new Set();
+
+/** The job ids in the address: `?job=<id>` (any number of them) and `/jobs/<id>`. */
+function jobsInAddress() {
+  const ids = new URL(window.location.href).searchParams.getAll("job");
+  const path = /^\/jobs\/([^/]+)\/?$/.exec(window.location.pathname);
+  if (path) {
+    try {
+      ids.push(decodeURIComponent(path[1]));
+    } catch {
+      ids.push(path[1]);
+    }
+  }
+  return ids.map((id) => id.trim()).filter(Boolean);
+}
+
+function followedBefore() {
+  try {
+    const ids = JSON.parse(localStorage.getItem(OPENED_KEY) ?? "[]");
+    return Array.isArray(ids) ? ids.filter((id) => typeof id === "string" && JOB_ID.test(id)) : [];
+  } catch {
+    return [];
+  }
+}
+
+function remember(jobId) {
+  const ids = [jobId, ...followedBefore().filter((id) => id !== jobId)].slice(0, OPENED_LIMIT);
+  try {
+    localStorage.setItem(OPENED_KEY, JSON.stringify(ids));
+  } catch {
+    // Storage full or blocked: the job is followed for this visit only.
+  }
+}
+
+/** Follow a job by its id; false (and a log line saying why) for something that is not one. */
+function follow(jobId, { quiet = false } = {}) {
+  if (!JOB_ID.test(jobId)) {
+    log(`"${jobId}" is not a job id: 1 to 128 letters, digits and _ . : - only.`);
+    return false;
+  }
+  if (!opened.has(jobId)) {
+    opened.add(jobId);
+    client.subscribe(jobId);
+    if (!quiet) log(`Following job ${jobId}.`);
+  }
+  if (!token) remember(jobId);
+  return true;
+}
+
+function setUpFollowing() {
+  for (const jobId of jobsInAddress()) follow(jobId);
+  if (!token) for (const jobId of followedBefore()) follow(jobId, { quiet: true });
+  const form = $("open-job");
+  const input = $("job-id");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const jobId = input.value.trim();
+    if (!follow(jobId)) return;
+    input.value = "";
+    const address = new URL(window.location.href);
+    if (!address.searchParams.getAll("job").includes(jobId)) address.searchParams.append("job", jobId);
+    window.history.replaceState(null, "", address);
+    rows.get(jobId)?.el.scrollIntoView({ block: "nearest" });
+  });
+}
+
 function nameOf(key) {
   return rows.get(key)?.view.name ?? key;
 }
@@ -569,6 +648,7 @@ function start() {
     paintConnection();
   });
   client.followUser();
+  setUpFollowing();
   setInterval(tick, 1_000);
   paintConnection();
   schedule();

@@ -1,0 +1,63 @@
+"""What an emitter checks at the call, before coalescing may hold an update.
+
+A held update is sent later, from a timer or ``close()``, where an error reaches nobody who can
+act on it. So whatever can be known without the store is checked when the worker calls: the
+update's own ``extra`` against the size limit, the job's ``extra`` as this emitter's updates
+have grown it, and an ``owner`` other than the one this emitter has seen the store accept. An
+update naming an owner the emitter has not seen accepted is never held: only the store knows.
+The store checks everything again; these checks only move its errors to the call.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from tidings.constants import TERMINAL_STATUSES
+from tidings.errors import Conflict, PayloadTooLarge
+from tidings.models import json_size
+from tidings.store.base import OWNER_FIXED
+
+
+class CallChecks:
+    def __init__(self, max_extra_bytes: int) -> None:
+        self.max_extra_bytes = max_extra_bytes
+        self._owners: dict[str, str] = {}
+        self._extras: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()  # a blocking emitter decides in its callers' threads
+
+    def check(self, job_id: str, call: dict[str, Any]) -> bool:
+        """Raise what the store would raise for this update; whether it may be held."""
+        limit = self.max_extra_bytes
+        with self._lock:
+            owner = call.get("owner")
+            known = self._owners.get(job_id)
+            if owner is not None and known is not None and owner != known:
+                raise Conflict(OWNER_FIXED.format(job_id=job_id))
+            extra = call.get("extra")
+            merged = self._extras.get(job_id, {})
+            if extra:
+                if json_size(extra) > limit:
+                    raise PayloadTooLarge(f"extra is larger than {limit} bytes.")
+                merged = {
+                    key: value
+                    for key, value in {**merged, **extra}.items()
+                    if value is not None  # None deletes a key
+                }
+                size = json_size(merged)
+                if size > limit:
+                    raise PayloadTooLarge(
+                        f"extra would grow to {size} bytes; the limit is {limit}."
+                    )
+            if call.get("status") in TERMINAL_STATUSES:
+                self._extras.pop(job_id, None)
+                self._owners.pop(job_id, None)
+            elif extra:
+                self._extras[job_id] = merged
+            return owner is None or owner == known
+
+    def accepted(self, job_id: str, owner: str | None) -> None:
+        """The store took an update (or made the job) naming this owner."""
+        if owner is not None:
+            with self._lock:
+                self._owners.setdefault(job_id, owner)
