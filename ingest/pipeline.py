@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from tidings.errors import JobTerminal, TidingsError
-from tidings.ingest.entities import EntityCollector
+from tidings.ingest.entities import ENTITY_KINDS, EntityCollector
 from tidings.ingest.errors import BadFile
 from tidings.ingest.formats import Analysis, analyse, texts_of
 from tidings.ingest.hashing import CHUNK_SIZE, Fingerprint, Fingerprinter
@@ -208,9 +208,13 @@ class Pipeline:
 
         entities = None
         if upload.extract_entities:
-            await self._report("entity_extraction", 84)
+            # The sentence names the kinds only because the context says which are looked for.
+            kinds = ", ".join(ENTITY_KINDS)
+            await self._report("entity_extraction", 84, entity_types=kinds)
             collector = await asyncio.to_thread(self._collect_entities, analysis)
-            await self._report("entity_extraction", 87, entities=collector.total_found)
+            await self._report(
+                "entity_extraction", 87, entities=collector.total_found, entity_types=kinds
+            )
             await self._report("entity_resolution", 90, entities=collector.total_distinct)
             entities = collector.summary()
 

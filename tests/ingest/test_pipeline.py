@@ -333,7 +333,7 @@ async def test_entities_are_extracted_only_when_asked(node: Node) -> None:
     assert entities["emails"]["found"] == 5
     assert entities["amounts"]["examples"] == ["$1,249.00"]
     messages = [event["message"] for event in await events_of(url, job["job_id"])]
-    assert "Picking out e-mail addresses, links, dates and amounts - 9 so far..." in messages
+    assert "Picking out e-mail addresses, links, dates and amounts - 9 found so far..." in messages
     assert "Matching 8 entities across your data..." in messages
 
 
