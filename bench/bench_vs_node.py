@@ -329,9 +329,10 @@ def delivery(
         for loader in loaders:
             loader.send(f"go {begin} {end}")
         time.sleep(max(0.0, begin - (time.time() - run.t0)))
-        cpu0 = [proc.cpu_seconds() for proc in (*nodes, *pool)]
+        watched = [*nodes, *pool, *loaders]
+        cpu0 = [proc.cpu_seconds() for proc in watched]
         time.sleep(max(0.0, end - (time.time() - run.t0)))
-        cpu1 = [proc.cpu_seconds() for proc in (*nodes, *pool)]
+        cpu1 = [proc.cpu_seconds() for proc in watched]
         cpu = [(b - a) / seconds * 100 for a, b in zip(cpu0, cpu1, strict=True)]
         rss = [node.rss_kib() for node in nodes]
         updates = math.nan
@@ -357,7 +358,8 @@ def delivery(
             "node_rss_mib": [kib / 1024 for kib in rss],
             "workers": workers if pool else 0,
             "worker_updates_per_s": updates,
-            "worker_cpu_percent": sum(cpu[len(nodes) :]),
+            "worker_cpu_percent": sum(cpu[len(nodes) : len(nodes) + len(pool)]),
+            "load_clients_cpu_percent": sum(cpu[len(nodes) + len(pool) :]),
             "clients": list(clients),
         }
     finally:
@@ -481,12 +483,18 @@ METRICS = [
     Metric("fixed_p99", "p99 latency at the fixed rate", "ms", False),
     Metric("fixed_cpu", "server CPU at the fixed rate", "%", False),
     Metric("fixed_delivered", "deliveries/s at the fixed rate", "/s", None),
+    Metric("efficiency", "deliveries per server CPU-second", "/s", True),
     Metric("worker", "one worker's updates/s", "/s", True),
+    Metric("worker_cost", "worker CPU per update", "ms", False),
     Metric("idle_memory", "idle memory per connection", "KiB", False),
     Metric("two_nodes_p99", "two nodes: p99 latency", "ms", False),
     Metric("two_nodes_cpu", "two nodes: CPU of both", "%", False),
     Metric("idle_node_cpu", "node without watchers: CPU", "%", False),
 ]
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else math.nan
 
 
 def summarize(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -505,6 +513,15 @@ def summarize(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
             "two_nodes_p99": ("two_nodes", lambda r: r["p99_ms"]),
             "two_nodes_cpu": ("two_nodes", lambda r: sum(r["node_cpu_percent"])),
             "idle_node_cpu": ("idle_node", lambda r: r["node_cpu_percent"][1]),
+            # What one free core would deliver: robust to the neighbours the machine shares.
+            "efficiency": (
+                "fixed",
+                lambda r: ratio(r["deliveries_per_s"] * 100, r["node_cpu_percent"][0]),
+            ),
+            "worker_cost": (
+                "worker",
+                lambda r: ratio(r["worker_cpu_percent"] * 10, r["worker_updates_per_s"]),
+            ),
         }
         for key, (row, pick) in picks.items():
             if row in rows:
@@ -512,17 +529,26 @@ def summarize(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
     return table
 
 
+def figure(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def print_table(table: dict[str, dict[str, float]]) -> None:
-    print(f"\n{'':34} {'tidings':>11} {'node peer':>11} {'tidings/node':>13} {'baseline':>11}")
+    print(f"\n{'':38} {'tidings':>11} {'node peer':>11} {'tidings/node':>13} {'baseline':>11}")
     for metric in METRICS:
         row = table[metric.key]
         tidings, node = row.get("tidings", math.nan), row.get("node", math.nan)
-        ratio = tidings / node if node else math.nan
+        times = tidings / node if node else math.nan
         baseline = row.get("tidings_memory")
-        base = f"{baseline:11,.1f}" if baseline is not None else f"{'':11}"
+        base = f"{figure(baseline):>11}" if baseline is not None else f"{'':11}"
         label = f"{metric.label} ({metric.unit})"
-        print(f"{label:34} {tidings:11,.1f} {node:11,.1f} {ratio:12.2f}x {base}")
+        print(f"{label:38} {figure(tidings):>11} {figure(node):>11} {times:12.2f}x {base}")
     print("baseline: tidings with its embedded memory store, the updates made inside the node")
+    print(
+        "deliveries per server CPU-second (at the fixed rate) estimates the saturation of one\n"
+        "free core; the measured saturation row is bound by whatever runs out first (see the\n"
+        "server, worker and load-client CPU % in the JSON)"
+    )
 
 
 def chart(table: dict[str, dict[str, float]], title: str, path: Path) -> None:
@@ -532,7 +558,7 @@ def chart(table: dict[str, dict[str, float]], title: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     shown = [metric for metric in METRICS if metric.key != "fixed_delivered"]
-    columns = 5
+    columns = 6
     rows = math.ceil(len(shown) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows + 0.8))
     colours = {"tidings": "#2b6cb0", "node": "#c05621", "tidings_memory": "#90cdf4"}
@@ -544,11 +570,12 @@ def chart(table: dict[str, dict[str, float]], title: str, path: Path) -> None:
         bars = axis.bar(
             [names[side] for side in sides], values, color=[colours[side] for side in sides]
         )
-        axis.bar_label(bars, labels=[f"{value:,.3g}" for value in values], fontsize=8)
-        ratio = row.get("tidings", math.nan) / row["node"] if row.get("node") else math.nan
+        labels = [figure(value) for value in values]
+        axis.bar_label(bars, labels=labels, fontsize=8)
+        times = row.get("tidings", math.nan) / row["node"] if row.get("node") else math.nan
         better = {True: "higher is better", False: "lower is better", None: "context"}
         axis.set_title(
-            f"{metric.label} ({metric.unit})\ntidings/node {ratio:.2f}x, "
+            f"{metric.label} ({metric.unit})\ntidings/node {times:.2f}x, "
             f"{better[metric.higher_is_better]}",
             fontsize=8,
         )
@@ -684,7 +711,8 @@ def main() -> None:
     title = (
         f"tidings vs Node peer (Socket.IO {report['versions']['socket.io']} + redis-adapter), "
         f"C={clients}, R={jobs}, {rate:,.0f} updates/s fixed, {idle:,} idle connections\n"
-        f"{report['date']}, {report['machine']}"
+        f"{report['date']}, {report['machine']}, load average "
+        f"{report['load_average'][0]:.1f} at the end (other work shares the machine)"
     )
     chart(table, title, out / "vs_node.png")
     print(f"\nwrote {out}/vs_node.json and vs_node.png in {conditions['total_seconds']}s")
