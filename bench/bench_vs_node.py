@@ -560,7 +560,7 @@ def chart(table: dict[str, dict[str, float]], title: str, path: Path) -> None:
     shown = [metric for metric in METRICS if metric.key != "fixed_delivered"]
     columns = 6
     rows = math.ceil(len(shown) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows + 0.8))
+    canvas, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows + 0.8))
     colours = {"tidings": "#2b6cb0", "node": "#c05621", "tidings_memory": "#90cdf4"}
     names = {"tidings": "tidings", "node": "node peer", "tidings_memory": "tidings\n(memory)"}
     for axis, metric in zip(axes.flat, shown, strict=False):
@@ -583,10 +583,10 @@ def chart(table: dict[str, dict[str, float]], title: str, path: Path) -> None:
         axis.margins(y=0.2)
     for axis in list(axes.flat)[len(shown) :]:
         axis.axis("off")
-    figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    canvas.suptitle(title, fontsize=9)
+    canvas.tight_layout()
+    canvas.savefig(path, dpi=110)
+    plt.close(canvas)
 
 
 def main() -> None:
