@@ -339,12 +339,12 @@ def delivery(
         if pool:
             results = [json.loads(worker.line(60, "the worker to finish")) for worker in pool]
             updates = sum(result["updates"] / result["seconds"] for result in results)
-        received = 0
+        received = lost = 0
         latencies = array.array("d")
         for loader in loaders:
-            received += json.loads(loader.line(60, "a load client to finish").split(" ", 1)[1])[
-                "in_window"
-            ]
+            done = json.loads(loader.line(60, "a load client to finish").split(" ", 1)[1])
+            received += done["in_window"]
+            lost += done["lost"]
             loader.wait(30)
             with open(loader.out, "rb") as file:  # type: ignore[attr-defined]
                 latencies.frombytes(file.read())
@@ -361,6 +361,7 @@ def delivery(
             "worker_cpu_percent": sum(cpu[len(nodes) : len(nodes) + len(pool)]),
             "load_clients_cpu_percent": sum(cpu[len(nodes) + len(pool) :]),
             "clients": list(clients),
+            "connections_lost": lost,
         }
     finally:
         run.stop_all()
@@ -490,6 +491,7 @@ METRICS = [
     Metric("two_nodes_p99", "two nodes: p99 latency", "ms", False),
     Metric("two_nodes_cpu", "two nodes: CPU of both", "%", False),
     Metric("idle_node_cpu", "node without watchers: CPU", "%", False),
+    Metric("lost", "connections the server ended", "", None),
 ]
 
 
@@ -526,6 +528,7 @@ def summarize(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
         for key, (row, pick) in picks.items():
             if row in rows:
                 table[key][side] = float(pick(rows[row]))
+        table["lost"][side] = float(sum(row.get("connections_lost", 0) for row in rows.values()))
     return table
 
 
@@ -541,7 +544,7 @@ def print_table(table: dict[str, dict[str, float]]) -> None:
         times = tidings / node if node else math.nan
         baseline = row.get("tidings_memory")
         base = f"{figure(baseline):>11}" if baseline is not None else f"{'':11}"
-        label = f"{metric.label} ({metric.unit})"
+        label = metric.label + (f" ({metric.unit})" if metric.unit else "")
         print(f"{label:38} {figure(tidings):>11} {figure(node):>11} {times:12.2f}x {base}")
     print("baseline: tidings with its embedded memory store, the updates made inside the node")
     print(
@@ -557,7 +560,7 @@ def chart(table: dict[str, dict[str, float]], title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [metric for metric in METRICS if metric.key != "fixed_delivered"]
+    shown = [metric for metric in METRICS if metric.key not in ("fixed_delivered", "lost")]
     columns = 6
     rows = math.ceil(len(shown) / columns)
     canvas, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows + 0.8))
@@ -601,6 +604,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, help="seconds before each window (2; smoke 0.5)")
     parser.add_argument("--idle-connections", type=int, help="memory row (5,000; smoke 40)")
     parser.add_argument("--out", type=Path, help="results directory (bench/results)")
+    parser.add_argument("--only", help="rows to run, comma-separated (development)")
     parser.add_argument(
         "--saturation-workers", type=int, default=2, help="worker processes pushing saturation (2)"
     )
@@ -665,10 +669,15 @@ def main() -> None:
     ]
     try:
         for row, sides, measure in plan:
+            if args.only and row not in args.only.split(","):
+                continue
             for side in SIDES if sides == "*" else (sides,):
                 begun = time.monotonic()
                 runs[side][row] = measure(side)
                 print(f"  {row:12} {side:15} {time.monotonic() - begun:5.1f}s", flush=True)
+    except BaseException:
+        print(f"the servers' logs are kept in {logs}", file=sys.stderr)
+        raise
     finally:
         run.stop_all()
         redis.stop()

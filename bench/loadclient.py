@@ -8,7 +8,8 @@ wall clock) the worker puts in the update's ``extra``.
 
 Protocol with the parent: prints ``ready {...}`` once every connection is subscribed; then reads
 ``go FROM TO`` (seconds since ``--t0``: the measuring window) or ``quit`` on stdin. After the
-window it writes its latencies (float64, seconds) to ``--out`` and prints ``done {...}``.
+window it writes its latencies (float64, seconds) to ``--out`` and prints ``done {...}``, which
+counts the connections the server ended (``lost``: a benchmark client never reconnects).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Stats:
         self.start = float("inf")
         self.end = float("-inf")
         self.received = 0
+        self.lost = 0
         self.in_window = 0
         self.latencies = array.array("d")
 
@@ -83,6 +85,9 @@ async def listen(ws: aiohttp.ClientWebSocketResponse, stats: Stats) -> None:
             await ws.send_str("3")
         elif data.startswith("42"):
             stats.record(data)
+        elif data.startswith("1") or data.startswith("41"):
+            break  # the server closed the connection or the namespace
+    stats.lost += 1  # cancelled when the client closes it: only the server's ending counts
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -119,14 +124,14 @@ async def run(args: argparse.Namespace) -> None:
         if command and command[0] == "go":
             stats.start, stats.end = float(command[1]), float(command[2])
             await asyncio.sleep(max(0.0, stats.end - (time.time() - args.t0)) + args.drain)
-        for ws in sockets:
-            await ws.close()
         for task in listeners:
             task.cancel()
         await asyncio.gather(*listeners, return_exceptions=True)
+        for ws in sockets:
+            await ws.close()
     if args.out:
         await asyncio.to_thread(Path(args.out).write_bytes, stats.latencies.tobytes())
-    done = {"received": stats.received, "in_window": stats.in_window}
+    done = {"received": stats.received, "in_window": stats.in_window, "lost": stats.lost}
     print("done " + json.dumps(done), flush=True)
 
 
