@@ -13,11 +13,13 @@ websockets). Servers are pinned to one core; Redis, the clients and the worker t
 
 Rows (for each of tidings and the peer):
 
-- saturation: deliveries/s at C clients, R jobs (C/R watchers per job), the worker as fast as it
-  goes (the server's CPU says whether the server was the limit);
-- fixed rate: p50/p99 emit -> client latency and server CPU at 10 x R updates/s... that is
-  10,000 deliveries/s (1,000 updates/s) at C=1,000;
-- worker: one worker process's updates/s (Redis only, no node);
+- saturation: deliveries/s at C clients, R jobs (C/R watchers per job), two workers as fast as
+  they go. On two cores the first thing to run out may be the other core (workers, clients,
+  Redis) or the neighbours' share of the server core: the JSON has every process's CPU %;
+- fixed rate: p50/p99 emit -> client latency and server CPU at 1,000 updates/s, that is
+  10,000 deliveries/s at C=1,000, R=100; and from it, deliveries per server CPU-second, the
+  figure that estimates one free core's saturation whatever else the machine runs;
+- worker: one worker process's updates/s and its CPU per update (Redis only, no node);
 - idle memory per connection: RSS delta / connections at 5,000 subscribed connections;
 - two nodes through Redis: C clients split over two nodes at the fixed rate;
 - a node with no watchers while the updates go to another node: its CPU %.
