@@ -19,6 +19,7 @@ Rows (for each of tidings and the peer):
 - fixed rate: p50/p99 emit -> client latency and server CPU at 1,000 updates/s, that is
   10,000 deliveries/s at C=1,000, R=100; and from it, deliveries per server CPU-second, the
   figure that estimates one free core's saturation whatever else the machine runs;
+- light: the same at a quarter of the rate, the latency of a server that keeps up;
 - worker: one worker process's updates/s and its CPU per update (Redis only, no node);
 - idle memory per connection: RSS delta / connections at 5,000 subscribed connections;
 - two nodes through Redis: C clients split over two nodes at the fixed rate;
@@ -485,7 +486,9 @@ METRICS = [
     Metric("fixed_p50", "p50 latency at the fixed rate", "ms", False),
     Metric("fixed_p99", "p99 latency at the fixed rate", "ms", False),
     Metric("fixed_cpu", "server CPU at the fixed rate", "%", False),
-    Metric("fixed_delivered", "deliveries/s at the fixed rate", "/s", None),
+    Metric("fixed_delivered", "deliveries/s at the fixed rate", "/s", True),
+    Metric("light_p50", "p50 latency at a quarter of the rate", "ms", False),
+    Metric("light_p99", "p99 latency at a quarter of the rate", "ms", False),
     Metric("efficiency", "deliveries per server CPU-second", "/s", True),
     Metric("worker", "one worker's updates/s", "/s", True),
     Metric("worker_cost", "worker CPU per update", "ms", False),
@@ -512,6 +515,8 @@ def summarize(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
             "fixed_p99": ("fixed", lambda r: r["p99_ms"]),
             "fixed_cpu": ("fixed", lambda r: r["node_cpu_percent"][0]),
             "fixed_delivered": ("fixed", lambda r: r["deliveries_per_s"]),
+            "light_p50": ("light", lambda r: r["p50_ms"]),
+            "light_p99": ("light", lambda r: r["p99_ms"]),
             "worker": ("worker", lambda r: r["worker_updates_per_s"]),
             "idle_memory": ("idle_memory", lambda r: r["kib_per_connection"]),
             "two_nodes_p99": ("two_nodes", lambda r: r["p99_ms"]),
@@ -539,7 +544,7 @@ def figure(value: float) -> str:
 
 
 def print_table(table: dict[str, dict[str, float]]) -> None:
-    print(f"\n{'':38} {'tidings':>11} {'node peer':>11} {'tidings/node':>13} {'baseline':>11}")
+    print(f"\n{'':42} {'tidings':>11} {'node peer':>11} {'tidings/node':>13} {'baseline':>11}")
     for metric in METRICS:
         row = table[metric.key]
         tidings, node = row.get("tidings", math.nan), row.get("node", math.nan)
@@ -547,7 +552,7 @@ def print_table(table: dict[str, dict[str, float]]) -> None:
         baseline = row.get("tidings_memory")
         base = f"{figure(baseline):>11}" if baseline is not None else f"{'':11}"
         label = metric.label + (f" ({metric.unit})" if metric.unit else "")
-        print(f"{label:38} {figure(tidings):>11} {figure(node):>11} {times:12.2f}x {base}")
+        print(f"{label:42} {figure(tidings):>11} {figure(node):>11} {times:12.2f}x {base}")
     print("baseline: tidings with its embedded memory store, the updates made inside the node")
     print(
         "deliveries per server CPU-second (at the fixed rate) estimates the saturation of one\n"
@@ -562,8 +567,8 @@ def chart(table: dict[str, dict[str, float]], title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [metric for metric in METRICS if metric.key not in ("fixed_delivered", "lost")]
-    columns = 6
+    shown = [metric for metric in METRICS if metric.key != "lost"]
+    columns = 5
     rows = math.ceil(len(shown) / columns)
     canvas, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows + 0.8))
     colours = {"tidings": "#2b6cb0", "node": "#c05621", "tidings_memory": "#90cdf4"}
@@ -653,6 +658,7 @@ def main() -> None:
             ),
         ),
         ("fixed", "*", lambda side: delivery(run, side, clients=[clients], rate=rate, **pace)),
+        ("light", "*", lambda side: delivery(run, side, clients=[clients], rate=rate / 4, **pace)),
         ("worker", "*", lambda side: worker_only(run, side, jobs, seconds)),
         ("idle_memory", "*", lambda side: idle_memory(run, side, idle, jobs, settle)),
         ("two_nodes", "*", lambda side: delivery(run, side, clients=half, rate=rate, **pace)),
