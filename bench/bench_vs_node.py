@@ -508,7 +508,7 @@ def summarize(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
     """metric key -> side -> value (the baseline side where it was measured)."""
     table: dict[str, dict[str, float]] = {metric.key: {} for metric in METRICS}
     for side, rows in runs.items():
-        picks = {
+        picks: dict[str, tuple[str, Callable[[dict[str, Any]], float]]] = {
             "saturation": ("saturation", lambda r: r["deliveries_per_s"]),
             "saturation_cpu": ("saturation", lambda r: r["node_cpu_percent"][0]),
             "fixed_p50": ("fixed", lambda r: r["p50_ms"]),
@@ -647,7 +647,7 @@ def main() -> None:
     run = Run(redis.url, logs, server_core, other_core)
     started = time.monotonic()
     runs: dict[str, dict[str, Any]] = {side: {} for side in (*SIDES, "tidings_memory")}
-    pace = {"jobs": jobs, "warmup": warmup, "seconds": seconds}
+    pace: dict[str, Any] = {"jobs": jobs, "warmup": warmup, "seconds": seconds}
     half = [clients // 2, clients - clients // 2]
     plan: list[tuple[str, str, Callable[[str], dict[str, Any]]]] = [
         (
@@ -710,7 +710,7 @@ def main() -> None:
         "saturation_workers": args.saturation_workers,
         "total_seconds": round(time.monotonic() - started, 1),
     }
-    report = {
+    report: dict[str, Any] = {
         "date": when.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "load_average": os.getloadavg(),

@@ -39,14 +39,16 @@ def build(args: argparse.Namespace) -> web.Application:
         duration = float(request.query["duration"])
         update = updater(emitter(), args.jobs, args.prefix, args.t0)
         task: asyncio.Task[object] = asyncio.create_task(pace(update, rate, duration, 64))
-        app[TASKS].add(task)
-        task.add_done_callback(app[TASKS].discard)
+        tasks: set[asyncio.Task[object]] = app[TASKS]
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         return web.json_response({"ok": True})
 
     async def stop_tasks(app: web.Application) -> None:
-        for task in list(app[TASKS]):
+        tasks: set[asyncio.Task[object]] = app[TASKS]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*app[TASKS], return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     app.router.add_get("/bench/prime", prime)
     app.router.add_get("/bench/start", start)
