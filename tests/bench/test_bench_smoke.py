@@ -1,0 +1,43 @@
+"""bench/bench_vs_node.py runs end to end in its smoke mode, so that it cannot rot.
+
+It asserts only that the benchmark ran and measured every row (figures are never assertions in
+the suite). Node, npm and redis-server are required, not optional: a missing one fails the test
+with a sentence saying so (``.ci/run`` installs them), it is never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = {"saturation", "fixed", "light", "worker", "idle_memory", "two_nodes", "idle_node"}
+
+
+@pytest.mark.timeout(150)
+def test_bench_vs_node_runs_in_smoke_mode(tmp_path: Path) -> None:
+    missing = [tool for tool in ("node", "npm", "redis-server") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"the benchmark needs {', '.join(missing)} (.ci/run installs them)")
+
+    done = subprocess.run(
+        [sys.executable, "bench/bench_vs_node.py", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=140,
+    )
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "vs_node.json").read_text())
+    assert report["conditions"]["smoke"] is True
+    for side in ("tidings", "node"):
+        assert set(report["runs"][side]) == ROWS, side
+        assert report["runs"][side]["fixed"]["deliveries_per_s"] > 0, side
+    assert report["runs"]["tidings_memory"]["fixed"]["deliveries_per_s"] > 0
+    assert (tmp_path / "vs_node.png").read_bytes().startswith(b"\x89PNG")
