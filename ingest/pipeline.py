@@ -153,6 +153,7 @@ class Pipeline:
         if pool is None:
             return await asyncio.to_thread(function, *args)
         if self._deadline is None:
+            await pool.start()  # the budget is the file's, not the processes' start
             self._deadline = asyncio.get_running_loop().time() + self.parsing.budget
         try:
             return await pool.run(self._deadline, function, *args)

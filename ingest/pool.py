@@ -51,18 +51,20 @@ class ParsePool:
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.processes, mp_context=self._context)
 
-    async def _start(self) -> None:
-        """Wait (untimed, but bounded) for the first process: its start is not a file's cost."""
+    async def start(self) -> float:
+        """Wait (bounded) for a first process; the seconds waited, which no file is charged."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         if self._started is None:
-            loop = asyncio.get_running_loop()
             self._started = loop.run_in_executor(self._executor, _ready)
         await asyncio.wait_for(asyncio.shield(self._started), START_ALLOWANCE)
+        return loop.time() - began
 
     async def run(self, deadline: float, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` in a worker process; ``Overrun`` once the loop time passes
-        ``deadline``."""
-        await self._start()
+        ``deadline``, not counting the time processes take to start."""
         for attempt in (1, 2):
+            deadline += await self.start()
             executor = self._executor
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(executor, function, *args)
@@ -78,7 +80,6 @@ class ParsePool:
                     raise
                 if executor is self._executor:
                     self._replace(executor)
-                await self._start()
         raise AssertionError("unreachable")
 
     def _replace(self, executor: ProcessPoolExecutor) -> None:
