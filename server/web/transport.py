@@ -29,7 +29,6 @@ from typing import Any, Final
 import engineio
 import socketio
 from aiohttp import WSCloseCode, web
-from engineio import exceptions as eio_exceptions
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.async_socket import AsyncSocket
 from socketio import packet as sio_packet
@@ -49,7 +48,8 @@ _WEBSOCKET: Final = web.RequestKey("tidings_websocket", web.WebSocketResponse)
 
 
 class QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The libraries' logger: warnings and errors counted, one line per interval, no traceback.
+    """The libraries' logger: no info lines, warnings and errors counted, one line per interval,
+    no traceback.
 
     python-engineio and python-socketio log a traceback for every packet a handler fails on;
     ten thousand three-byte packets made 16 MB of log. The first failure of an interval is
@@ -64,9 +64,7 @@ class QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
         if level < logging.WARNING:
-            if self.isEnabledFor(level):
-                self.logger.log(level, msg, *args)
-            return
+            return  # a line per packet, with the packet in it: amplification of its own
         exc_info = kwargs.pop("exc_info", None)
         now = time.monotonic()
         if now - self._last < self.interval:
@@ -133,17 +131,21 @@ class _WebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
 
 
 class _PollingSocket(AsyncSocket):  # type: ignore[misc]
-    """An Engine.IO session whose undecodable polling payload ends it with a 400.
+    """An Engine.IO session that an undecodable polling payload ends.
 
-    The library logs a traceback for such a payload and answers 200, so the client keeps going.
+    The library logs a traceback for such a payload and answers 200, so the client keeps going
+    (and raising its ``EngineIOError`` instead would wait forever for a poll to drain the queue).
     """
+
+    malformed = False
 
     async def handle_post_request(self, environ: dict[str, Any]) -> None:
         try:
             await super().handle_post_request(environ)
-        except ValueError as exc:  # a bad packet type, an empty packet, bad base64, bad UTF-8
+        except ValueError:  # a bad packet type, an empty packet, bad base64, bad UTF-8
             self.server.strike(self.sid, "malformed polling payload", fatal=True)
-            raise eio_exceptions.EngineIOError() from exc
+            self.malformed = True
+            await self.close(wait=False, abort=False, reason=self.server.reason.TRANSPORT_ERROR)
 
 
 class TidingsEngine(engineio.AsyncServer):  # type: ignore[misc]
@@ -184,11 +186,15 @@ class TidingsEngine(engineio.AsyncServer):  # type: ignore[misc]
         request: web.Request = args[0]
         sid = request.query.get("sid")
         if sid is not None:
-            socket = self.sockets.get(sid)
-            if socket is not None and socket.closed:
+            closed = self.sockets.get(sid)
+            if closed is not None and closed.closed:
                 self.sockets.pop(sid, None)  # the library would raise KeyError
+        socket = self.sockets.get(sid) if sid is not None else None
         try:
             response: web.StreamResponse = await super().handle_request(*args, **kwargs)
+            if getattr(socket, "malformed", False):
+                self.sockets.pop(sid, None)
+                return web.Response(status=400, text="Malformed payload")
         except Exception:
             websocket = request.get(_WEBSOCKET)
             if websocket is None or not websocket.prepared:

@@ -81,6 +81,15 @@ def log_size(server: ServerProcess) -> int:
     return server.log.stat().st_size
 
 
+def log_since(server: ServerProcess, offset: int) -> str:
+    """What the node logged after ``offset``, less the access log (the control's requests)."""
+    assert server.log is not None
+    with server.log.open("rb") as stream:
+        stream.seek(offset)
+        text = stream.read().decode(errors="replace")
+    return "".join(line for line in text.splitlines(True) if " aiohttp.access: " not in line)
+
+
 class _TimedWatcher(Watcher):
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -189,6 +198,7 @@ class RawWebSocket:
         self.reader = reader
         self.writer = writer
         self.raw = b""
+        self.ended = False
 
     @classmethod
     async def open(cls, url: str, query: str = "EIO=4&transport=websocket") -> RawWebSocket:
@@ -232,10 +242,14 @@ class RawWebSocket:
         return not self.writer.is_closing()
 
     async def frames(self, within: float) -> list[tuple[int, bytes]]:
-        """The frames the server sends in ``within`` s or until it closes; a close ends the list."""
+        """The frames the server sends in ``within`` s or until it closes; a close ends the list.
+
+        ``ended`` tells whether the server ended the connection: a close frame, the end of the
+        stream, or a reset (a server that closes with unread bytes from us resets).
+        """
         found: list[tuple[int, bytes]] = []
         deadline = time.monotonic() + within
-        with contextlib.suppress(TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+        try:
             while (left := deadline - time.monotonic()) > 0:
                 head = await asyncio.wait_for(self.reader.readexactly(2), left)
                 size = head[1] & 0x7F
@@ -250,15 +264,23 @@ class RawWebSocket:
                 self.raw += head + extra + payload
                 found.append((head[0] & 0x0F, payload))
                 if head[0] & 0x0F == 8:
+                    self.ended = True
                     break
+        except TimeoutError:
+            pass
+        except asyncio.IncompleteReadError as exc:
+            self.raw += exc.partial
+            self.ended = True
+        except ConnectionError:
+            self.ended = True
         with contextlib.suppress(Exception):
             self.raw += await asyncio.wait_for(self.reader.read(), 0.5)
         return found
 
     async def closed_by_server(self, within: float) -> bool:
-        """Whether the server sends a close frame or ends the connection within ``within`` s."""
-        frames = await self.frames(within)
-        return any(opcode == 8 for opcode, _ in frames) or self.reader.at_eof()
+        """Whether the server ends the connection within ``within`` s."""
+        await self.frames(within)
+        return self.ended
 
     async def close(self) -> None:
         self.writer.close()
