@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
+from aiohttp.web_protocol import RequestPayloadError
 from tidings.auth import Principal
 from tidings.errors import (
     Forbidden,
@@ -109,7 +110,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         code = _HTTP_CODES.get(exc.status, "http_error")
         body = {"error": {"code": code, "message": exc.reason + "."}}
         return web.json_response(body, status=exc.status, headers=_allow(exc))
-    except HttpProcessingError as exc:  # what aiohttp's parsers refuse inside a body
+    except (HttpProcessingError, RequestPayloadError) as exc:  # aiohttp's parsers refused a body
         logger.info("%s %s: malformed body: %s", request.method, request.path, exc)
         body = {"error": {"code": "invalid_request", "message": "The request body is malformed."}}
         return web.json_response(body, status=400)
