@@ -41,8 +41,8 @@ class Settings(BaseSettings):
 
     #: Wrong credentials (API key or token) one client address may present per second, and at
     #: once; past them it gets 429 until its bucket refills.
-    auth_failure_rate: float = Field(1.0, gt=0)
-    auth_failure_burst: int = Field(20, ge=1)
+    auth_failure_rate: float = Field(2.0, gt=0)
+    auth_failure_burst: int = Field(100, ge=1)
 
     upload_dir: Path | None = None
     max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 
 from tests.support import ServerProcess, Watcher
 
@@ -91,8 +92,8 @@ def log_since(server: ServerProcess, offset: int) -> str:
 
 
 class _TimedWatcher(Watcher):
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, auth: dict[str, Any] | None) -> None:
+        super().__init__(url, auth)
         self.arrived: dict[int, float] = {}
 
     def _apply(self, event: dict[str, Any]) -> None:
@@ -103,11 +104,15 @@ class _TimedWatcher(Watcher):
 class Control:
     """Another user of the node under attack; ``async with control(url) as c: <attack>``."""
 
-    def __init__(self, url: str, interval: float = 0.05) -> None:
+    def __init__(self, url: str, secret: str | None = None, interval: float = 0.05) -> None:
         self.url = url
         self.interval = interval
         self.job_id = f"control-{uuid.uuid4().hex[:12]}"
-        self.watcher = _TimedWatcher(url)
+        auth = None
+        if secret is not None:  # a token naming the control job
+            claims = {"sub": "control", "exp": int(time.time()) + 600, "jobs": [self.job_id]}
+            auth = {"token": jwt.encode(claims, secret, "HS256")}
+        self.watcher = _TimedWatcher(url, auth)
         self.sent: dict[int, float] = {}
         self.healthz: list[float] = []
         self.failures: list[str] = []
@@ -155,6 +160,10 @@ class Control:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for _ in range(200):  # a short attack: still, probe the node after it a few times
+            if len(self.healthz) >= 3:
+                break
+            await asyncio.sleep(self.interval)
         self._stop.set()
         await self._task
         try:
@@ -186,8 +195,8 @@ class Control:
 
 
 @contextlib.asynccontextmanager
-async def control(url: str) -> AsyncIterator[Control]:
-    async with Control(url) as running:
+async def control(url: str, secret: str | None = None) -> AsyncIterator[Control]:
+    async with Control(url, secret) as running:
         yield running
 
 
