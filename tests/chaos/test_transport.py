@@ -62,8 +62,9 @@ async def test_a_binary_event_header_closes_the_connection_at_once(
         header = '45999999999-["subscribe",{"_placeholder":true,"num":0}]'
         assert await socket.send(header)
         sent = 0
-        while sent < 40 * MB and await socket.send(b"\x04" + b"x" * (MAX_PAYLOAD - 1)):
-            sent += MAX_PAYLOAD
+        attachment = b"x" * 60_000  # within maxPayload: refused for being binary, not large
+        while sent < 40 * MB and await socket.send(attachment):
+            sent += len(attachment)
         closed = await socket.closed_by_server(5)
         await socket.close()
     grown = rss(server.process.pid) - before
