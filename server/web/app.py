@@ -66,7 +66,13 @@ def create_app(settings: Settings | None = None) -> web.Application:
         middlewares.insert(0, cors_middleware(settings.cors_origins))
     if not settings.ws_compression:
         middlewares.append(no_ws_compression)
-    app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BODY)
+    app = web.Application(
+        middlewares=middlewares,
+        client_max_size=MAX_REQUEST_BODY,
+        # What aiohttp's HTTP parser refuses (every handler error is the middleware's) is logged
+        # with a traceback per request: one line per interval instead.
+        handler_args={"logger": QuietLogger(logging.getLogger("aiohttp.server"))},
+    )
     app[SETTINGS] = settings
     app[THROTTLE] = FailureThrottle(settings.auth_failure_rate, settings.auth_failure_burst)
 

@@ -154,3 +154,21 @@ async def test_every_route_answers_a_bad_input_in_json(server: ServerProcess) ->
             assert 400 <= reply.status < 500, (path, reply.status, answer)
             assert reply.content_type == "application/json", path
             assert set(answer["error"]) == {"code", "message"}, path
+
+
+async def test_requests_aiohttp_refuses_cost_no_traceback_each(server: ServerProcess) -> None:
+    """aiohttp logs a traceback for each request its parser refuses; here, a line a while."""
+    import asyncio
+
+    before = log_size(server)
+    async with control(server.url, SECRET):
+        for _ in range(200):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20_000 + b"\r\n\r\n")
+            await writer.drain()
+            answer = await reader.read()
+            writer.close()
+            assert answer.startswith(b"HTTP/1.0 400 "), answer[:100]
+    logged = log_since(server, before)
+    print(f"\n200 refused requests: {len(logged)} bytes of log besides the access log")
+    assert "Traceback" not in logged and len(logged) < 4096, logged[-2000:]
