@@ -569,7 +569,7 @@ def _analyse_json(path: Path, filename: str, extension: str, limits: Limits) -> 
         head = _head(path).decode("utf-8-sig", "ignore")
         if not head.strip():
             raise _no_data(filename)
-        if extension in JSON_LINES_EXTENSIONS or _first_line_is_a_value(head):
+        if extension in JSON_LINES_EXTENSIONS or _first_line_is_a_value(head, limits):
             return _json_records(_json_lines(path, filename, limits), "lines", None)
     text = _json_document(path, filename, limits)
     if not text.strip():
@@ -588,9 +588,12 @@ def _analyse_json(path: Path, filename: str, extension: str, limits: Limits) -> 
     return _json_records(records, shape, records_path)
 
 
-def _first_line_is_a_value(head: str) -> bool:
-    """Whether a large file without a JSON Lines name is one: its first line decodes alone."""
-    first = head.lstrip().split("\n", 1)[0]
+def _first_line_is_a_value(head: str, limits: Limits) -> bool:
+    """Whether a large file without a JSON Lines name is one: its first line, a line within the
+    limit with more after it, decodes alone."""
+    first, newline, _ = head.lstrip().partition("\n")
+    if not newline or len(first) > limits.line:
+        return False
     try:
         json.loads(first)
     except ValueError:
