@@ -9,7 +9,8 @@ What ``TidingsServer`` and ``TidingsEngine`` add to their base classes, and why:
 - **Malformed packets cost a counter.** The library answers each packet it cannot decode with a
   logged traceback; here each one adds to ``malformed`` and to its connection's strikes, and at
   most one log line per ``LOG_INTERVAL`` says how many there were. A connection that reaches
-  ``MAX_STRIKES`` is closed.
+  ``MAX_STRIKES`` is closed. A second CONNECT to a namespace the connection is in counts too:
+  the library would open one more session for each.
 - **Nothing HTTP is written into an upgraded stream.** A failure inside the websocket handler
   would otherwise reach the error middleware, which would write a 500 reply into the websocket.
   Engine.IO packets are checked before the library decodes them, and whatever still fails ends
@@ -242,7 +243,7 @@ class TidingsServer(socketio.AsyncServer):  # type: ignore[misc]
             return
         namespace = pkt.namespace or "/"
         connected = self.manager.sid_from_eio_sid(eio_sid, namespace) is not None
-        if kind == sio_packet.CONNECT:
+        if kind == sio_packet.CONNECT and not connected:
             await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
         elif kind == sio_packet.DISCONNECT:
             await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)

@@ -17,7 +17,7 @@ import re
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -250,7 +250,9 @@ class RawWebSocket:
             return False
         return not self.writer.is_closing()
 
-    async def frames(self, within: float) -> list[tuple[int, bytes]]:
+    async def frames(
+        self, within: float, until: Callable[[bytes], bool] | None = None
+    ) -> list[tuple[int, bytes]]:
         """The frames the server sends in ``within`` s or until it closes; a close ends the list.
 
         ``ended`` tells whether the server ended the connection: a close frame, the end of the
@@ -275,6 +277,8 @@ class RawWebSocket:
                 if head[0] & 0x0F == 8:
                     self.ended = True
                     break
+                if until is not None and until(payload):
+                    return found
         except TimeoutError:
             pass
         except asyncio.IncompleteReadError as exc:

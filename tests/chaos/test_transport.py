@@ -41,15 +41,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 async def _connected(url: str) -> RawWebSocket:
     """A raw websocket past the Engine.IO open and the Socket.IO connect of ``/``."""
     socket = await RawWebSocket.open(url)
-    frames = await socket.frames(2)
+    frames = await socket.frames(10, until=lambda payload: payload.startswith(b"0{"))
     opened = json.loads(frames[0][1].decode()[1:])
     assert opened["maxPayload"] == MAX_PAYLOAD
     assert await socket.send("40")
-    for _ in range(20):
-        frames = await socket.frames(0.5)
-        if any(payload.startswith(b"40{") for _, payload in frames):
-            return socket
-    raise AssertionError("no Socket.IO connect")
+    frames = await socket.frames(10, until=lambda payload: payload.startswith(b"40{"))
+    assert frames and frames[-1][1].startswith(b"40{"), frames
+    return socket
 
 
 async def test_a_binary_event_header_closes_the_connection_at_once(
@@ -79,7 +77,7 @@ async def test_garbage_on_a_socket_costs_a_counter_and_closes_it(server: ServerP
     log_before, cpu_before = log_size(server), cpu_seconds(server.process.pid)
     async with control(server.url):
         socket = await RawWebSocket.open(server.url)
-        await socket.frames(1)  # the Engine.IO open; no Socket.IO connect on purpose
+        await socket.frames(10, until=lambda p: p.startswith(b"0{"))  # no Socket.IO connect
         packets = 0
         while packets < 5000 and await socket.send("42["):  # 15 KB of 3-byte packets
             packets += 1
@@ -92,13 +90,25 @@ async def test_garbage_on_a_socket_costs_a_counter_and_closes_it(server: ServerP
     assert len(logged) < LOG_BOUND, logged[-2000:]
 
 
+async def test_connecting_again_and_again_closes_the_connection(server: ServerProcess) -> None:
+    """Each CONNECT opened one more session of the namespace on the same connection."""
+    async with control(server.url):
+        socket = await _connected(server.url)
+        sent = 0
+        while sent < 2000 and await socket.send("40"):
+            sent += 1
+        closed = await socket.closed_by_server(5)
+        await socket.close()
+    assert closed, "the server took every CONNECT on one connection"
+
+
 @pytest.mark.parametrize("garbage", ["", "x", "b!!", "9"])
 async def test_no_http_reply_is_written_into_a_websocket(
     server: ServerProcess, garbage: str
 ) -> None:
     async with control(server.url):
         socket = await RawWebSocket.open(server.url)
-        await socket.frames(1)
+        await socket.frames(10, until=lambda p: p.startswith(b"0{"))  # the Engine.IO open
         for _ in range(3):
             await socket.send(garbage)
         closed = await socket.closed_by_server(5)
@@ -117,7 +127,7 @@ async def test_the_advertised_payload_limit_is_the_enforced_one(
     frame = head + "a" * (size - len(head) - len(tail)) + tail
     assert len(frame.encode()) == size
     await socket.send(frame)
-    frames = await socket.frames(3)
+    frames = await socket.frames(5, until=lambda payload: payload.startswith(b"431"))
     await socket.close()
     if accepted:
         assert not socket.ended
