@@ -73,13 +73,11 @@ class QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             return
         self._last, suppressed, self.suppressed = now, self.suppressed, 0
         reason = _exception_name() if exc_info else ""
-        self.logger.log(
-            level,
-            "%s%s (%d more like it not logged)",
-            (str(msg) % args if args else str(msg))[:200],
-            reason,
-            suppressed,
-        )
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):  # a message that is not a format string after all
+            text = f"{msg} {args!r}"
+        self.logger.log(level, "%s%s (%d more like it not logged)", text[:200], reason, suppressed)
 
     def exception(self, msg: object, *args: Any, **kwargs: Any) -> None:
         self.log(logging.ERROR, msg, *args, exc_info=True)
