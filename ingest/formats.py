@@ -4,7 +4,14 @@
 are parsed whole by the standard library) and returns its kind, records, fields with their
 types, format details and one 64-bit hash per record, which delta analysis compares with the
 previous upload of the same name. A file that cannot be read raises ``BadFile`` with a sentence
-a person can act on. Everything here is synchronous: the pipeline runs it in a worker thread.
+a person can act on. Everything here is synchronous: the pipeline runs it in a worker process
+(``pool.ParsePool``), where it cannot hold the server's GIL and has a time budget.
+
+What one parse may hold is bounded by ``Limits``, proportional to the upload limit: a CSV record,
+a JSON line or a text line; a JSON document or e-mail parsed whole; the JSON objects and arrays
+decoded from one document. Past a limit the file fails with a sentence naming it. The CSV dialect
+and header are told by counting, without regular expressions that could backtrack: the standard
+library's ``csv.Sniffer`` froze a node for half a minute on a 60 KB file.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import csv
 import json
 import re
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email import policy
@@ -32,10 +40,12 @@ if TYPE_CHECKING:
     from _csv import Reader as CsvReader
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "Analysis",
     "ColumnTyper",
     "Field",
     "Kind",
+    "Limits",
     "analyse",
     "detect_kind",
     "texts_of",
@@ -62,6 +72,9 @@ MAX_FIELDS: Final = 200
 MAX_LISTED: Final = 50
 #: Longest subject or header text kept in a result.
 MAX_HEADER_TEXT: Final = 200
+
+#: Non-blank lines of the head that decide a CSV dialect and header.
+SAMPLE_LINES: Final = 50
 
 _ROW_SEPARATOR: Final = "\x1f"
 _DELIMITERS: Final = ",;\t|"
@@ -167,6 +180,48 @@ def _is_typed(cell: str) -> bool:
     return any(_STRING_TESTS[kind](cell) for kind in _STRING_TESTS if kind != "boolean")
 
 
+# --- limits ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one parse may hold; ``for_upload`` scales them with the upload limit.
+
+    ``line``: characters of one CSV record, JSON line or text line (a CSV made of two 20 MB lines
+    of 2-byte cells once took 526 MB). ``document``: bytes of a JSON document or an e-mail parsed
+    whole. ``containers``: JSON objects and arrays in one document (an empty object costs 64
+    bytes in Python and 3 in the file: a 10 MB array of them took 287 MB).
+    """
+
+    line: int
+    document: int
+    containers: int
+
+    @classmethod
+    def for_upload(cls, max_upload_bytes: int) -> Limits:
+        document = max(64 * 1024, max_upload_bytes // 10)
+        line = max(64 * 1024, min(max_upload_bytes // 100, 4 * 1024 * 1024))
+        return cls(line=line, document=document, containers=document // 16)
+
+
+DEFAULT_LIMITS: Final = Limits.for_upload(100 * 1024 * 1024)
+
+
+def _line_too_long(filename: str, what: str, limits: Limits) -> BadFile:
+    return BadFile(
+        f"{filename} has {what} longer than {limits.line:,} characters, the longest I read. "
+        "Check that it is the file you meant, or split its lines."
+    )
+
+
+def _bounded_lines(stream: Any, filename: str, what: str, limits: Limits) -> Iterator[str]:
+    """The stream's lines, each at most ``limits.line`` characters (``BadFile`` past that)."""
+    while line := stream.readline(limits.line + 1):
+        if len(line) > limits.line:
+            raise _line_too_long(filename, what, limits)
+        yield line
+
+
 # --- results ---------------------------------------------------------------------------------
 
 
@@ -194,7 +249,9 @@ class Analysis:
         return [item.name for item in self.fields]
 
 
-def analyse(path: Path, filename: str, fingerprint: Fingerprint) -> Analysis:
+def analyse(
+    path: Path, filename: str, fingerprint: Fingerprint, limits: Limits = DEFAULT_LIMITS
+) -> Analysis:
     """Tell the file's kind and read its structure; ``BadFile`` when it cannot be read."""
     head = _head(path)
     kind = detect_kind(filename, head)
@@ -202,12 +259,12 @@ def analyse(path: Path, filename: str, fingerprint: Fingerprint) -> Analysis:
         _require_text(filename, head, fingerprint)
     try:
         if kind == "csv":
-            return _analyse_csv(path, filename, _extension(filename))
+            return _analyse_csv(path, filename, _extension(filename), limits)
         if kind == "json":
-            return _analyse_json(path, filename, _extension(filename))
+            return _analyse_json(path, filename, _extension(filename), limits)
         if kind == "email":
-            return _analyse_email(path, filename)
-        return _analyse_text(path, filename)
+            return _analyse_email(path, filename, limits)
+        return _analyse_text(path, filename, limits)
     except RecursionError as exc:
         raise BadFile(f"{filename} is nested too deeply to be read.") from exc
 
@@ -280,19 +337,66 @@ class _Dialect:
     skipinitialspace: bool
 
 
+def _sample_rows(lines: list[str], delimiter: str, quotechar: str) -> list[list[str]]:
+    try:
+        reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar, doublequote=True)
+        return [row for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error:
+        return []
+
+
 def _sniff(sample: str) -> _Dialect | None:
-    try:
-        found = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS)
-    except csv.Error:
-        return None
-    return _Dialect(found.delimiter, found.quotechar or '"', bool(found.skipinitialspace))
+    """The delimiter and quote that cut the sample's first lines into rows of one width.
+
+    Every candidate (four delimiters, two quotes) reads the first ``SAMPLE_LINES`` non-blank
+    lines with the csv module, which is linear; the one whose most common width (at least 2)
+    covers most rows wins, then the wider, then the double quote, then the earlier delimiter.
+    """
+    lines = [line for line in sample.splitlines(keepends=True) if line.strip()][:SAMPLE_LINES]
+    best: tuple[tuple[float, int, bool, int], _Dialect] | None = None
+    for order, delimiter in enumerate(_DELIMITERS):
+        if not any(delimiter in line for line in lines):
+            continue
+        for quotechar in ('"', "'"):
+            rows = _sample_rows(lines, delimiter, quotechar)
+            if not rows:
+                continue
+            widths = Counter(len(row) for row in rows)
+            width, count = max(widths.items(), key=lambda item: (item[1], item[0]))
+            if width < 2:
+                continue
+            score = (count / len(rows), width, quotechar == '"', -order)
+            if best is None or score > best[0]:
+                spaced = sum(line.count(delimiter + " ") for line in lines)
+                total = sum(line.count(delimiter) for line in lines)
+                best = (score, _Dialect(delimiter, quotechar, spaced * 2 > total))
+    return None if best is None else best[1]
 
 
-def _sniffed_header(sample: str) -> bool:
-    try:
-        return csv.Sniffer().has_header(sample)
-    except csv.Error:
-        return False
+def _header_by_columns(first: list[str], rest: list[list[str]]) -> bool:
+    """Whether the first row stands apart from the rows below it, column by column.
+
+    A column votes for a header when every value below is typed (a number, a date, an
+    address...) while its first cell is not, or when the values below share one length that
+    the first cell does not have; against it otherwise. ``csv.Sniffer.has_header``'s idea,
+    without its regular expressions.
+    """
+    votes = 0
+    for index, cell in enumerate(first):
+        column = [row[index].strip() for row in rest if len(row) > index and row[index].strip()]
+        if not column:
+            continue
+        lengths = {len(value) for value in column}
+        typed_below = all(_is_typed(value) for value in column) and not _is_typed(cell.strip())
+        one_length_below = len(lengths) == 1 and len(cell.strip()) not in lengths
+        votes += 1 if typed_below or one_length_below else -1
+    return votes > 0
+
+
+def _sniffed_header(sample: str, dialect: _Dialect) -> bool:
+    lines = [line for line in sample.splitlines(keepends=True) if line.strip()][:SAMPLE_LINES]
+    rows = _sample_rows(lines, dialect.delimiter, dialect.quotechar)
+    return len(rows) >= 2 and _header_by_columns(rows[0], rows[1:])
 
 
 def _table_width(sample: str) -> int | None:
@@ -335,23 +439,34 @@ def _record_hash(cells: list[str]) -> int:
     return shingle_hash(_ROW_SEPARATOR.join(cell.strip() for cell in cells).encode())
 
 
-def _analyse_csv(path: Path, filename: str, extension: str) -> Analysis:
+def _analyse_csv(path: Path, filename: str, extension: str, limits: Limits) -> Analysis:
     head = _head(path)
     sample = _sample(head.decode("utf-8-sig", "ignore"), complete=len(head) < HEAD_BYTES)
     if not sample.strip():
         raise _no_data(filename)
     default = _Dialect("\t" if extension in (".tsv", ".tab") else ",", '"', False)
     dialect = _sniff(sample) or default
-    sniffed_header = _sniffed_header(sample)
+    sniffed_header = _sniffed_header(sample, dialect)
 
     header: list[str] | None = None
     width = 0
     typers: list[ColumnTyper] = []
     hashes: array[int] = array("Q")
+    record = 0  # characters of the record being read, across its lines
     with path.open(encoding="utf-8-sig", newline="") as stream:
-        reader = _reader(stream, dialect)
+
+        def lines() -> Iterator[str]:
+            nonlocal record
+            for line in _bounded_lines(stream, filename, "a line", limits):
+                record += len(line)
+                if record > limits.line:  # a quoted field carrying the record on and on
+                    raise _line_too_long(filename, "a record", limits)
+                yield line
+
+        reader = _reader(lines(), dialect)
         try:
             for row in reader:
+                record = 0
                 if not any(cell.strip() for cell in row):
                     continue  # blank lines and rows of empty cells
                 if not width:
@@ -400,18 +515,37 @@ def _analyse_csv(path: Path, filename: str, extension: str) -> Analysis:
 # --- JSON ------------------------------------------------------------------------------------
 
 
-def _json_lines(text: str, filename: str) -> list[Any]:
-    values = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            values.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise BadFile(
-                f"Line {number} of {filename} is not valid JSON: {exc.msg} (column {exc.colno})."
-            ) from exc
-    return values
+def _json_lines(path: Path, filename: str, limits: Limits) -> Iterator[Any]:
+    """Each line's value, one at a time: a JSON Lines file is never held whole."""
+    with path.open(encoding="utf-8-sig") as stream:
+        for number, line in enumerate(_bounded_lines(stream, filename, "a line", limits), 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                raise BadFile(
+                    f"Line {number} of {filename} is not valid JSON: {exc.msg} "
+                    f"(column {exc.colno})."
+                ) from exc
+
+
+def _json_document(path: Path, filename: str, limits: Limits) -> str:
+    """The whole text, once it is small enough to decode at once."""
+    if path.stat().st_size > limits.document:
+        raise BadFile(
+            f"{filename} is larger than {limits.document:,} bytes, the largest JSON document I "
+            "read whole. Upload it as JSON Lines (one record per line, .jsonl) instead."
+        )
+    text = path.read_text(encoding="utf-8-sig")
+    # Every object and array opens with a brace or bracket: an upper bound, counted before
+    # anything is decoded (brackets inside strings only make it stricter).
+    if text.count("{") + text.count("[") > limits.containers:
+        raise BadFile(
+            f"{filename} holds more than {limits.containers:,} JSON objects and arrays, the most "
+            "I decode from one document. Upload it as JSON Lines (one record per line) instead."
+        )
+    return text
 
 
 def _records_of(value: Any) -> tuple[str, str | None, list[Any]]:
@@ -430,24 +564,44 @@ def _records_of(value: Any) -> tuple[str, str | None, list[Any]]:
     return "value", None, [value]
 
 
-def _analyse_json(path: Path, filename: str, extension: str) -> Analysis:
-    text = path.read_text(encoding="utf-8-sig")
+def _analyse_json(path: Path, filename: str, extension: str, limits: Limits) -> Analysis:
+    if path.stat().st_size > limits.document or extension in JSON_LINES_EXTENSIONS:
+        head = _head(path).decode("utf-8-sig", "ignore")
+        if not head.strip():
+            raise _no_data(filename)
+        if extension in JSON_LINES_EXTENSIONS or _first_line_is_a_value(head, limits):
+            return _json_records(_json_lines(path, filename, limits), "lines", None)
+    text = _json_document(path, filename, limits)
     if not text.strip():
         raise _no_data(filename)
     records_path: str | None = None
-    if extension in JSON_LINES_EXTENSIONS:
-        shape, records = "lines", _json_lines(text, filename)
-    else:
-        try:
-            shape, records_path, records = _records_of(json.loads(text))
-        except json.JSONDecodeError as exc:
-            if exc.msg != "Extra data" or extension in JSON_EXTENSIONS:
-                raise BadFile(
-                    f"{filename} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                    f"column {exc.colno}."
-                ) from exc
-            shape, records = "lines", _json_lines(text, filename)
+    records: Iterable[Any]
+    try:
+        shape, records_path, records = _records_of(json.loads(text))
+    except json.JSONDecodeError as exc:
+        if exc.msg != "Extra data" or extension in JSON_EXTENSIONS:
+            raise BadFile(
+                f"{filename} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+            ) from exc
+        del text
+        shape, records = "lines", _json_lines(path, filename, limits)
+    return _json_records(records, shape, records_path)
 
+
+def _first_line_is_a_value(head: str, limits: Limits) -> bool:
+    """Whether a large file without a JSON Lines name is one: its first line, a line within the
+    limit with more after it, decodes alone."""
+    first, newline, _ = head.lstrip().partition("\n")
+    if not newline or len(first) > limits.line:
+        return False
+    try:
+        json.loads(first)
+    except ValueError:
+        return False
+    return True
+
+
+def _json_records(records: Iterable[Any], shape: str, records_path: str | None) -> Analysis:
     typers: dict[str, ColumnTyper] = {}
     hashes: array[int] = array("Q")
     for record in records:
@@ -474,7 +628,11 @@ def _analyse_json(path: Path, filename: str, extension: str) -> Analysis:
 # --- e-mail ----------------------------------------------------------------------------------
 
 
-def _parse_email(path: Path) -> EmailMessage:
+def _parse_email(path: Path, filename: str, limits: Limits) -> EmailMessage:
+    if path.stat().st_size > limits.document:
+        raise BadFile(
+            f"{filename} is larger than {limits.document:,} bytes, the largest e-mail I read."
+        )
     return BytesParser(policy=policy.default).parsebytes(path.read_bytes())
 
 
@@ -539,8 +697,8 @@ def _body_texts(message: EmailMessage) -> Iterator[str]:
         yield _HTML_TAG.sub(" ", text) if part.get_content_subtype() == "html" else text
 
 
-def _analyse_email(path: Path, filename: str) -> Analysis:
-    message = _parse_email(path)
+def _analyse_email(path: Path, filename: str, limits: Limits) -> Analysis:
+    message = _parse_email(path, filename, limits)
     present = [name for name in _EMAIL_HEADERS if _header_text(message, name) is not None]
     if not {"from", "to", "subject"} & set(present):
         raise BadFile(
@@ -572,10 +730,10 @@ def _analyse_email(path: Path, filename: str) -> Analysis:
 # --- plain text ------------------------------------------------------------------------------
 
 
-def _analyse_text(path: Path, filename: str) -> Analysis:
+def _analyse_text(path: Path, filename: str, limits: Limits) -> Analysis:
     hashes: array[int] = array("Q")
     with path.open(encoding="utf-8-sig") as stream:
-        for line in stream:
+        for line in _bounded_lines(stream, filename, "a line", limits):
             stripped = line.strip()
             if stripped:
                 hashes.append(shingle_hash(stripped.encode()))
@@ -594,10 +752,11 @@ def _analyse_text(path: Path, filename: str) -> Analysis:
 # --- text for entity extraction --------------------------------------------------------------
 
 
-def texts_of(path: Path, kind: Kind) -> Iterator[str]:
-    """The file's text as pieces to search: its lines, or an e-mail's headers and body."""
+def texts_of(path: Path, kind: Kind, limits: Limits = DEFAULT_LIMITS) -> Iterator[str]:
+    """The file's text as pieces to search: its lines (long ones in pieces), or an e-mail's
+    headers and body."""
     if kind == "email":
-        message = _parse_email(path)
+        message = _parse_email(path, path.name, limits)
         for name in (*_ADDRESS_HEADERS, "subject", "date"):
             text = _header_text(message, name)
             if text:
@@ -605,4 +764,5 @@ def texts_of(path: Path, kind: Kind) -> Iterator[str]:
         yield from _body_texts(message)
         return
     with path.open(encoding="utf-8-sig", errors="replace") as stream:
-        yield from stream
+        while piece := stream.readline(limits.line):
+            yield piece

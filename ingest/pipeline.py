@@ -13,6 +13,9 @@
     storing                  remembered for later duplicate, similarity and delta checks
     complete                 with the result summary
 
+Parsing, similarity, delta and entities run through ``Parsing``: in worker processes within a
+time budget per file (the server's), or in a thread (a tool or test without a pool).
+
 Progress goes through ``ProgressEmitter``, exactly the path an outside worker takes. Its updates
 raise ``JobCancelled`` once the user has cancelled, so a cancel stops the pipeline at its next
 report. A file that cannot be read ends the job in ``error`` with a sentence saying why.
@@ -24,22 +27,24 @@ import asyncio
 import contextlib
 import logging
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from tidings.errors import JobTerminal, TidingsError
 from tidings.ingest.entities import ENTITY_KINDS, EntityCollector
 from tidings.ingest.errors import BadFile
-from tidings.ingest.formats import Analysis, analyse, texts_of
+from tidings.ingest.formats import DEFAULT_LIMITS, Analysis, Kind, Limits, analyse, texts_of
 from tidings.ingest.hashing import CHUNK_SIZE, Fingerprint, Fingerprinter
 from tidings.ingest.platforms import Platform, classify, detect_platform
+from tidings.ingest.pool import Overrun, ParsePool
 from tidings.ingest.registry import Previous, Registry, Remembered, Seen, SketchEntry, scope_of
 from tidings.ingest.similarity import NEAR_DUPLICATE_THRESHOLD, jaccard
 from tidings.messages import generate_friendly_status
 from tidings.worker.emitter import ProgressEmitter
 
-__all__ = ["Pipeline", "Upload", "count_delta", "fail_job", "most_similar"]
+__all__ = ["Parsing", "Pipeline", "Upload", "count_delta", "fail_job", "most_similar"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,18 @@ logger = logging.getLogger(__name__)
 HASHING_REPORTS: Final = 20
 #: Fields listed in a result.
 RESULT_FIELDS: Final = 100
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Parsing:
+    """Where a file is parsed and within what: ``pool`` (None: a thread), limits, budget."""
+
+    pool: ParsePool | None = None
+    limits: Limits = DEFAULT_LIMITS
+    #: Seconds all the parsing of one file may take.
+    budget: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +114,10 @@ async def fail_job(
         )
 
 
+def collect_entities(path: Path, kind: Kind, limits: Limits) -> EntityCollector:
+    return EntityCollector().feed_all(texts_of(path, kind, limits))
+
+
 def _summary(analysis: Analysis, platform: Platform | None, document_type: str) -> dict[str, Any]:
     """What a later exact duplicate repeats about this file."""
     return {
@@ -111,12 +132,37 @@ def _summary(analysis: Analysis, platform: Platform | None, document_type: str) 
 class Pipeline:
     """Runs the steps for one upload; ``run`` never raises for a bad file or a cancel."""
 
-    def __init__(self, emitter: ProgressEmitter, registry: Registry, upload: Upload) -> None:
+    def __init__(
+        self,
+        emitter: ProgressEmitter,
+        registry: Registry,
+        upload: Upload,
+        parsing: Parsing | None = None,
+    ) -> None:
         self.emitter = emitter
         self.registry = registry
         self.upload = upload
+        self.parsing = parsing or Parsing()
         self.scope = scope_of(upload.owner)
         self._claimed: str | None = None
+        self._deadline: float | None = None
+
+    async def _parse(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` where it cannot stall the server, within the file's budget."""
+        pool = self.parsing.pool
+        if pool is None:
+            return await asyncio.to_thread(function, *args)
+        if self._deadline is None:
+            await pool.start()  # the budget is the file's, not the processes' start
+            self._deadline = asyncio.get_running_loop().time() + self.parsing.budget
+        try:
+            return await pool.run(self._deadline, function, *args)
+        except Overrun:
+            raise BadFile(
+                f"Reading {self.upload.filename} took longer than {self.parsing.budget:g} "
+                "seconds, the most one file may take, so I stopped. Check that it is the file "
+                "you meant, or upload it in smaller parts."
+            ) from None
 
     async def run(self) -> None:
         upload = self.upload
@@ -165,7 +211,9 @@ class Pipeline:
             await self._duplicate(fingerprint, seen)
             return
         self._claimed = fingerprint.sha256
-        near = most_similar(fingerprint.sketch, await self.registry.sketches(self.scope))
+        near = await self._parse(
+            most_similar, fingerprint.sketch, await self.registry.sketches(self.scope)
+        )
         if near is not None:
             await self._report(
                 "near_duplicate_found",
@@ -175,7 +223,9 @@ class Pipeline:
             )
 
         await self._report("field_detection", 40)
-        analysis = await asyncio.to_thread(analyse, upload.path, upload.filename, fingerprint)
+        analysis = await self._parse(
+            analyse, upload.path, upload.filename, fingerprint, self.parsing.limits
+        )
         await self._report(
             "field_detection",
             50,
@@ -199,9 +249,7 @@ class Pipeline:
         )
 
         previous = await self.registry.previous(self.scope, upload.filename)
-        new_rows, existing_rows = await asyncio.to_thread(
-            count_delta, analysis.record_hashes, previous
-        )
+        new_rows, existing_rows = await self._parse(count_delta, analysis.record_hashes, previous)
         await self._report(
             "delta_analysis_complete", 80, new_rows=new_rows, existing_rows=existing_rows
         )
@@ -211,7 +259,9 @@ class Pipeline:
             # The sentence names the kinds only because the context says which are looked for.
             kinds = ", ".join(ENTITY_KINDS)
             await self._report("entity_extraction", 84, entity_types=kinds)
-            collector = await asyncio.to_thread(self._collect_entities, analysis)
+            collector = await self._parse(
+                collect_entities, upload.path, analysis.kind, self.parsing.limits
+            )
             await self._report(
                 "entity_extraction", 87, entities=collector.total_found, entity_types=kinds
             )
@@ -298,9 +348,6 @@ class Pipeline:
             "size_bytes": fingerprint.size,
             "sha256": fingerprint.sha256,
         }
-
-    def _collect_entities(self, analysis: Analysis) -> EntityCollector:
-        return EntityCollector().feed_all(texts_of(self.upload.path, analysis.kind))
 
     async def _complete(
         self, result: dict[str, Any], *, message: str | None = None, **context: Any

@@ -13,7 +13,7 @@ import contextlib
 import logging
 
 from tidings.errors import TidingsError
-from tidings.ingest.pipeline import Pipeline, Upload, fail_job
+from tidings.ingest.pipeline import Parsing, Pipeline, Upload, fail_job
 from tidings.ingest.registry import Registry
 from tidings.worker.emitter import ProgressEmitter
 
@@ -23,9 +23,16 @@ logger = logging.getLogger(__name__)
 
 
 class PipelineRunner:
-    def __init__(self, emitter: ProgressEmitter, registry: Registry, concurrency: int) -> None:
+    def __init__(
+        self,
+        emitter: ProgressEmitter,
+        registry: Registry,
+        concurrency: int,
+        parsing: Parsing | None = None,
+    ) -> None:
         self.emitter = emitter
         self.registry = registry
+        self.parsing = parsing or Parsing()
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: dict[asyncio.Task[None], Upload] = {}
 
@@ -42,7 +49,7 @@ class PipelineRunner:
     async def _run(self, upload: Upload) -> None:
         try:
             async with self._slots:
-                await Pipeline(self.emitter, self.registry, upload).run()
+                await Pipeline(self.emitter, self.registry, upload, self.parsing).run()
         finally:
             with contextlib.suppress(OSError):
                 upload.path.unlink(missing_ok=True)

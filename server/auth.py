@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ class Authority:
             claims = jwt.decode(
                 token, self._secret, algorithms=["HS256"], options={"require": ["sub", "exp"]}
             )
+            _strict_claims(claims)
             user = _user_id.validate_python(claims["sub"])
             return Principal(
                 user=None if claims.get("scope") == JOB_SCOPE else user,
@@ -107,6 +109,28 @@ class Authority:
             raise Unauthorized("This server has no API key configured for emitting progress.")
         if not self.is_api_key(presented):
             raise Unauthorized("A valid API key is required to emit progress.")
+
+
+#: Times in a token: NumericDate, a JSON number (RFC 7519 2); PyJWT would take "1999999999" too.
+_TIME_CLAIMS = ("exp", "iat", "nbf")
+
+
+def _strict_claims(claims: dict[str, object]) -> None:
+    """``ValueError`` for a claim of the wrong JSON type, which PyJWT coerces or ignores."""
+    for name in _TIME_CLAIMS:
+        value = claims.get(name)
+        if name in claims and (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"the {name} claim must be a number")
+    if not isinstance(claims["sub"], str):
+        raise ValueError("the sub claim must be a string")
+    if "jobs" in claims and not isinstance(claims["jobs"], list):
+        raise ValueError("the jobs claim must be a list")
+    if claims.get("scope", JOB_SCOPE) != JOB_SCOPE:
+        raise ValueError("unknown scope")
 
 
 def _valid_user(user_id: object) -> str | None:

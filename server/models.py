@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any, Literal, TypedDict, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,7 +22,19 @@ M = TypeVar("M", bound=BaseModel)
 JobStatus = Literal["queued", "processing", "done", "error", "cancelled"]
 StepStatus = Literal["complete", "in_progress", "error"]
 
-JobId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+
+def _not_a_dot_segment(job_id: str) -> str:
+    """``.`` and ``..`` are path steps: a URL cannot carry them, so no route could reach the job."""
+    if job_id in (".", ".."):
+        raise ValueError("a job id cannot be . or .. (no URL can carry it)")
+    return job_id
+
+
+JobId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$"),
+    AfterValidator(_not_a_dot_segment),
+]
 StepName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
 UserId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{1,128}$")]
 Epoch = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]

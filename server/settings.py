@@ -46,9 +46,18 @@ class Settings(BaseSettings):
     #: Seconds between the self-probes that tell a node its Redis subscription still hears.
     probe_interval: float = Field(5.0, gt=0)
 
+    #: Wrong credentials (API key or token) one client address may present per second, and at
+    #: once; past them it gets 429 until its bucket refills.
+    auth_failure_rate: float = Field(2.0, gt=0)
+    auth_failure_burst: int = Field(100, ge=1)
+
     upload_dir: Path | None = None
     max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1)
     pipeline_concurrency: int = Field(4, ge=1)
+    #: Processes that parse uploads, apart from the server's own (which must stay responsive).
+    pipeline_processes: int = Field(2, ge=1)
+    #: Seconds of parsing one file may take before it fails, saying so.
+    pipeline_timeout: float = Field(60.0, gt=0)
 
     groq_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("GROQ_API_KEY", "TIDINGS_GROQ_API_KEY")

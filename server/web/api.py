@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
+from aiohttp.web_protocol import RequestPayloadError
 from tidings.auth import Principal
 from tidings.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     StoreUnavailable,
     TidingsError,
+    Unauthorized,
 )
 from tidings.models import CreateJobRequest, JobRequest, ProgressRequest, SubscribeRequest, parse
 from tidings.realtime.manager import RedisManager
@@ -38,15 +44,64 @@ _HTTP_CODES = {
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def error_response(exc: TidingsError) -> web.Response:
-    return web.json_response({"error": exc.to_dict()}, status=exc.http_status)
+def error_response(exc: TidingsError, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": exc.to_dict()}, status=exc.http_status, headers=headers)
+
+
+class FailureThrottle:
+    """Wrong credentials per client address: a token bucket each, so guessing keys is slow.
+
+    Only failures take from a bucket, and only requests that present credentials are refused
+    when it is empty: a worker with the right key, or a reader without a token, never waits.
+    The least recently seen addresses are forgotten past ``max_clients``.
+    """
+
+    def __init__(self, rate: float, burst: int, max_clients: int = 10_000) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def _tokens(self, address: str, now: float) -> float:
+        tokens, stamp = self._buckets.get(address, (self.burst, now))
+        return min(self.burst, tokens + (now - stamp) * self.rate)
+
+    def retry_after(self, address: str) -> float:
+        """Seconds until ``address`` may try again; 0 when it may now."""
+        tokens = self._tokens(address, time.monotonic())
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
+    def failed(self, address: str) -> None:
+        now = time.monotonic()
+        self._buckets[address] = (max(0.0, self._tokens(address, now) - 1), now)
+        self._buckets.move_to_end(address)
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+
+
+THROTTLE = web.AppKey("auth_throttle", FailureThrottle)
+
+
+def _presents_credentials(request: web.Request) -> bool:
+    return "Authorization" in request.headers or "token" in request.query
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure leaves as ``{"error": {"code", "message"}}``, never as a traceback."""
+    throttle = request.app.get(THROTTLE)
+    address = request.remote or ""
+    if throttle is not None and _presents_credentials(request):
+        wait = throttle.retry_after(address)
+        if wait > 0:
+            refusal = RateLimited("Too many wrong credentials from this address; wait and retry.")
+            return error_response(refusal, {"Retry-After": str(max(1, round(wait)))})
     try:
         return await handler(request)
+    except Unauthorized as exc:
+        if throttle is not None and _presents_credentials(request):
+            throttle.failed(address)
+        return error_response(exc)
     except TidingsError as exc:
         return error_response(exc)
     except web.HTTPException as exc:
@@ -55,6 +110,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         code = _HTTP_CODES.get(exc.status, "http_error")
         body = {"error": {"code": code, "message": exc.reason + "."}}
         return web.json_response(body, status=exc.status, headers=_allow(exc))
+    except (HttpProcessingError, RequestPayloadError) as exc:  # aiohttp's parsers refused a body
+        logger.info("%s %s: malformed body: %s", request.method, request.path, exc)
+        body = {"error": {"code": "invalid_request", "message": "The request body is malformed."}}
+        return web.json_response(body, status=400)
     except Exception:
         logger.exception("%s %s failed", request.method, request.path)
         body = {"error": {"code": "internal", "message": "Something went wrong on the server."}}
@@ -118,6 +177,13 @@ def principal_of(request: web.Request, *, query: bool = False) -> Principal:
     )
 
 
+def may_create(caller: Principal) -> None:
+    """A job-scoped token watches its jobs and nothing else: it creates none (they would have
+    no owner, so nobody could ever see them)."""
+    if not caller.open and caller.user is None:
+        raise Forbidden("This token is for watching particular jobs; it cannot create jobs.")
+
+
 def job_id_of(request: web.Request) -> str:
     return parse(JobRequest, {"job_id": request.match_info["job_id"]}).job_id
 
@@ -174,6 +240,7 @@ async def create_job(request: web.Request) -> web.Response:
         owner = body.owner
     else:
         caller = authority.principal(token)
+        may_create(caller)
         if body.owner not in (None, caller.user):
             raise Forbidden("A user may create jobs only for themself.")
         if body.job_id is not None:

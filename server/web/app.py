@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import socketio
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 from tidings.auth import Authority
@@ -19,11 +18,19 @@ from tidings.realtime.namespace import JobNamespace
 from tidings.service import JobService
 from tidings.settings import Settings
 from tidings.store import JobStore, MemoryStore, RedisStore, connect, limits_of
-from tidings.web.api import Handler, cors_middleware, errors_middleware, setup_routes
+from tidings.web.api import (
+    THROTTLE,
+    FailureThrottle,
+    Handler,
+    cors_middleware,
+    errors_middleware,
+    setup_routes,
+)
 from tidings.web.keys import AUTHORITY, FANOUT, SERVICE, SETTINGS, SIO
 from tidings.web.metrics import setup_metrics
 from tidings.web.page import setup_page
 from tidings.web.sse import setup_sse
+from tidings.web.transport import QuietLogger, TidingsServer
 from tidings.web.upload import setup_upload
 
 logger = logging.getLogger(__name__)
@@ -59,8 +66,15 @@ def create_app(settings: Settings | None = None) -> web.Application:
         middlewares.insert(0, cors_middleware(settings.cors_origins))
     if not settings.ws_compression:
         middlewares.append(no_ws_compression)
-    app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BODY)
+    app = web.Application(
+        middlewares=middlewares,
+        client_max_size=MAX_REQUEST_BODY,
+        # What aiohttp's HTTP parser refuses (every handler error is the middleware's) is logged
+        # with a traceback per request: one line per interval instead.
+        handler_args={"logger": QuietLogger(logging.getLogger("aiohttp.server"))},
+    )
     app[SETTINGS] = settings
+    app[THROTTLE] = FailureThrottle(settings.auth_failure_rate, settings.auth_failure_burst)
 
     secret = settings.secret.get_secret_value() if settings.secret else None
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
@@ -71,13 +85,13 @@ def create_app(settings: Settings | None = None) -> web.Application:
         if settings.redis_url
         else FanoutManager()
     )
-    sio = socketio.AsyncServer(
+    sio = TidingsServer(
         async_mode="aiohttp",
         client_manager=manager,
         cors_allowed_origins=_cors(settings),
         max_http_buffer_size=MAX_CLIENT_MESSAGE,
-        logger=False,
-        engineio_logger=False,
+        logger=QuietLogger(logging.getLogger("tidings.socketio")),
+        engineio_logger=QuietLogger(logging.getLogger("tidings.engineio")),
     )
     sio.attach(app)
     app[SIO] = sio

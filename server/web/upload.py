@@ -21,11 +21,20 @@ from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 from tidings.errors import InvalidRequest, PayloadTooLarge
-from tidings.ingest import MemoryRegistry, PipelineRunner, RedisRegistry, Registry, Upload
+from tidings.ingest import (
+    Limits,
+    MemoryRegistry,
+    ParsePool,
+    Parsing,
+    PipelineRunner,
+    RedisRegistry,
+    Registry,
+    Upload,
+)
 from tidings.messages.humanize import clean_filename
 from tidings.models import CreateJobRequest, parse
 from tidings.store import connect
-from tidings.web.api import principal_of
+from tidings.web.api import may_create, principal_of
 from tidings.web.keys import AUTHORITY, SERVICE, SETTINGS
 from tidings.worker.emitter import ProgressEmitter
 
@@ -56,7 +65,8 @@ def setup_upload(app: web.Application) -> None:
 
 
 async def _pipelines(app: web.Application) -> AsyncIterator[None]:
-    """Upload directory, memory of earlier files and runner; pipelines cancelled before close."""
+    """Upload directory, memory of earlier files, parsing processes and runner; pipelines
+    cancelled before anything closes."""
     settings = app[SETTINGS]
     owned = settings.upload_dir is None
     directory = settings.upload_dir or Path(tempfile.mkdtemp(prefix="tidings-upload-"))
@@ -64,13 +74,18 @@ async def _pipelines(app: web.Application) -> AsyncIterator[None]:
     registry: Registry = (
         RedisRegistry(connect(settings.redis_url)) if settings.redis_url else MemoryRegistry()
     )
-    runner = PipelineRunner(ProgressEmitter.for_app(app), registry, settings.pipeline_concurrency)
+    pool = ParsePool(settings.pipeline_processes)
+    parsing = Parsing(pool, Limits.for_upload(settings.max_upload_bytes), settings.pipeline_timeout)
+    runner = PipelineRunner(
+        ProgressEmitter.for_app(app), registry, settings.pipeline_concurrency, parsing
+    )
     app[UPLOAD_DIR] = directory
     app[PIPELINES] = runner
     try:
         yield
     finally:
         await runner.aclose()
+        await pool.aclose()
         await registry.aclose()
         if owned:
             shutil.rmtree(directory, ignore_errors=True)
@@ -192,6 +207,7 @@ async def _read_parts(
 async def upload(request: web.Request) -> web.Response:
     """Receive every file, then create a job per file and hand it to the pipeline runner."""
     caller = principal_of(request)
+    may_create(caller)
     app = request.app
     authority = app[AUTHORITY]
     received = await _receive(request, app[UPLOAD_DIR], app[SETTINGS].max_upload_bytes)

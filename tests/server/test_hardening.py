@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -213,3 +214,157 @@ async def test_an_owners_job_list_in_redis_is_bounded(
 class _Nowhere:
     async def emit(self, *args: object, **kwargs: object) -> None:
         return None
+
+
+# --- issue 14: no single request may freeze, flood or bloat a node ---------------------------
+
+SECRET = "hardening-secret-0123456789-0123456789"
+BOUNDARY = "hardening-boundary"
+
+
+@pytest.fixture
+async def secured(redis_url: str) -> AsyncIterator[tuple[str, web.Application]]:
+    settings = Settings(secret=SECRET, api_key=API_KEY, redis_url=redis_url, coalesce_window=0)
+    async with running_app(settings) as running:
+        yield running
+
+
+def _token(**claims: object) -> str:
+    import jwt
+
+    return jwt.encode({"sub": "alice", "exp": 4_000_000_000, **claims}, SECRET, "HS256")
+
+
+@pytest.mark.parametrize(
+    ("claims", "accepted"),
+    [
+        ({}, True),  # control arm: the same token with a numeric exp
+        ({"exp": "4000000000"}, False),
+        ({"exp": True}, False),
+        ({"iat": "0"}, False),
+        ({"sub": 7}, False),
+        ({"jobs": "job-a"}, False),
+        ({"scope": "admin"}, False),
+    ],
+)
+async def test_token_claims_are_validated_strictly(
+    secured: tuple[str, web.Application], claims: dict[str, object], accepted: bool
+) -> None:
+    url, _ = secured
+    status, body = await http_json("GET", f"{url}/api/jobs", token=_token(**claims))
+    assert status == (200 if accepted else 401), body
+
+
+async def test_a_job_token_creates_nothing(secured: tuple[str, web.Application]) -> None:
+    url, _ = secured
+    status, made = await http_json("POST", f"{url}/api/jobs", {}, _token())
+    assert status == 201, made  # control arm: a user token creates, and gets a job token
+    job_token = made["token"]
+    status, body = await http_json("POST", f"{url}/api/jobs", {}, job_token)
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+    status, body = await _post_multipart(
+        url, _part('name="files"; filename="a.csv"', b"a,b\n1,2\n"), token=job_token
+    )
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+
+
+@pytest.mark.parametrize("job_id", [".", ".."])
+async def test_dot_ids_are_refused_on_every_path(
+    node: tuple[str, web.Application], job_id: str
+) -> None:
+    url, app = node
+    status, body = await http_json("POST", f"{url}/api/jobs", {"job_id": job_id}, API_KEY)
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+    with pytest.raises(InvalidRequest):
+        await ProgressEmitter.for_app(app).send_progress(job_id, "s", 1)
+    watcher = await Watcher(url).connect()
+    try:
+        ack = await watcher.call("subscribe", {"job_id": job_id})
+        assert ack["error"]["code"] == "invalid_request"
+    finally:
+        await watcher.close()
+    status, _ = await http_json("POST", f"{url}/api/jobs", {"job_id": "..."}, API_KEY)
+    assert status == 201  # control arm: three dots are a name, not a path step
+
+
+async def test_wrong_api_keys_are_throttled_per_address(redis_url: str) -> None:
+    settings = Settings(api_key=API_KEY, redis_url=redis_url, auth_failure_burst=5)
+    async with running_app(settings) as (url, _):
+        statuses = [
+            (await http_json("POST", f"{url}/api/jobs/t1/progress", {"step": "s"}, "wrong"))[0]
+            for _ in range(8)
+        ]
+        assert statuses == [401] * 5 + [429] * 3
+        import aiohttp
+
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{url}/api/jobs/t1/progress",
+                json={"step": "s"},
+                headers={"Authorization": f"Bearer {API_KEY}"},
+            ) as reply,
+        ):
+            # Even the right key waits: otherwise 429 or not would tell a right guess.
+            assert reply.status == 429 and int(reply.headers["Retry-After"]) >= 1
+            assert (await reply.json())["error"]["code"] == "rate_limited"
+        # Control arm: a request without credentials is not refused.
+        assert (await http_json("GET", f"{url}/healthz"))[0] == 200
+
+
+def _part(disposition: str, data: bytes, headers: str = "") -> bytes:
+    return (
+        f"--{BOUNDARY}\r\nContent-Disposition: form-data; {disposition}\r\n{headers}\r\n"
+    ).encode() + data
+
+
+async def _post_multipart(url: str, *parts: bytes, token: str | None = None) -> tuple[int, Any]:
+    import aiohttp
+
+    body = b"\r\n".join(parts) + f"\r\n--{BOUNDARY}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/api/upload", data=body, headers=headers) as reply,
+    ):
+        assert reply.content_type == "application/json"
+        return reply.status, await reply.json()
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        _part('name="files"; filename="a\x00b.csv"', b"a,b\n"),
+        _part('name="files"; filename="a.csv"', b"a,b\n", f"X-Long: {'a' * 20_000}\r\n"),
+        _part('name="files"; filename="a.csv"', b"a,b\n", "no colon in this header\r\n"),
+    ],
+)
+async def test_malformed_multipart_parts_are_json_400s(
+    node: tuple[str, web.Application], part: bytes
+) -> None:
+    url, _ = node
+    status, body = await _post_multipart(url, part)
+    assert (status, body["error"]["code"]) == (400, "invalid_request"), body
+    # Control arm: the same part, well formed, is taken.
+    status, body = await _post_multipart(url, _part('name="files"; filename="a.csv"', b"a,b\n"))
+    assert status == 202, body
+
+
+async def test_a_body_aiohttp_cannot_decode_is_a_json_400(
+    node: tuple[str, web.Application],
+) -> None:
+    import aiohttp
+
+    url, _ = node
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{url}/api/jobs",
+            data=b"not gzip",
+            headers={"Content-Encoding": "gzip", "Authorization": f"Bearer {API_KEY}"},
+        ) as reply,
+    ):
+        assert reply.status == 400
+        assert (await reply.json())["error"]["code"] == "invalid_request"
