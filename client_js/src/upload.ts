@@ -30,6 +30,10 @@ export interface Upload {
   jobToken: string | null;
   /** Why the upload failed. */
   error: string | null;
+  /** Waiting for `release()` rather than for its turn. */
+  held: boolean;
+  /** Client clock (ms) when it was uploaded, failed or cancelled. */
+  finishedAt: number | null;
 }
 
 export interface UploaderOptions {
@@ -50,8 +54,12 @@ export interface UploaderOptions {
 }
 
 export interface Uploader {
-  /** Queues files; returns their uploads at once, in order. */
-  add(files: Iterable<UploadFile> | ArrayLike<UploadFile>): Upload[];
+  /** Queues files; returns their uploads at once, in order. Held files wait for `release()`. */
+  add(files: Iterable<UploadFile> | ArrayLike<UploadFile>, options?: { hold?: boolean }): Upload[];
+  /** Lets every held file go, in turn; returns how many there were. */
+  release(): number;
+  /** Files held now. */
+  readonly held: number;
   /** Stops a waiting or uploading file. */
   cancel(upload: Upload): void;
   /** Uploads in flight at once; raising it starts waiting files. */
@@ -64,7 +72,7 @@ export const DEFAULT_CONCURRENCY = 4;
 
 let counter = 0;
 
-function newUpload(file: UploadFile): Upload {
+function newUpload(file: UploadFile, held: boolean): Upload {
   counter += 1;
   return {
     key: `upload-${counter}`,
@@ -76,6 +84,8 @@ function newUpload(file: UploadFile): Upload {
     jobId: null,
     jobToken: null,
     error: null,
+    held,
+    finishedAt: null,
   };
 }
 
@@ -110,12 +120,17 @@ export function createUploader(options: UploaderOptions = {}): Uploader {
   let concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
 
   function pump(): void {
-    while (requests.size < concurrency && queue.length > 0) void send(queue.shift() as Upload);
+    while (requests.size < concurrency) {
+      const next = queue.findIndex((upload) => !upload.held);
+      if (next < 0) return;
+      void send(queue.splice(next, 1)[0] as Upload);
+    }
   }
 
   function finish(upload: Upload, state: UploadState, error: string | null = null): void {
     upload.state = state;
     upload.error = error;
+    upload.finishedAt = Date.now();
     if (requests.delete(upload)) pump();
     onChange(upload);
   }
@@ -170,12 +185,26 @@ export function createUploader(options: UploaderOptions = {}): Uploader {
   }
 
   return {
-    add(files) {
-      const uploads = Array.from(files, newUpload);
+    add(files, { hold = false } = {}) {
+      const uploads = Array.from(files, (file) => newUpload(file, hold));
       queue.push(...uploads);
       for (const upload of uploads) onChange(upload);
       pump();
       return uploads;
+    },
+
+    release() {
+      const held = queue.filter((upload) => upload.held);
+      for (const upload of held) {
+        upload.held = false;
+        onChange(upload);
+      }
+      pump();
+      return held.length;
+    },
+
+    get held() {
+      return queue.filter((upload) => upload.held).length;
     },
 
     cancel(upload) {
