@@ -326,7 +326,10 @@ function frame() {
     painted.set(jobId, entry);
     const row = rows.get(jobId) ?? addRow(jobId);
     row.paint(viewOfEntry(entry, uploadOfJob.get(jobId)?.name));
-    if (before?.snapshot && !isTerminal(before.status) && isTerminal(entry.status)) finished.push(entry);
+    // Finished while the page watched: seen running, or uploaded from here (it may end before
+    // the first frame that sees it). Jobs that had ended before the page opened are not news.
+    const watchedRunning = before?.snapshot ? !isTerminal(before.status) : uploadOfJob.has(jobId);
+    if (watchedRunning && isTerminal(entry.status)) finished.push(entry);
     const at = changedAt(entry);
     if (at !== null && (lastActivity === null || at > lastActivity)) lastActivity = at;
   }
