@@ -186,10 +186,28 @@ const STATUS_WORDS: Record<UploadProgress["status"], string> = {
   failed: "failed",
 };
 
+const FOCUSABLE = 'button:not([disabled]), [href], input:not([disabled]), select, textarea, [tabindex]:not([tabindex="-1"])';
+
+/** Tab and Shift+Tab go round the dialog's own controls, as in a modal they must. */
+function keepFocusIn(dialog: HTMLElement, event: { shiftKey: boolean; preventDefault(): void }): void {
+  const focusable = [...dialog.querySelectorAll<HTMLElement>(FOCUSABLE)];
+  const first = focusable[0];
+  const last = focusable.at(-1);
+  if (first === undefined || last === undefined) return;
+  const active = document.activeElement;
+  if (event.shiftKey && (active === first || active === dialog)) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && (active === last || active === dialog)) {
+    event.preventDefault();
+    first.focus();
+  }
+}
+
 /**
  * A dialog with one progress bar per upload and one overall. It closes itself once every upload
  * has completed; when one fails it stays open, with the reason, until closed. Focus moves into it
- * when it opens and goes back where it was when it closes.
+ * when it opens, Tab stays inside it, and focus goes back where it was when it closes.
  */
 export function UploadProgressModal({ uploadIds, onClose, title = "Uploading files", className }: UploadProgressModalProps) {
   const { progressMap, overallPercentage, allCompleted, allSucceeded, failedCount } = useMultiUploadProgress(uploadIds);
@@ -229,6 +247,7 @@ export function UploadProgressModal({ uploadIds, onClose, title = "Uploading fil
       data-tidings="upload-modal"
       onKeyDown={(event) => {
         if (event.key === "Escape") close.current();
+        if (event.key === "Tab") keepFocusIn(event.currentTarget, event);
       }}
     >
       <h2 id={titleId}>{title}</h2>

@@ -212,6 +212,9 @@ describe("the upload modal (002)", () => {
     await finish(open, a);
     await open.emit(b, { step: "error", status: "error", error: { code: "bad_csv", message: "The CSV has no header." } });
     await screen.findByText("1 of 2 uploads failed.", undefined, { timeout: 20_000 });
+    // Tab stays inside the dialog: from the dialog itself to its first control.
+    fireEvent.keyDown(screen.getByRole("dialog"), { key: "Tab" });
+    expect(document.activeElement).toBe(screen.getByRole("button", { name: "Close" }));
     expect(screen.getByText(/The CSV has no header\./)).toBeTruthy();
     expect(screen.queryByText("modal closed")).toBeNull();
     fireEvent.keyDown(screen.getByRole("dialog"), { key: "Escape" });
