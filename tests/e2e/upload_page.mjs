@@ -555,8 +555,12 @@ async function controls(open) {
   await page.clock.install(); // time flows as ever; the freshness step moves it on
   const held = []; // upload requests the test has not let through yet
   let holding = true;
+  let cutOff = false; // the next upload is cut off, as a dropped connection would
   await page.route("**/api/upload*", (route) => {
-    if (holding) held.push(route);
+    if (cutOff) {
+      cutOff = false;
+      void route.abort("connectionreset");
+    } else if (holding) held.push(route);
     else void route.continue();
   });
   const jobIds = [];
@@ -580,12 +584,15 @@ async function controls(open) {
   check(await uploadAll.isDisabled(), "Upload all is enabled with nothing to upload");
 
   step("files added wait for Upload all");
-  await page.setInputFiles("#file-input", config.files.map((file) => file.path));
-  for (const file of config.files) {
+  await page.setInputFiles("#file-input", [...config.files, config.spare].map((file) => file.path));
+  for (const file of [...config.files, config.spare]) {
     await waitForRow(page, file.name, { status: "waiting", message: /Upload all/ });
   }
   check(held.length === 0, `${held.length} files went up before Upload all was pressed`);
-  check((await page.textContent("#held-count")) === "3 files waiting", `held: ${await page.textContent("#held-count")}`);
+  check((await page.textContent("#held-count")) === "4 files waiting", `held: ${await page.textContent("#held-count")}`);
+  await rowOf(page, config.spare.name).locator(".cancel").click();
+  await waitForRow(page, config.spare.name, { status: "cancelled" });
+  check((await page.textContent("#held-count")) === "3 files waiting", `held after a cancel: ${await page.textContent("#held-count")}`);
 
   step("Upload all, two at a time: two go up, the third waits its turn");
   await uploadAll.click();
@@ -622,6 +629,16 @@ async function controls(open) {
   await waitUntil("an error notification", () => notes(page), (seen) =>
     seen.some(([kind, text]) => kind === "error" && text.includes(config.broken.name)),
   );
+
+  step("an upload cut off: an error notification, and the time in its error details");
+  cutOff = true;
+  await page.setInputFiles("#file-input", [config.cutOff.path]);
+  await waitForRow(page, config.cutOff.name, { status: "error" });
+  await waitUntil("an upload error notification", () => notes(page), (seen) =>
+    seen.some(([kind, text]) => kind === "error" && text.startsWith(`Could not upload ${config.cutOff.name}`)),
+  );
+  const cutAt = await rowOf(page, config.cutOff.name).locator(".file-error-time").textContent();
+  check(/^Failed at \d\d:\d\d:\d\d$/.test(cutAt ?? ""), `the cut-off upload's error time: ${cutAt}`);
   const dismiss = page.locator(".note-close").first();
   const label = await dismiss.getAttribute("aria-label");
   check(/^Dismiss: /.test(label ?? ""), `the close button of a notification is named ${label}`);
@@ -638,7 +655,7 @@ async function controls(open) {
     JSON.stringify(milestones.filter(([kind]) => kind === "milestone")) === JSON.stringify([["milestone", "Milestone: 10 files done."]]),
     `milestones: ${JSON.stringify(milestones)}`,
   );
-  check((await page.textContent("#log")).includes("Milestone: 10 files done."), "the milestone is not in the live log");
+  await waitUntil("the milestone in the live log", () => page.textContent("#log"), (text) => text.includes("Milestone: 10 files done."));
 
   step("freshness: green under 5 s, yellow under 30 s, red after");
   const thresholds = await page.evaluate(async () => {
