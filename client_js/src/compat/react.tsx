@@ -74,7 +74,8 @@ export function useFileStatusSocket(
   const watches = useRef(new Map<string, () => void>());
 
   useEffect(() => {
-    if (setClientToken(client, sessionToken, options.getToken) && client.status !== "connected" && client.watched().length > 0) {
+    const trying = client.status === "connecting" || client.status === "reconnecting";
+    if (setClientToken(client, sessionToken, options.getToken) && trying) {
       client.disconnect(); // a new token cuts short a wait after a refused connection
       client.connect();
     }
