@@ -63,7 +63,8 @@ export function setUpControls({ onChange, onUploadAll }) {
     settings: () => settings,
     setHeld(count) {
       uploadAll.disabled = count === 0;
-      held.textContent = count === 0 ? "No files waiting" : `${count} ${count === 1 ? "file" : "files"} waiting`;
+      const text = count === 0 ? "No files waiting" : `${count} ${count === 1 ? "file" : "files"} waiting`;
+      if (held.textContent !== text) held.textContent = text; // a status region: said only when it changes
     },
   };
 }
