@@ -7,8 +7,8 @@
 //   fallback  Socket.IO blocked: the page follows GET /api/stream instead, a folder upload and a
 //             cancel work over it, and a reload restores the rows
 //   refetch   over the stream, events past a hole fetch the job's state once, not once each
-//   reload    under --reload a changed stylesheet is swapped without a navigation; a changed
-//             script reloads the page
+//   reload    under --reload (GET /api/live) a changed stylesheet is swapped without a
+//             navigation; a changed script reloads the page
 //   many      a thousand files: a row each, all reach done, the log stays capped
 //   controls  the upload settings (entity extraction, "Upload all", parallel uploads), the
 //             uploading count, notifications, milestones, pulse and fade (and reduced motion),
@@ -17,6 +17,7 @@
 // Expected sentences and names come from the Python test (the messages package makes them).
 
 import { rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 
 import {
@@ -37,6 +38,9 @@ import {
   waitForRow,
   waitUntil,
 } from "./harness.mjs";
+
+// Node 20 has no EventSource of its own; the eventsource package is a devDependency of client_js.
+const { EventSource } = createRequire(new URL("../../client_js/package.json", import.meta.url))("eventsource");
 
 const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
@@ -422,21 +426,18 @@ async function hotReload(open) {
   page.on("framenavigated", (frame) => {
     if (frame === page.mainFrame()) navigations += 1;
   });
-  // What the server broadcasts reaches both of the page's sockets (the job client's, reload.js's).
-  let connected = 0;
+  // What the server tells reload.js on GET /api/live, heard here too on a stream of the test's own.
   const reloads = [];
-  page.on("websocket", (socket) =>
-    socket.on("framereceived", ({ payload }) => {
-      if (typeof payload !== "string") return;
-      if (payload.startsWith("40")) connected += 1;
-      if (payload.startsWith('42["reload-css"')) reloads.push(JSON.parse(payload.slice(2))[1].path);
-    }),
-  );
+  const stream = new EventSource(`${config.url}/api/live`);
+  stream.onmessage = ({ data }) => {
+    const message = JSON.parse(data);
+    if (message.event === "reload-css") reloads.push(message.path);
+  };
   await page.goto(config.url);
   check((await page.locator('script[src="/static/reload.js"]').count()) === 1, "no reload.js under --reload");
   await waitUntil("the hot reload indicator", () => page.locator("#hot-reload").textContent(), (text) => text === "Hot reload on");
   await waitUntil("the badge to say live", () => readOverview(page), (o) => o.badge === "live");
-  await waitUntil("both sockets to be connected", async () => connected, (count) => count >= 2);
+  await waitUntil("the test's own stream to be open", async () => stream.readyState, (state) => state === EventSource.OPEN);
   await page.evaluate(() => {
     window.tidingsE2eMarker = "still the same page";
   });
@@ -478,6 +479,7 @@ async function hotReload(open) {
     check(after === null, "a script changed but the page was not reloaded");
     await screenshot(page, "hot-reload");
   } finally {
+    stream.close();
     rmSync(sheet, { force: true });
     rmSync(script, { force: true });
   }
