@@ -123,7 +123,11 @@ export function createUploader(options: UploaderOptions = {}): Uploader {
     while (requests.size < concurrency) {
       const next = queue.findIndex((upload) => !upload.held);
       if (next < 0) return;
-      void send(queue.splice(next, 1)[0] as Upload);
+      const upload = queue.splice(next, 1)[0] as Upload;
+      send(upload).catch((error: unknown) => {
+        // No XMLHttpRequest here (Node), say: the file fails rather than the page.
+        finish(upload, "failed", `The upload could not start: ${error instanceof Error ? error.message : String(error)}`);
+      });
     }
   }
 
