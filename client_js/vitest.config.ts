@@ -27,7 +27,7 @@ export default defineConfig({
         test: {
           name: "integration",
           environment: "node",
-          include: ["test/integration/**/*.test.ts"],
+          include: ["test/integration/**/*.test.{ts,tsx}"],
           testTimeout: 60_000,
           hookTimeout: 120_000,
           fileParallelism: false,

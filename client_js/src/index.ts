@@ -54,3 +54,5 @@ export type {
   TerminalStatus,
   UnsubscribeResult,
 } from "./protocol.js";
+export { DEFAULT_CONCURRENCY, createUploader } from "./upload.js";
+export type { Upload, UploadFile, UploadState, Uploader, UploaderOptions } from "./upload.js";

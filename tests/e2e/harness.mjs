@@ -50,13 +50,14 @@ export function sleep(ms) {
  * A fresh profile (its own --user-data-dir) in Chromium. `problems` collects what must never
  * happen on the page: uncaught errors, dialogs (an alert would mean markup ran), CSP violations.
  */
-export async function launch({ viewport = { width: 1100, height: 900 } } = {}) {
+export async function launch({ viewport = { width: 1100, height: 900 }, reducedMotion = "no-preference" } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "tidings-e2e-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     args: CHROMIUM_ARGS,
     viewport,
+    reducedMotion,
     timeout: WAIT_MS,
   });
   context.setDefaultTimeout(WAIT_MS);
@@ -170,6 +171,7 @@ export function readOverview(page) {
     const text = (id) => document.getElementById(id).textContent;
     return {
       queued: text("count-queued"),
+      uploading: text("count-uploading"),
       processing: text("count-processing"),
       done: text("count-done"),
       errors: text("count-errors"),

@@ -263,3 +263,33 @@ def test_a_thousand_files(server: ServerProcess) -> None:
     """A thousand dropped files: one row each, every one done, the overview at 100%, the live log
     capped. Prints how long it took and the page's long tasks (figures, not assertions)."""
     run_scenario("many", server, timeout=220, count=1000, logLimit=LOG_LIMIT)
+
+
+def test_upload_settings_and_feedback(server: ServerProcess, tmp_path: Path) -> None:
+    """Entity extraction, "Upload all" (a waiting file cancelled) and two uploads at a time as the
+    page's settings say, with the uploading count; notifications on completion, on a failed job
+    and on an upload cut off, a milestone at ten files, the
+    pulse and the fade (none under reduced motion), freshness colours, the time of an error, and
+    jobs finished before the page was opened shown as minutes old rather than "just now"."""
+    directory = tmp_path / "files"
+    directory.mkdir()
+    files = []
+    for name, content in {
+        "contacts.csv": b"name,email\nAda,ada@example.com\nGrace,grace@example.com\n",
+        "links.csv": b"title,url\nDocs,https://example.com/docs\n",
+        "payments.csv": b"date,amount\n2026-01-02,$12.50\n",
+    }.items():
+        (directory / name).write_bytes(content)
+        files.append({"name": name, "path": str(directory / name)})
+    (directory / "broken.csv").write_bytes(b"a,b,c\n1,2,3\n4,5\n")
+    for name in ("spare.csv", "cut-off.csv"):
+        (directory / name).write_bytes(b"a,b\n1,2\n")
+    run_scenario(
+        "controls",
+        server,
+        files=files,
+        spare={"name": "spare.csv", "path": str(directory / "spare.csv")},
+        broken={"name": "broken.csv", "path": str(directory / "broken.csv")},
+        cutOff={"name": "cut-off.csv", "path": str(directory / "cut-off.csv")},
+    )
+    assert (ARTIFACTS / "controls.png").stat().st_size > 10_000

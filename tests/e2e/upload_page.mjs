@@ -7,13 +7,17 @@
 //   fallback  Socket.IO blocked: the page follows GET /api/stream instead, a folder upload and a
 //             cancel work over it, and a reload restores the rows
 //   refetch   over the stream, events past a hole fetch the job's state once, not once each
-//   reload    under --reload a changed stylesheet is swapped without a navigation; a changed
-//             script reloads the page
+//   reload    under --reload (GET /api/live) a changed stylesheet is swapped without a
+//             navigation; a changed script reloads the page
 //   many      a thousand files: a row each, all reach done, the log stays capped
+//   controls  the upload settings (entity extraction, "Upload all", parallel uploads), the
+//             uploading count, notifications, milestones, pulse and fade (and reduced motion),
+//             freshness colours, error times, and a job finished before the page loaded
 //
 // Expected sentences and names come from the Python test (the messages package makes them).
 
 import { rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 
 import {
@@ -34,6 +38,9 @@ import {
   waitForRow,
   waitUntil,
 } from "./harness.mjs";
+
+// Node 20 has no EventSource of its own; the eventsource package is a devDependency of client_js.
+const { EventSource } = createRequire(new URL("../../client_js/package.json", import.meta.url))("eventsource");
 
 const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
@@ -419,21 +426,18 @@ async function hotReload(open) {
   page.on("framenavigated", (frame) => {
     if (frame === page.mainFrame()) navigations += 1;
   });
-  // What the server broadcasts reaches the job client's socket as well as reload.js's /api/live.
-  let connected = 0;
+  // What the server tells reload.js on GET /api/live, heard here too on a stream of the test's own.
   const reloads = [];
-  page.on("websocket", (socket) =>
-    socket.on("framereceived", ({ payload }) => {
-      if (typeof payload !== "string") return;
-      if (payload.startsWith("40")) connected += 1;
-      if (payload.startsWith('42["reload-css"')) reloads.push(JSON.parse(payload.slice(2))[1].path);
-    }),
-  );
+  const stream = new EventSource(`${config.url}/api/live`);
+  stream.onmessage = ({ data }) => {
+    const message = JSON.parse(data);
+    if (message.event === "reload-css") reloads.push(message.path);
+  };
   await page.goto(config.url);
   check((await page.locator('script[src="/static/reload.js"]').count()) === 1, "no reload.js under --reload");
   await waitUntil("the hot reload indicator", () => page.locator("#hot-reload").textContent(), (text) => text === "Hot reload on");
   await waitUntil("the badge to say live", () => readOverview(page), (o) => o.badge === "live");
-  await waitUntil("the job client's socket to be connected", async () => connected, (count) => count >= 1);
+  await waitUntil("the test's own stream to be open", async () => stream.readyState, (state) => state === EventSource.OPEN);
   await page.evaluate(() => {
     window.tidingsE2eMarker = "still the same page";
   });
@@ -475,6 +479,7 @@ async function hotReload(open) {
     check(after === null, "a script changed but the page was not reloaded");
     await screenshot(page, "hot-reload");
   } finally {
+    stream.close();
     rmSync(sheet, { force: true });
     rmSync(script, { force: true });
   }
@@ -522,7 +527,180 @@ async function many(open) {
   await screenshot(page, "many-files", { fullPage: false });
 }
 
-const SCENARIOS = { upload, fallback, refetch, token, reload: hotReload, many };
+/** Records every notification the page shows, `[kind, text]` (read by `notes(page)`). */
+function listenToNotes(page) {
+  return page.evaluate(() => {
+    window.tidingsNotes = [];
+    new MutationObserver((changes) => {
+      for (const change of changes) {
+        for (const node of change.addedNodes) window.tidingsNotes.push([node.dataset.kind, node.querySelector(".note-text").textContent]);
+      }
+    }).observe(document.getElementById("notes"), { childList: true });
+  });
+}
+
+function notes(page) {
+  return page.evaluate(() => window.tidingsNotes);
+}
+
+/** "updated N s ago" and its colour, on the header or on a row. */
+function agoOf(locator) {
+  return locator.evaluate((node) => ({ text: node.textContent, freshness: node.dataset.freshness ?? null }));
+}
+
+function animationOf(page, selector) {
+  return page.locator(selector).first().evaluate((node) => getComputedStyle(node).animationName);
+}
+
+async function controls(open) {
+  const { page } = await open();
+  await page.clock.install(); // time flows as ever; the freshness step moves it on
+  const held = []; // upload requests the test has not let through yet
+  let holding = true;
+  let cutOff = false; // the next upload is cut off, as a dropped connection would
+  await page.route("**/api/upload*", (route) => {
+    if (cutOff) {
+      cutOff = false;
+      void route.abort("connectionreset");
+    } else if (holding) held.push(route);
+    else void route.continue();
+  });
+  const jobIds = [];
+  page.on("response", async (response) => {
+    if (new URL(response.url()).pathname !== "/api/upload" || response.status() !== 202) return;
+    jobIds.push(...(await response.json()).jobs.map((job) => job.job_id));
+  });
+  await page.goto(config.url);
+  await waitUntil("the badge to say live", () => readOverview(page), (o) => o.badge === "live");
+  await listenToNotes(page);
+  const user = await userOf(page);
+
+  step("the settings are labelled form controls");
+  await page.getByLabel("Extract entities").check();
+  await page.getByLabel("Wait for \u201cUpload all\u201d").check();
+  const parallel = page.getByLabel("Parallel uploads");
+  await parallel.fill("2");
+  await parallel.press("Tab"); // committed: the change event
+  const uploadAll = page.getByRole("button", { name: "Upload all" });
+  check(await uploadAll.isVisible(), "no Upload all button in the Upload all mode");
+  check(await uploadAll.isDisabled(), "Upload all is enabled with nothing to upload");
+
+  step("files added wait for Upload all");
+  await page.setInputFiles("#file-input", [...config.files, config.spare].map((file) => file.path));
+  for (const file of [...config.files, config.spare]) {
+    await waitForRow(page, file.name, { status: "waiting", message: /Upload all/ });
+  }
+  check(held.length === 0, `${held.length} files went up before Upload all was pressed`);
+  check((await page.textContent("#held-count")) === "4 files waiting", `held: ${await page.textContent("#held-count")}`);
+  await rowOf(page, config.spare.name).locator(".cancel").click();
+  await waitForRow(page, config.spare.name, { status: "cancelled" });
+  check((await page.textContent("#held-count")) === "3 files waiting", `held after a cancel: ${await page.textContent("#held-count")}`);
+
+  step("Upload all, two at a time: two go up, the third waits its turn");
+  await uploadAll.click();
+  await waitUntil("two uploads at the server", async () => held.length, (count) => count === 2);
+  const during = await waitUntil("the uploading count", () => readOverview(page), (o) => o.uploading === "2");
+  check(during.queued === "1", `one file should wait its turn: ${JSON.stringify(during)}`);
+  check(held.length === 2, `${held.length} uploads at once with parallel uploads at 2`);
+  holding = false;
+  for (const route of held.splice(0)) await route.continue();
+  for (const file of config.files) await waitForRow(page, file.name, { status: "done" });
+  check(jobIds.length === 3, `${jobIds.length} uploads answered`);
+
+  step("entity extraction was asked for with every file");
+  for (const jobId of jobIds) {
+    const job = await api("GET", `/api/jobs/${jobId}`);
+    check(job.steps.some((entry) => entry.step === "entity_extraction"), `${jobId} ran no entity extraction`);
+  }
+
+  step("pulse and fade, a done notification");
+  check((await animationOf(page, '.stat[data-kind="done"]')) === "pulse", "the done count did not pulse");
+  check((await animationOf(page, ".file-message.fade")) === "fade", "no sentence faded in");
+  await waitUntil("a done notification", () => notes(page), (seen) => seen.some(([kind]) => kind === "done"));
+
+  step("a failure, uploading at once: an error notification and error details with a time");
+  await page.getByLabel("Upload at once").check();
+  check(await page.locator("#upload-all-group").isHidden(), "Upload all is still offered when files go up at once");
+  await page.setInputFiles("#file-input", [config.broken.path]);
+  const broken = await waitForRow(page, config.broken.name, { status: "error" });
+  check(broken.error !== null, "the failed file has no error details");
+  const failedAt = await rowOf(page, config.broken.name)
+    .locator(".file-error-time")
+    .evaluate((node) => ({ text: node.textContent, at: node.dateTime }));
+  check(/^Failed at \d\d:\d\d:\d\d$/.test(failedAt.text) && !Number.isNaN(Date.parse(failedAt.at)), `error time: ${JSON.stringify(failedAt)}`);
+  await waitUntil("an error notification", () => notes(page), (seen) =>
+    seen.some(([kind, text]) => kind === "error" && text.includes(config.broken.name)),
+  );
+
+  step("an upload cut off: an error notification, and the time in its error details");
+  cutOff = true;
+  await page.setInputFiles("#file-input", [config.cutOff.path]);
+  await waitForRow(page, config.cutOff.name, { status: "error" });
+  await waitUntil("an upload error notification", () => notes(page), (seen) =>
+    seen.some(([kind, text]) => kind === "error" && text.startsWith(`Could not upload ${config.cutOff.name}`)),
+  );
+  const cutAt = await rowOf(page, config.cutOff.name).locator(".file-error-time").textContent();
+  check(/^Failed at \d\d:\d\d:\d\d$/.test(cutAt ?? ""), `the cut-off upload's error time: ${cutAt}`);
+  const dismiss = page.locator(".note-close").first();
+  const label = await dismiss.getAttribute("aria-label");
+  check(/^Dismiss: /.test(label ?? ""), `the close button of a notification is named ${label}`);
+
+  step("a milestone every ten files");
+  const milestoneJobs = [];
+  for (let index = 0; index < 10; index += 1) milestoneJobs.push(await createJob(user, `milestone-${index}.csv`));
+  for (const [index] of milestoneJobs.entries()) await waitForRow(page, `milestone-${index}.csv`, { status: "queued" });
+  for (const jobId of milestoneJobs) await report(jobId, { step: "complete", status: "done", context: { rows: 1 } });
+  const milestones = await waitUntil("the milestone note", () => notes(page), (seen) =>
+    seen.some(([kind]) => kind === "milestone"),
+  );
+  check(
+    JSON.stringify(milestones.filter(([kind]) => kind === "milestone")) === JSON.stringify([["milestone", "Milestone: 10 files done."]]),
+    `milestones: ${JSON.stringify(milestones)}`,
+  );
+  await waitUntil("the milestone in the live log", () => page.textContent("#log"), (text) => text.includes("Milestone: 10 files done."));
+
+  step("freshness: green under 5 s, yellow under 30 s, red after");
+  const thresholds = await page.evaluate(async () => {
+    const { freshness } = await import("/static/feedback.js");
+    return [0, 4_999, 5_000, 29_999, 30_000].map((ms) => freshness(0, ms));
+  });
+  check(JSON.stringify(thresholds) === JSON.stringify(["fresh", "fresh", "recent", "recent", "stale"]), `thresholds: ${thresholds}`);
+  const probe = await createJob(user, "fresh.csv");
+  await report(probe, { step: "hashing", progress: 10, context: { filename: "fresh.csv" } });
+  await waitForRow(page, "fresh.csv", { status: "processing" });
+  await page.clock.pauseAt(Date.now() + 500);
+  const colours = [];
+  for (const advance of [0, 10_000, 25_000]) {
+    await page.clock.runFor(advance);
+    const ago = await agoOf(rowOf(page, "fresh.csv").locator(".file-ago"));
+    const seconds = /^updated (\d+) s ago$/.exec(ago.text)?.[1];
+    const expected = ago.text === "updated just now" ? "fresh" : seconds === undefined ? "stale" : Number(seconds) < 5 ? "fresh" : Number(seconds) < 30 ? "recent" : "stale";
+    check(ago.freshness === expected, `"${ago.text}" is coloured ${ago.freshness}`);
+    colours.push(ago.freshness);
+  }
+  check(colours[1] === "recent" && colours[2] === "stale", `the colours as time passed: ${colours}`);
+  const header = await agoOf(page.locator("#updated"));
+  check(header.freshness === "stale", `the header's "${header.text}" is coloured ${header.freshness}`);
+  await page.clock.resume();
+  await screenshot(page, "controls");
+
+  step("a job finished minutes before the page loaded is not 'updated just now'; reduced motion");
+  const later = await open({ reducedMotion: "reduce" });
+  await later.page.addInitScript((id) => localStorage.setItem("tidings.userId", id), user);
+  await later.page.clock.install({ time: Date.now() + 120_000 }); // this page opens two minutes on
+  await later.page.goto(config.url);
+  const agos = await waitUntil(
+    "all 15 rows back, each with its time",
+    () => later.page.locator("#files .file-ago").evaluateAll((nodes) => nodes.map((node) => [node.textContent, node.dataset.freshness])),
+    (rows) => rows.length === 15 && rows.every(([text]) => text !== ""),
+  );
+  for (const [text, colour] of agos) {
+    check(/^updated \d+ min ago$/.test(text) && colour === "stale", `a finished job shows "${text}" (${colour})`);
+  }
+  check((await animationOf(later.page, ".stat.pulse")) === "none", "the stats pulse under prefers-reduced-motion");
+}
+
+const SCENARIOS = { upload, fallback, refetch, token, reload: hotReload, many, controls };
 const scenario = SCENARIOS[config.scenario];
 if (scenario === undefined) {
   console.error(`FAIL: no scenario ${config.scenario}; one of ${Object.keys(SCENARIOS).join(", ")}`);

@@ -21,12 +21,14 @@ describe("server/web/static/tidings-client.js", () => {
   it("exports the core and the store, and they work without a bundler", async () => {
     const bundle = await import(/* @vite-ignore */ pathToFileURL(bundlePath).href);
     expect(Object.keys(bundle).sort()).toEqual([
+      "DEFAULT_CONCURRENCY",
       "JOB_ID_PATTERN",
       "JobClientError",
       "TERMINAL_STATUSES",
       "aggregate",
       "createJobClient",
       "createJobStore",
+      "createUploader",
       "emptyEntry",
       "formatAgo",
       "formatEta",

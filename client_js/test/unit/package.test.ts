@@ -12,6 +12,8 @@ import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 
 import * as core from "../../src/index.js";
+import * as compat from "../../src/compat/index.js";
+import * as compatReact from "../../src/compat/react.js";
 import * as react from "../../src/react/index.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -24,12 +26,14 @@ afterAll(async () => {
 });
 
 describe("package.json", () => {
-  it("exports `.` and `./react` as ESM with types, free of side effects", async () => {
+  it("exports `.`, `./react`, `./compat` and `./compat/react` as ESM with types, free of side effects", async () => {
     const pkg = JSON.parse(await readFile(join(root, "package.json"), "utf8"));
     expect(pkg.type).toBe("module");
     expect(pkg.sideEffects).toBe(false);
     expect(pkg.exports["."]).toEqual({ types: "./dist/index.d.ts", import: "./dist/index.js" });
     expect(pkg.exports["./react"]).toEqual({ types: "./dist/react/index.d.ts", import: "./dist/react/index.js" });
+    expect(pkg.exports["./compat"]).toEqual({ types: "./dist/compat/index.d.ts", import: "./dist/compat/index.js" });
+    expect(pkg.exports["./compat/react"]).toEqual({ types: "./dist/compat/react.d.ts", import: "./dist/compat/react.js" });
     expect(pkg.peerDependencies.react).toBe(">=18");
     expect(pkg.dependencies).not.toHaveProperty("react");
   });
@@ -40,13 +44,18 @@ describe("package.json", () => {
     await run(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json", "--outDir", outDir], {
       cwd: root,
     });
-    for (const file of ["index.js", "index.d.ts", "react/index.js", "react/index.d.ts"]) {
+    for (const file of ["index.js", "index.d.ts", "react/index.js", "react/index.d.ts", "compat/index.js", "compat/index.d.ts", "compat/react.js", "compat/react.d.ts"]) {
       expect(existsSync(join(outDir, file)), file).toBe(true);
     }
     const builtCore = await import(/* @vite-ignore */ pathToFileURL(join(outDir, "index.js")).href);
     const builtReact = await import(/* @vite-ignore */ pathToFileURL(join(outDir, "react", "index.js")).href);
     expect(Object.keys(builtCore).sort()).toEqual(Object.keys(core).sort());
     expect(Object.keys(builtReact).sort()).toEqual(Object.keys(react).sort());
+    const builtCompat = await import(/* @vite-ignore */ pathToFileURL(join(outDir, "compat", "index.js")).href);
+    expect(Object.keys(builtCompat).sort()).toEqual(Object.keys(compat).sort());
+    // The framework-free compat module does not pull React in either; its React half does.
+    expect(await readFile(join(outDir, "compat", "index.js"), "utf8")).not.toMatch(/from "react"/);
+    expect(Object.keys(compatReact)).toEqual(expect.arrayContaining(["useFileStatusStore", "UploadProgressModal", "liveSystem"]));
     // The core does not pull React in.
     const coreText = await readFile(join(outDir, "client.js"), "utf8");
     expect(coreText).not.toMatch(/from "react"/);

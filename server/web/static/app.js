@@ -14,11 +14,15 @@
  * localStorage and followed again on the next visit, so jobs reported by a worker (which belong
  * to no one, or to another user) stay on the page.
  */
-import { createJobClient, formatAgo, formatEta, formatPercent, isTerminal } from "./tidings-client.js";
+import { createJobClient, formatEta, formatPercent, isTerminal } from "./tidings-client.js";
 import { identity } from "./identity.js";
-import { Uploader, filesOfDrop, filesOfFolder } from "./upload.js";
+import { pageUploader, filesOfDrop, filesOfFolder } from "./upload.js";
+import { setUpControls } from "./controls.js";
+import { notify, paintAgo, replay } from "./feedback.js";
 
 const LOG_LIMIT = 200;
+/** A note every this many files done. */
+const MILESTONE = 10;
 
 const LABELS = {
   waiting: "Waiting to upload",
@@ -33,7 +37,7 @@ const LABELS = {
 /** Which stats card a status counts in. */
 const KINDS = {
   waiting: "queued",
-  uploading: "queued",
+  uploading: "uploading",
   pending: "queued",
   queued: "queued",
   processing: "processing",
@@ -71,6 +75,17 @@ function clockTime(value) {
 
 // ---- what a row shows ---------------------------------------------------------------------
 
+/**
+ * When the job last changed, by the job's own timestamps: a job that finished minutes before the
+ * page loaded was not updated "just now" (when its snapshot arrived). The client's clock caps it,
+ * so a server clock ahead of the browser's never says "in the future".
+ */
+function changedAt(entry) {
+  const server = Date.parse(entry.updatedAt ?? "");
+  if (entry.lastEventAt === null) return null;
+  return Number.isNaN(server) ? entry.lastEventAt : Math.min(server, entry.lastEventAt);
+}
+
 /** What a row shows for a job the store knows. */
 function viewOfEntry(entry, fallbackName) {
   const terminal = isTerminal(entry.status);
@@ -84,9 +99,10 @@ function viewOfEntry(entry, fallbackName) {
     message: waiting ? waitingFor : entry.message,
     progress: entry.status === "done" ? 100 : entry.progress,
     eta: terminal ? null : formatEta(entry.etaSeconds),
-    at: entry.lastEventAt,
+    at: changedAt(entry),
     steps: entry.steps,
     error: entry.status === "error" || entry.status === "cancelled" ? entry.error : null,
+    errorAt: entry.updatedAt,
     cancellable: !terminal && entry.subscription !== "forbidden",
     cancelling: !terminal && entry.cancelRequested,
   };
@@ -96,7 +112,7 @@ function viewOfEntry(entry, fallbackName) {
 function viewOfUpload(upload) {
   const share = upload.total > 0 ? (100 * upload.loaded) / upload.total : 0;
   const views = {
-    waiting: ["waiting", `Waiting to upload ${upload.name}...`, 0],
+    waiting: ["waiting", upload.held ? `Waiting for "Upload all" to upload ${upload.name}.` : `Waiting to upload ${upload.name}...`, 0],
     uploading: ["uploading", `Uploading ${upload.name}...`, share],
     uploaded: ["pending", "Uploaded. Waiting for the server to start on it...", null],
     failed: ["error", `Could not upload ${upload.name}.`, null],
@@ -112,6 +128,7 @@ function viewOfUpload(upload) {
     at: null,
     steps: null,
     error: upload.state === "failed" ? { code: "upload_failed", message: upload.error } : null,
+    errorAt: upload.finishedAt === null ? null : new Date(upload.finishedAt).toISOString(),
     cancellable: upload.state === "waiting" || upload.state === "uploading" || upload.state === "uploaded",
     cancelling: false,
   };
@@ -163,7 +180,8 @@ class Row {
     this.error.append(element("summary", "", "Error details"));
     this.errorReason = element("p", "file-error-reason");
     this.errorFacts = element("p", "file-error-facts");
-    this.error.append(this.errorReason, this.errorFacts);
+    this.errorTime = element("time", "file-error-time");
+    this.error.append(this.errorReason, this.errorFacts, this.errorTime);
 
     this.steps = element("details", "file-steps");
     this.stepsSummary = element("summary", "", "Steps");
@@ -182,7 +200,10 @@ class Row {
       setText(this.state, LABELS[view.status]);
     }
     if (view.name !== was.name) setText(this.name, view.name);
-    if (view.message !== was.message) setText(this.message, view.message);
+    if (view.message !== was.message) {
+      setText(this.message, view.message);
+      if (was.message !== undefined) replay(this.message, "fade");
+    }
     if (view.progress !== was.progress || view.message !== was.message) this.paintProgress(view);
     if (view.eta !== was.eta) setText(this.eta, view.eta);
     if (view.at !== was.at) this.tick(Date.now());
@@ -226,6 +247,12 @@ class Row {
     setText(this.errorReason, error.message);
     const step = view.steps?.find((entry) => entry.status === "error");
     setText(this.errorFacts, step ? `Code ${error.code}, in the step ${step.step}.` : `Code ${error.code}.`);
+    const at = step?.updated_at ?? view.errorAt;
+    this.errorTime.hidden = !at;
+    if (at) {
+      this.errorTime.dateTime = at;
+      setText(this.errorTime, `Failed at ${clockTime(at)}`);
+    }
   }
 
   /** The timeline is built only while it is open: a thousand closed rows cost nothing. */
@@ -245,8 +272,7 @@ class Row {
   }
 
   tick(now) {
-    const ago = formatAgo(this.view.at, now);
-    setText(this.ago, ago === null ? "" : `updated ${ago}`);
+    paintAgo(this.ago, this.view.at, now);
   }
 
   rekey(key) {
@@ -276,6 +302,8 @@ const newRows = document.createDocumentFragment();
 let pendingLog = [];
 let finished = [];
 let lastActivity = null;
+/** Files done since the page loaded, for the milestones. */
+let doneSinceLoad = 0;
 let scheduled = false;
 
 let mode = "socket.io";
@@ -306,10 +334,12 @@ function frame() {
     painted.set(jobId, entry);
     const row = rows.get(jobId) ?? addRow(jobId);
     row.paint(viewOfEntry(entry, uploadOfJob.get(jobId)?.name));
-    if (before?.snapshot && !isTerminal(before.status) && isTerminal(entry.status)) finished.push(entry);
-    if (entry.lastEventAt !== null && (lastActivity === null || entry.lastEventAt > lastActivity)) {
-      lastActivity = entry.lastEventAt;
-    }
+    // Finished while the page watched: seen running, or uploaded from here (it may end before
+    // the first frame that sees it). Jobs that had ended before the page opened are not news.
+    const watchedRunning = before?.snapshot ? !isTerminal(before.status) : uploadOfJob.has(jobId);
+    if (watchedRunning && isTerminal(entry.status)) finished.push(entry);
+    const at = changedAt(entry);
+    if (at !== null && (lastActivity === null || at > lastActivity)) lastActivity = at;
   }
   for (const upload of dirtyUploads) rows.get(upload.key)?.paint(viewOfUpload(upload));
   dirtyUploads.clear();
@@ -321,7 +351,7 @@ function frame() {
 }
 
 function paintOverview() {
-  const counts = { queued: 0, processing: 0, done: 0, errors: 0 };
+  const counts = { queued: 0, uploading: 0, processing: 0, done: 0, errors: 0 };
   let sum = 0;
   for (const row of rows.values()) {
     const { status, progress } = row.view;
@@ -331,7 +361,12 @@ function paintOverview() {
   }
   const total = rows.size;
   const percent = total === 0 ? 0 : sum / total;
-  for (const [kind, count] of Object.entries(counts)) setText($(`count-${kind}`), String(count));
+  for (const [kind, count] of Object.entries(counts)) {
+    const node = $(`count-${kind}`);
+    if (node.textContent === String(count)) continue;
+    node.textContent = String(count);
+    replay(node.closest(".stat"), "pulse");
+  }
   setText($("overall-percent"), formatPercent(percent));
   const settled = counts.done + counts.errors;
   setText(
@@ -374,12 +409,22 @@ function announce() {
       .map(([count, status]) => `${count} ${status === "error" ? "failed" : status}`);
     sentence = `${ended.length} files finished: ${parts.join(", ")}.`;
   }
+  const failed = ended.some((entry) => entry.status !== "done");
+  notify(sentence, failed ? "error" : "done");
+  const before = doneSinceLoad;
+  doneSinceLoad += ended.filter((entry) => entry.status === "done").length;
+  const reached = Math.floor(doneSinceLoad / MILESTONE) * MILESTONE;
+  if (reached > before) {
+    const note = `Milestone: ${reached} files done.`;
+    notify(note, "milestone");
+    log(note);
+    sentence = `${sentence} ${note}`;
+  }
   $("announcer").replaceChildren(element("p", "", sentence));
 }
 
 function paintUpdated(now) {
-  const ago = formatAgo(lastActivity, now);
-  setText($("updated"), ago === null ? "no updates yet" : `updated ${ago}`);
+  paintAgo($("updated"), lastActivity, now, "no updates yet");
 }
 
 /** Once a second: the "updated N s ago" texts move on by themselves. */
@@ -578,22 +623,42 @@ function onUpload(upload) {
     schedule();
     return;
   }
-  if (upload.state === "failed") log(`Could not upload ${upload.name}: ${upload.error}`);
+  if (upload.state === "failed") {
+    log(`Could not upload ${upload.name}: ${upload.error}`);
+    notify(`Could not upload ${upload.name}: ${upload.error}`, "error");
+  }
   if (upload.state === "cancelled") log(`Upload of ${upload.name} cancelled.`);
   dirtyUploads.add(upload);
   schedule();
 }
 
-const uploader = new Uploader(onUpload);
+const controls = setUpControls({
+  onChange(settings) {
+    uploader.concurrency = settings.parallel;
+    if (settings.autoStart) uploadAll();
+  },
+  onUploadAll: uploadAll,
+});
+const uploader = pageUploader((upload) => {
+  onUpload(upload);
+  controls.setHeld(uploader.held);
+}, controls.settings);
+
+function uploadAll() {
+  const count = uploader.release();
+  if (count > 0) log(`Uploading ${count} ${count === 1 ? "file" : "files"}.`);
+}
 
 function addFiles(files) {
   if (files.length === 0) return;
-  for (const upload of uploader.add(files)) {
+  const hold = !controls.settings().autoStart;
+  for (const upload of uploader.add(files, { hold })) {
     uploadsByKey.set(upload.key, upload);
     addRow(upload.key);
     dirtyUploads.add(upload);
   }
-  log(`Uploading ${files.length} ${files.length === 1 ? "file" : "files"}.`);
+  const count = `${files.length} ${files.length === 1 ? "file" : "files"}`;
+  log(hold ? `Added ${count}; press "Upload all" to send them.` : `Uploading ${count}.`);
   schedule();
 }
 
