@@ -8,7 +8,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -171,10 +171,15 @@ def bearer(request: web.Request, *, query: bool = False) -> str | None:
     return (request.query.get("token") or None) if query else None
 
 
+#: On an open server, the cookie that names a browser which uploaded without a user id, so that
+#: its uploads are listed to it (and to nobody else) by ``GET /api/jobs``.
+BROWSER_COOKIE: Final = "tidings_browser"
+
+
 def principal_of(request: web.Request, *, query: bool = False) -> Principal:
-    return request.app[AUTHORITY].principal(
-        bearer(request, query=query), request.query.get("user_id")
-    )
+    """The caller; on an open server its ``?user_id=``, else the browser cookie's identity."""
+    user_id = request.query.get("user_id") or request.cookies.get(BROWSER_COOKIE)
+    return request.app[AUTHORITY].principal(bearer(request, query=query), user_id)
 
 
 def may_create(caller: Principal) -> None:

@@ -1,5 +1,12 @@
 """``POST /api/upload``: files streamed to disk, one job each, run by the built-in pipeline.
 
+The documents tidings was specified from upload the same way under other names, and their code
+works unchanged: the field may be ``file`` or ``files[]`` as well as ``files``; a one-file reply
+also carries that job's ``job_id``, ``filename`` and ``status`` at its top level; and
+``POST /api/files/upload`` (with an optional ``path``) answers ``{message, uploaded, upload_ids}``.
+On an open server an upload without a user id gets a browser identity (an HttpOnly cookie), so
+``GET /api/jobs`` lists those uploads to that browser alone.
+
 The body is read part by part and each file is written in chunks under a random name in the
 upload directory: a client's filename is never a path, only a display name (cleaned of control
 characters and markup, shortened) kept in the job's ``extra.filename``. Past
@@ -34,11 +41,11 @@ from tidings.ingest import (
 from tidings.messages.humanize import clean_filename
 from tidings.models import CreateJobRequest, parse
 from tidings.store import connect
-from tidings.web.api import may_create, principal_of
+from tidings.web.api import BROWSER_COOKIE, may_create, principal_of
 from tidings.web.keys import AUTHORITY, SERVICE, SETTINGS
 from tidings.worker.emitter import ProgressEmitter
 
-__all__ = ["PIPELINES", "UPLOAD_DIR", "display_name", "setup_upload"]
+__all__ = ["FILE_FIELDS", "PIPELINES", "UPLOAD_DIR", "display_name", "setup_upload"]
 
 PIPELINES = web.AppKey("pipelines", PipelineRunner)
 UPLOAD_DIR = web.AppKey("upload_dir", Path)
@@ -47,6 +54,10 @@ UPLOAD_DIR = web.AppKey("upload_dir", Path)
 MAX_FILES: Final = 100
 #: Longest display name kept for a file (longer ones are shortened in the middle).
 MAX_FILENAME: Final = 255
+#: The names a file part may have: the page's, and the seed documents' two.
+FILE_FIELDS: Final = frozenset({"files", "files[]", "file"})
+#: How long a browser identity lasts (seconds).
+BROWSER_COOKIE_AGE: Final = 30 * 86_400
 #: Largest value of a form field that is not a file.
 MAX_FIELD_BYTES: Final = 1024
 READ_CHUNK: Final = 256 * 1024
@@ -61,6 +72,7 @@ def setup_upload(app: web.Application) -> None:
     stopped (and their jobs marked interrupted) while the store is still open.
     """
     app.router.add_post("/api/upload", upload)
+    app.router.add_post("/api/files/upload", files_upload)
     app.cleanup_ctx.append(_pipelines)
 
 
@@ -120,6 +132,7 @@ class _Received:
 
     files: list[_File] = field(default_factory=list)
     extract_entities: bool = False
+    path: str | None = None
     total: int = 0
 
     def count(self, size: int, limit: int) -> None:
@@ -190,12 +203,14 @@ async def _read_parts(
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 raise InvalidRequest("Nested multipart bodies are not accepted.")
-            if part.name == "files":
+            if part.name in FILE_FIELDS:
                 if len(received.files) >= MAX_FILES:
                     raise InvalidRequest(f"One upload may carry at most {MAX_FILES} files.")
                 await _save(part, directory, received, limit)
             elif part.name == "extract_entities":
                 received.extract_entities = _flag(part.name, await _field(part, received, limit))
+            elif part.name == "path":
+                received.path = _destination(await _field(part, received, limit))
             else:
                 await _field(part, received, limit)
     except ValueError as exc:
@@ -204,20 +219,64 @@ async def _read_parts(
         raise InvalidRequest("The upload was cut off before its end.") from exc
 
 
+def _destination(value: str) -> str | None:
+    """``path`` of ``/api/files/upload``: where the documents' client files an upload. Kept in
+    the job's ``extra.path`` as a label; never used as a path on this server."""
+    if len(value) > MAX_FILENAME or not value.isprintable():
+        raise InvalidRequest(f"path is a label of at most {MAX_FILENAME} printable characters.")
+    return value or None
+
+
 async def upload(request: web.Request) -> web.Response:
     """Receive every file, then create a job per file and hand it to the pipeline runner."""
+    jobs, browser = await _accept(request)
+    reply: dict[str, Any] = {"jobs": jobs}
+    if len(jobs) == 1:
+        reply = {**jobs[0], **reply}
+    return _with_browser(web.json_response(reply, status=202), browser)
+
+
+async def files_upload(request: web.Request) -> web.Response:
+    """``POST /api/files/upload``: the same upload, answered as the seed documents' client reads
+    it; an upload id is the job id (``/api/files/progress/{id}`` follows it)."""
+    jobs, browser = await _accept(request)
+    reply = {
+        "message": "Files uploaded",
+        "uploaded": len(jobs),
+        "upload_ids": [job["job_id"] for job in jobs],
+        "jobs": jobs,
+    }
+    return _with_browser(web.json_response(reply), browser)
+
+
+def _with_browser(response: web.Response, browser: str | None) -> web.Response:
+    if browser is not None:
+        response.set_cookie(
+            BROWSER_COOKIE, browser, max_age=BROWSER_COOKIE_AGE, httponly=True, samesite="Lax"
+        )
+    return response
+
+
+async def _accept(request: web.Request) -> tuple[list[dict[str, Any]], str | None]:
+    """One job per file received (handed to the pipelines), and the browser
+    identity made for an anonymous uploader on an open server (None when there is none)."""
     caller = principal_of(request)
     may_create(caller)
     app = request.app
     authority = app[AUTHORITY]
+    browser = None
+    if caller.open and caller.user is None:
+        browser = f"browser-{secrets.token_urlsafe(18)}"
+        caller = authority.principal(None, browser)
     received = await _receive(request, app[UPLOAD_DIR], app[SETTINGS].max_upload_bytes)
+    extra: dict[str, Any] = {"path": received.path} if received.path else {}
     jobs: list[dict[str, Any]] = []
     try:
         for file in received.files:
             job = await app[SERVICE].create(
                 parse(
                     CreateJobRequest,
-                    {"filename": file.filename, "extra": {"size_bytes": file.size}},
+                    {"filename": file.filename, "extra": {"size_bytes": file.size, **extra}},
                 ),
                 caller.user,
             )
@@ -231,7 +290,11 @@ async def upload(request: web.Request) -> web.Response:
                     extract_entities=received.extract_entities,
                 )
             )
-            entry: dict[str, Any] = {"job_id": job["job_id"], "filename": file.filename}
+            entry: dict[str, Any] = {
+                "job_id": job["job_id"],
+                "filename": file.filename,
+                "status": job["status"],
+            }
             if not authority.open:
                 entry["token"] = authority.mint_job_token(caller.user, [job["job_id"]], caller)
             jobs.append(entry)
@@ -239,4 +302,4 @@ async def upload(request: web.Request) -> web.Response:
         for file in received.files[len(jobs) :]:  # not handed to a pipeline: removed here
             with contextlib.suppress(OSError):
                 file.path.unlink(missing_ok=True)
-    return web.json_response({"jobs": jobs}, status=202)
+    return jobs, browser
