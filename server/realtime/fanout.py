@@ -1,9 +1,10 @@
 """Local listeners on Socket.IO rooms, for deliveries that are not sockets (the SSE streams).
 
-Every event a node delivers to its sockets passes through the client manager's local ``emit``,
-whether it was emitted on this node or arrived from another one through Redis. This manager
-hands a copy to in-process listeners of the same rooms, so an SSE stream sees exactly what a
-socket in that room would.
+Every event a node delivers passes through ``deliver`` (or ``emit``, which the Socket.IO server
+calls), whether the embedded store produced it on this node or it arrived on a Redis channel.
+This manager hands a copy to in-process listeners of the same rooms, so an SSE stream sees
+exactly what a socket in that room would. ``watch`` and ``unwatch`` are where a manager that
+feeds rooms from elsewhere (``RedisManager``) learns which rooms have local watchers.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import socketio
+from tidings.constants import NAMESPACE
 
 #: Events a slow listener may fall behind before it is told to catch up from the store.
 LISTENER_QUEUE = 1000
@@ -38,24 +40,49 @@ class Listener:
 
 
 class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
+        super().__init__()
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
 
-    @contextlib.contextmanager
-    def listen(self, rooms: Iterable[str]) -> Iterator[Listener]:
-        """Receive what this node delivers to these rooms, each event once, until the block ends."""
+    async def watch(self, room: Any) -> None:
+        """A local watcher joined ``room``: return once the room's events reach this node."""
+
+    def unwatch(self, room: Any) -> None:
+        """A local watcher left ``room`` (it may still have others)."""
+
+    @contextlib.asynccontextmanager
+    async def listen(self, rooms: Iterable[str]) -> AsyncIterator[Listener]:
+        """Receive what this node delivers to these rooms, each event once, until the block
+        ends; entered once every room's events reach this node, so a read after it misses
+        nothing."""
         listener = Listener()
         names = list(rooms)
         for room in names:
             self._listeners[room].add(listener)
         try:
+            for room in names:
+                await self.watch(room)
             yield listener
         finally:
             for room in names:
                 self._listeners[room].discard(listener)
                 if not self._listeners[room]:
                     del self._listeners[room]
+                self.unwatch(room)
+
+    async def deliver(
+        self, event: str, data: Any, room: str, *, besides: str | None = None
+    ) -> None:
+        """Deliver to this node's watchers of ``room`` that do not also watch ``besides``."""
+        listeners = self._listeners.get(room, set())
+        if besides is not None and besides in self._listeners:
+            listeners = listeners - self._listeners[besides]
+        for listener in listeners:
+            listener.put(event, data)
+        skip = None
+        if besides is not None:
+            skip = [sid for sid, _ in self.get_participants(NAMESPACE, besides)]
+        await super().emit(event, data, namespace=NAMESPACE, room=room, skip_sid=skip)
 
     async def emit(
         self, event: str, data: Any, namespace: str | None = None, room: Any = None, **kwargs: Any
