@@ -1,10 +1,21 @@
-"""Local listeners on Socket.IO rooms, for deliveries that are not sockets (the SSE streams).
+"""Local delivery: each event encoded once per node, the same frame bytes to every socket.
 
-Every event a node delivers passes through ``deliver`` (or ``emit``, which the Socket.IO server
-calls), whether the embedded store produced it on this node or it arrived on a Redis channel.
-This manager hands a copy to in-process listeners of the same rooms, so an SSE stream sees
-exactly what a socket in that room would. ``watch`` and ``unwatch`` are where a manager that
-feeds rooms from elsewhere (``RedisManager``) learns which rooms have local watchers.
+Listeners. Every event a node delivers passes through ``emit`` (the Socket.IO server calls it)
+or ``deliver`` (a Redis channel), and in-process listeners of the same rooms (the SSE streams)
+get a copy, so a stream sees exactly what a socket in that room would. ``watch`` and
+``unwatch`` are where a manager that feeds rooms from elsewhere (``RedisManager``) learns which
+rooms have local watchers.
+
+Pre-encoded fan-out. python-socketio encodes an event once but then starts a task per socket,
+which puts the packet on the socket's queue, whose writer task writes it as a websocket frame.
+Here the frame itself (header and payload) is built once, and written straight to the TCP
+transport of every socket that is ready for it: a websocket from its first request (so its
+initial request's transport is the websocket's), whose engine.io writer is idle, waiting on an
+empty queue (so nothing of its own is queued or half-written), and whose transport buffer is
+below ``HIGH_WATER`` (a slow reader's backlog stays bounded by the ordinary path's flow
+control). Every other socket (polling, upgraded from polling, busy, backed up) gets the packet
+on its queue, as engine.io's ``send`` does. A delivery never awaits, so two events reach every
+socket in the order they were delivered, whichever path each took.
 """
 
 from __future__ import annotations
@@ -16,10 +27,14 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
+from socketio import packet
 from tidings.constants import NAMESPACE
 
 #: Events a slow listener may fall behind before it is told to catch up from the store.
 LISTENER_QUEUE = 1000
+#: Bytes waiting in a socket's transport above which it takes the queued path.
+HIGH_WATER = 64 * 1024
 
 
 class Listener:
@@ -43,6 +58,8 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
+        self.direct = 0  # deliveries written straight to a transport
+        self.queued = 0  # deliveries put on a socket's queue
 
     async def watch(self, room: Any) -> None:
         """A local watcher joined ``room``: return once the room's events reach this node."""
@@ -79,14 +96,28 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
             listeners = listeners - self._listeners[besides]
         for listener in listeners:
             listener.put(event, data)
-        skip = None
+        skip = set()
         if besides is not None:
-            skip = [sid for sid, _ in self.get_participants(NAMESPACE, besides)]
-        await super().emit(event, data, namespace=NAMESPACE, room=room, skip_sid=skip)
+            skip = {sid for sid, _ in self.get_participants(NAMESPACE, besides)}
+        self._send(event, data, NAMESPACE, room, skip)
 
     async def emit(
-        self, event: str, data: Any, namespace: str | None = None, room: Any = None, **kwargs: Any
+        self,
+        event: str,
+        data: Any,
+        namespace: str | None = None,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
     ) -> Any:
+        room = to or room
+        namespace = namespace or NAMESPACE
+        if callback is not None:  # a packet of its own per socket, for the ack id
+            return await super().emit(
+                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, **kwargs
+            )
         if self._listeners and room is not None:
             rooms = [room] if isinstance(room, str) else list(room)
             reached: set[Listener] = set()
@@ -94,4 +125,76 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
                 reached.update(self._listeners.get(name, ()))
             for listener in reached:
                 listener.put(event, data)
-        return await super().emit(event, data, namespace=namespace, room=room, **kwargs)
+        skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
+        self._send(event, data, namespace, room, skip)
+        return None
+
+    def _send(self, event: str, data: Any, namespace: str, room: Any, skip: set[Any]) -> None:
+        """Encode once, then for each socket write the frame or queue the packet (see the
+        module docstring); never awaits, so deliveries never interleave."""
+        if namespace not in self.rooms:
+            return
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        encoded = self.server.packet_class(
+            packet.EVENT, namespace=namespace, data=[event, *args]
+        ).encode()
+        attachments = isinstance(encoded, list)  # binary data: several engine.io packets
+        pkts = [
+            eio_packet.Packet(eio_packet.MESSAGE, p)
+            for p in (encoded if attachments else [encoded])
+        ]
+        frame: bytes | None = None
+        eio = self.server.eio
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid in skip:
+                continue
+            socket = eio.sockets.get(eio_sid)
+            if socket is None or socket.closed:
+                continue
+            transport = None if attachments else self._ready(eio_sid, socket)
+            if transport is not None:
+                if frame is None:
+                    frame = text_frame(pkts[0].encode())
+                transport.write(frame)
+                self.direct += 1
+            else:
+                for pkt in pkts:
+                    socket.queue.put_nowait(pkt)
+                self.queued += 1
+
+    def _ready(self, eio_sid: str, socket: Any) -> Any:
+        """The transport to write a frame to directly, or None for the queued path."""
+        if not (socket.upgraded and not socket.upgrading and not socket.closing):
+            return None
+        environ = self.server.environ.get(eio_sid) or {}
+        if "transport=websocket" not in environ.get("QUERY_STRING", ""):
+            return None  # upgraded from polling: its first request is not the websocket
+        if not writer_idle(socket):
+            return None
+        request = environ.get("aiohttp.request")
+        transport = request.transport if request is not None else None
+        if transport is None or transport.is_closing():
+            return None
+        if transport.get_write_buffer_size() > HIGH_WATER:
+            return None
+        return transport
+
+
+def writer_idle(socket: Any) -> bool:
+    """The socket's engine.io writer waits on an empty queue: nothing queued, nothing of an
+    earlier batch still to be written (it polls again only after writing a whole batch)."""
+    queue: asyncio.Queue[Any] = socket.queue
+    return queue.empty() and bool(getattr(queue, "_getters", None))
+
+
+def text_frame(payload: str) -> bytes:
+    """An unmasked, final websocket text frame (RFC 6455 5.2), as a server sends it."""
+    body = payload.encode()
+    size = len(body)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + body
