@@ -12,16 +12,23 @@ Here the frame itself (header and payload) is built once, and written straight t
 transport of every socket that is ready for it: a websocket from its first request (so its
 initial request's transport is the websocket's), whose engine.io writer is idle, waiting on an
 empty queue (so nothing of its own is queued or half-written), and whose transport buffer is
-below ``HIGH_WATER`` (a slow reader's backlog stays bounded by the ordinary path's flow
-control). Every other socket (polling, upgraded from polling, busy, backed up) gets the packet
-on its queue, as engine.io's ``send`` does. A delivery never awaits, so two events reach every
-socket in the order they were delivered, whichever path each took.
+below ``HIGH_WATER``. Every other socket (polling, upgraded from polling, busy, backed up)
+takes its queue. A delivery never awaits, so two events reach every socket in the order they
+were delivered, whichever path each took.
+
+Bounded backlogs. On the queued path a socket's job events wait in one ``Backlog`` packet at the
+end of its queue rather than one packet each: when its writer takes it, it goes out as the event
+itself if it is alone, else as one ``job_batch`` frame. Past ``MAX_BACKLOG_EVENTS`` events or
+``MAX_BACKLOG_BYTES`` bytes only each job's newest event is kept: the client sees the gap and
+catches up from ``since``, as the protocol's client rule says. So a stalled reader costs at most
+one event per job it watches, however long it stalls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -35,6 +42,11 @@ from tidings.constants import NAMESPACE
 LISTENER_QUEUE = 1000
 #: Bytes waiting in a socket's transport above which it takes the queued path.
 HIGH_WATER = 64 * 1024
+#: A socket's waiting events, in number or encoded bytes, past which only each job's newest
+#: event is kept.
+MAX_BACKLOG_EVENTS = 500
+MAX_BACKLOG_BYTES = 1024 * 1024
+JOB_EVENTS = frozenset({"job_update", "job_complete", "job_error"})
 
 
 class Listener:
@@ -60,6 +72,8 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         self.direct = 0  # deliveries written straight to a transport
         self.queued = 0  # deliveries put on a socket's queue
+        self.cut = 0  # backlogs cut to each job's newest event
+        self._backlogs: weakref.WeakKeyDictionary[Any, Backlog] = weakref.WeakKeyDictionary()
 
     async def watch(self, room: Any) -> None:
         """A local watcher joined ``room``: return once the room's events reach this node."""
@@ -144,6 +158,12 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
             for p in (encoded if attachments else [encoded])
         ]
         frame: bytes | None = None
+        batched = (
+            not attachments
+            and event in JOB_EVENTS
+            and isinstance(data, dict)
+            and isinstance(data.get("job_id"), str)
+        )
         eio = self.server.eio
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skip:
@@ -157,10 +177,19 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
                     frame = text_frame(pkts[0].encode())
                 transport.write(frame)
                 self.direct += 1
-            else:
-                for pkt in pkts:
-                    socket.queue.put_nowait(pkt)
-                self.queued += 1
+                continue
+            self.queued += 1
+            backlog = self._backlogs.get(socket)
+            if batched:
+                if backlog is None or backlog.sealed:
+                    backlog = self._backlogs[socket] = Backlog(self.server.packet_class, namespace)
+                    socket.queue.put_nowait(backlog)
+                self.cut += backlog.add(event, data, encoded)
+                continue
+            if backlog is not None:
+                del self._backlogs[socket]  # what comes after this packet goes after it
+            for pkt in pkts:
+                socket.queue.put_nowait(pkt)
 
     def _ready(self, eio_sid: str, socket: Any) -> Any:
         """The transport to write a frame to directly, or None for the queued path."""
@@ -198,3 +227,51 @@ def text_frame(payload: str) -> bytes:
     else:
         header = bytes((0x81, 127)) + size.to_bytes(8, "big")
     return header + body
+
+
+class Backlog(eio_packet.Packet):  # type: ignore[misc]
+    """Job events waiting at the end of one socket's queue, encoded when its writer takes them
+    (see the module docstring). Nothing is added once it is encoded (``sealed``)."""
+
+    def __init__(self, packet_class: Any, namespace: str) -> None:
+        super().__init__(eio_packet.MESSAGE)
+        self.packet_class = packet_class
+        self.namespace = namespace
+        self.events: list[tuple[str, Any, str]] = []  # name, Event, its packet as encoded
+        self.size = 0
+        self.newest: dict[str, tuple[str, Any, str]] | None = None  # once cut: by job
+
+    @property
+    def sealed(self) -> bool:
+        return self.encode_cache is not None
+
+    def add(self, event: str, data: dict[str, Any], encoded: str) -> bool:
+        """Hold one more event; True when that cut the backlog to each job's newest event."""
+        item = (event, data, encoded)
+        if self.newest is not None:
+            self.newest.pop(data["job_id"], None)
+            self.newest[data["job_id"]] = item
+            return False
+        self.events.append(item)
+        self.size += len(encoded)
+        if len(self.events) <= MAX_BACKLOG_EVENTS and self.size <= MAX_BACKLOG_BYTES:
+            return False
+        self.newest = {}
+        for held in self.events:
+            self.newest.pop(held[1]["job_id"], None)
+            self.newest[held[1]["job_id"]] = held
+        self.events, self.size = [], 0
+        return True
+
+    def encode(self, b64: bool = False) -> Any:
+        if self.encode_cache is None:
+            items = self.events if self.newest is None else list(self.newest.values())
+            if len(items) == 1:
+                self.data = items[0][2]  # the event alone, as it was encoded for everyone
+            else:
+                batch = {"events": [data for _, data, _ in items]}
+                self.data = self.packet_class(
+                    packet.EVENT, namespace=self.namespace, data=["job_batch", batch]
+                ).encode()
+            self.events, self.newest = [], None
+        return super().encode(b64)

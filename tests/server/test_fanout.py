@@ -86,3 +86,70 @@ async def test_one_frame_serves_every_ready_socket(monkeypatch: pytest.MonkeyPat
         for watcher in watchers:
             await watcher.close()
     assert direct == 5 and len(built) == 1
+
+
+class BatchCounter(Watcher):
+    """A watcher that also counts the ``job_batch`` frames it received."""
+
+    def __init__(self, url: str, *, catch_up: bool = True) -> None:
+        super().__init__(url, catch_up=catch_up)
+        self.batches: list[int] = []
+
+    async def _on_batch(self, batch: dict[str, Any]) -> None:
+        self.batches.append(len(batch["events"]))
+        await super()._on_batch(batch)
+
+
+async def test_a_socket_that_falls_behind_gets_its_events_in_one_job_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fanout, "HIGH_WATER", -1)  # every socket backed up: the queued path
+    async with running_app(Settings(coalesce_window=0)) as (url, app):
+        emitter = ProgressEmitter.for_app(app)
+        await emitter.send_progress("behind", "extracting", 0)
+        watcher = await BatchCounter(url).connect()
+        await watcher.subscribe("behind")
+        for progress in range(1, 21):  # one burst: the socket's writer cannot run meanwhile
+            await emitter.send_progress("behind", "extracting", progress)
+        await settled(watcher, "behind", 21)
+        await watcher.close()
+    assert watcher.batches == [20]  # the control: without batching, twenty frames
+    assert watcher.seqs("behind") == list(range(2, 22)) and watcher.resubscribes == 0
+
+
+async def test_past_the_bound_a_backlog_keeps_each_jobs_newest_and_the_client_catches_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fanout, "HIGH_WATER", -1)
+    monkeypatch.setattr(fanout, "MAX_BACKLOG_EVENTS", 5)
+    async with running_app(Settings(coalesce_window=0)) as (url, app):
+        emitter = ProgressEmitter.for_app(app)
+        for job in ("left", "right"):
+            await emitter.send_progress(job, "extracting", 0)
+        rule = await BatchCounter(url).connect()  # keeps the client rule: catches up
+        raw = await BatchCounter(url, catch_up=False).connect()  # the control: applies as is
+        for watcher in (rule, raw):
+            for job in ("left", "right"):
+                await watcher.subscribe(job)
+        for progress in range(1, 21):
+            for job in ("left", "right"):
+                await emitter.send_progress(job, "extracting", progress)
+        for job in ("left", "right"):
+            await settled(rule, job, 21)
+        await eventually(lambda: raw.batches, what="the control's batch")
+        cut = app[FANOUT].cut
+        await rule.close()
+        await raw.close()
+    assert cut == 2  # one backlog per socket, each cut once
+    assert raw.batches == [2]  # all that was kept: each job's newest event
+    assert [(event["job_id"], event["seq"]) for event in raw.received] == [
+        ("left", 21),
+        ("right", 21),
+    ]
+    assert rule.resubscribes == 2  # the gap in each job, filled from the history
+    for job in ("left", "right"):
+        assert rule.seqs(job) == list(range(2, 22))
+
+
+async def settled(watcher: Watcher, job_id: str, seq: int) -> None:
+    await eventually(lambda: watcher.seqs(job_id)[-1:] == [seq], what=f"{job_id} at {seq}")
