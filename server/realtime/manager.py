@@ -154,6 +154,12 @@ class RedisManager(FanoutManager):
                 "This node could not subscribe to the job's events in Redis; try again shortly."
             ) from None
 
+    def subscribed(self, room: str) -> bool:
+        """Redis has confirmed the room's channel on this node's subscription."""
+        target = room_channel(room)
+        channel = self._channels.get(target[0]) if target is not None else None
+        return channel is not None and channel.confirmed.is_set()
+
     def unwatch(self, room: Any) -> None:
         target = room_channel(room) if isinstance(room, str) else None
         if target is None or self._watched(room):
@@ -217,6 +223,8 @@ class RedisManager(FanoutManager):
         finally:
             if self._outbox is outbox:
                 self._outbox = None
+                for channel in self._channels.values():
+                    channel.confirmed.clear()  # a watcher arriving now waits for the next one
             if writer is not None:
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -187,8 +187,8 @@ async def test_the_subscription_is_confirmed_before_the_subscribers_read(
             await emitter.send_progress("race", "extracting", 2)  # not yet subscribed in Redis
             relay.release()
             ack = await subscribing
-            channel = manager_of(app)._channels[job_channel("race")]
-            await eventually(channel.confirmed.is_set, what="the subscription confirmed")
+            manager = manager_of(app)
+            await eventually(lambda: manager.subscribed(job_room("race")), what="subscribed")
             await emitter.send_progress("race", "extracting", 3)
             await eventually(lambda: watcher.received, what="the live event")
             await asyncio.gather(*hurried)
