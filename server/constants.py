@@ -1,15 +1,13 @@
 """Redis key names, channels and protocol names in one place.
 
 Every key of one job carries the hash tag ``{<job_id>}`` so that the merge script, which touches
-all of them, would run unchanged on a Redis cluster.
+all of them, would run unchanged on a Redis cluster; so does the job's shard channel, which the
+script publishes on (a cluster requires a script's shard channel in the slot of its keys).
 """
 
 from __future__ import annotations
 
 KEY_PREFIX = "tidings"
-
-#: The Socket.IO Redis manager's pub/sub channel shared by every node.
-SOCKETIO_CHANNEL = "tidings:socketio"
 
 NAMESPACE = "/"
 
@@ -50,3 +48,34 @@ def job_room(job_id: str) -> str:
 
 def user_room(user: str) -> str:
     return f"user:{user}"
+
+
+def job_channel(job_id: str) -> str:
+    """The job's events, published with SPUBLISH by the merge script (a shard channel)."""
+    return f"{KEY_PREFIX}:{{{job_id}}}:live"
+
+
+#: The owner's channel is ``prefix + owner + suffix`` (the merge script builds it so).
+USER_CHANNEL = (f"{KEY_PREFIX}:user:", ":live")
+
+
+def user_channel(user: str) -> str:
+    """Every event of the owner's jobs, published with classic PUBLISH (owners span slots)."""
+    prefix, suffix = USER_CHANNEL
+    return f"{prefix}{user}{suffix}"
+
+
+def probe_channel(node: str) -> str:
+    """A node's own channel, on which it checks that its subscription still hears."""
+    return f"{KEY_PREFIX}:node:{node}:probe"
+
+
+def room_channel(room: str) -> tuple[str, bool] | None:
+    """The channel carrying a room's events and whether it is a shard channel; None for a
+    room no channel carries (a socket's own room)."""
+    kind, _, name = room.partition(":")
+    if kind == "job" and name:
+        return job_channel(name), True
+    if kind == "user" and name:
+        return user_channel(name), False
+    return None

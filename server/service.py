@@ -32,7 +32,8 @@ class MessageSource(Protocol):
 
 
 class Publisher(Protocol):
-    """A Socket.IO server or a write-only client manager: both deliver to rooms on every node."""
+    """Delivers to rooms: a Socket.IO server on the one node of the embedded store, or the
+    Redis channels every node of the Redis store listens on."""
 
     async def emit(self, event: str, data: Any, *, room: list[str], namespace: str) -> None: ...
 
@@ -190,7 +191,8 @@ class JobService:
         applied = await self.store.apply(update, epoch=new_epoch(), now_iso=iso, now_ms=ms)
         if applied is None:
             return None
-        await self._publish(applied.event, applied.owner)
+        if not applied.published:
+            await self._publish(applied.event, applied.owner)
         return applied.event
 
     async def republish_latest(self, job_id: str) -> Event | None:

@@ -1,23 +1,52 @@
-"""Local listeners on Socket.IO rooms, for deliveries that are not sockets (the SSE streams).
+"""Local delivery: each event encoded once per node, the same frame bytes to every socket.
 
-Every event a node delivers to its sockets passes through the client manager's local ``emit``,
-whether it was emitted on this node or arrived from another one through Redis. This manager
-hands a copy to in-process listeners of the same rooms, so an SSE stream sees exactly what a
-socket in that room would.
+Listeners. Every event a node delivers passes through ``emit`` (the Socket.IO server calls it)
+or ``deliver`` (a Redis channel), and in-process listeners of the same rooms (the SSE streams)
+get a copy, so a stream sees exactly what a socket in that room would. ``watch`` and
+``unwatch`` are where a manager that feeds rooms from elsewhere (``RedisManager``) learns which
+rooms have local watchers.
+
+Pre-encoded fan-out. python-socketio encodes an event once but then starts a task per socket,
+which puts the packet on the socket's queue, whose writer task writes it as a websocket frame.
+Here the frame itself (header and payload) is built once, and written straight to the TCP
+transport of every socket that is ready for it: a websocket from its first request (so its
+initial request's transport is the websocket's), whose engine.io writer is idle, waiting on an
+empty queue (so nothing of its own is queued or half-written), and whose transport buffer is
+below ``HIGH_WATER``. Every other socket (polling, upgraded from polling, busy, backed up)
+takes its queue. A delivery never awaits, so two events reach every socket in the order they
+were delivered, whichever path each took.
+
+Bounded backlogs. On the queued path a socket's job events wait in one ``Backlog`` packet at the
+end of its queue rather than one packet each: when its writer takes it, it goes out as the event
+itself if it is alone, else as one ``job_batch`` frame. Past ``MAX_BACKLOG_EVENTS`` events or
+``MAX_BACKLOG_BYTES`` bytes only each job's newest event is kept: the client sees the gap and
+catches up from ``since``, as the protocol's client rule says. So a stalled reader costs at most
+one event per job it watches, however long it stalls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
+from socketio import packet
+from tidings.constants import NAMESPACE
 
 #: Events a slow listener may fall behind before it is told to catch up from the store.
 LISTENER_QUEUE = 1000
+#: Bytes waiting in a socket's transport above which it takes the queued path.
+HIGH_WATER = 64 * 1024
+#: A socket's waiting events, in number or encoded bytes, past which only each job's newest
+#: event is kept.
+MAX_BACKLOG_EVENTS = 500
+MAX_BACKLOG_BYTES = 1024 * 1024
+JOB_EVENTS = frozenset({"job_update", "job_complete", "job_error"})
 
 
 class Listener:
@@ -38,28 +67,71 @@ class Listener:
 
 
 class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
+        super().__init__()
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
+        self.direct = 0  # deliveries written straight to a transport
+        self.queued = 0  # deliveries put on a socket's queue
+        self.cut = 0  # backlogs cut to each job's newest event
+        self._backlogs: weakref.WeakKeyDictionary[Any, Backlog] = weakref.WeakKeyDictionary()
 
-    @contextlib.contextmanager
-    def listen(self, rooms: Iterable[str]) -> Iterator[Listener]:
-        """Receive what this node delivers to these rooms, each event once, until the block ends."""
+    async def watch(self, room: Any) -> None:
+        """A local watcher joined ``room``: return once the room's events reach this node."""
+
+    def unwatch(self, room: Any) -> None:
+        """A local watcher left ``room`` (it may still have others)."""
+
+    @contextlib.asynccontextmanager
+    async def listen(self, rooms: Iterable[str]) -> AsyncIterator[Listener]:
+        """Receive what this node delivers to these rooms, each event once, until the block
+        ends; entered once every room's events reach this node, so a read after it misses
+        nothing."""
         listener = Listener()
         names = list(rooms)
         for room in names:
             self._listeners[room].add(listener)
         try:
+            for room in names:
+                await self.watch(room)
             yield listener
         finally:
             for room in names:
                 self._listeners[room].discard(listener)
                 if not self._listeners[room]:
                     del self._listeners[room]
+                self.unwatch(room)
+
+    async def deliver(
+        self, event: str, data: Any, room: str, *, besides: str | None = None
+    ) -> None:
+        """Deliver to this node's watchers of ``room`` that do not also watch ``besides``."""
+        listeners = self._listeners.get(room, set())
+        if besides is not None and besides in self._listeners:
+            listeners = listeners - self._listeners[besides]
+        for listener in listeners:
+            listener.put(event, data)
+        skip = set()
+        if besides is not None:
+            skip = {sid for sid, _ in self.get_participants(NAMESPACE, besides)}
+        self._send(event, data, NAMESPACE, room, skip)
 
     async def emit(
-        self, event: str, data: Any, namespace: str | None = None, room: Any = None, **kwargs: Any
+        self,
+        event: str,
+        data: Any,
+        namespace: str | None = None,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
     ) -> Any:
+        room = to or room
+        namespace = namespace or NAMESPACE
+        if callback is not None:  # a packet of its own per socket, for the ack id
+            return await super().emit(
+                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, **kwargs
+            )
         if self._listeners and room is not None:
             rooms = [room] if isinstance(room, str) else list(room)
             reached: set[Listener] = set()
@@ -67,4 +139,139 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
                 reached.update(self._listeners.get(name, ()))
             for listener in reached:
                 listener.put(event, data)
-        return await super().emit(event, data, namespace=namespace, room=room, **kwargs)
+        skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
+        self._send(event, data, namespace, room, skip)
+        return None
+
+    def _send(self, event: str, data: Any, namespace: str, room: Any, skip: set[Any]) -> None:
+        """Encode once, then for each socket write the frame or queue the packet (see the
+        module docstring); never awaits, so deliveries never interleave."""
+        if namespace not in self.rooms:
+            return
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        encoded = self.server.packet_class(
+            packet.EVENT, namespace=namespace, data=[event, *args]
+        ).encode()
+        attachments = isinstance(encoded, list)  # binary data: several engine.io packets
+        pkts = [
+            eio_packet.Packet(eio_packet.MESSAGE, p)
+            for p in (encoded if attachments else [encoded])
+        ]
+        frame: bytes | None = None
+        batched = (
+            not attachments
+            and event in JOB_EVENTS
+            and isinstance(data, dict)
+            and isinstance(data.get("job_id"), str)
+        )
+        eio = self.server.eio
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid in skip:
+                continue
+            socket = eio.sockets.get(eio_sid)
+            if socket is None or socket.closed:
+                continue
+            transport = None if attachments else self._ready(eio_sid, socket)
+            if transport is not None:
+                if frame is None:
+                    frame = text_frame(pkts[0].encode())
+                transport.write(frame)
+                self.direct += 1
+                continue
+            self.queued += 1
+            backlog = self._backlogs.get(socket)
+            if batched:
+                if backlog is None or backlog.sealed:
+                    backlog = self._backlogs[socket] = Backlog(self.server.packet_class, namespace)
+                    socket.queue.put_nowait(backlog)
+                self.cut += backlog.add(event, data, encoded)
+                continue
+            if backlog is not None:
+                del self._backlogs[socket]  # what comes after this packet goes after it
+            for pkt in pkts:
+                socket.queue.put_nowait(pkt)
+
+    def _ready(self, eio_sid: str, socket: Any) -> Any:
+        """The transport to write a frame to directly, or None for the queued path."""
+        if not (socket.upgraded and not socket.upgrading and not socket.closing):
+            return None
+        environ = self.server.environ.get(eio_sid) or {}
+        if "transport=websocket" not in environ.get("QUERY_STRING", ""):
+            return None  # upgraded from polling: its first request is not the websocket
+        if not writer_idle(socket):
+            return None
+        request = environ.get("aiohttp.request")
+        transport = request.transport if request is not None else None
+        if transport is None or transport.is_closing():
+            return None
+        if transport.get_write_buffer_size() > HIGH_WATER:
+            return None
+        return transport
+
+
+def writer_idle(socket: Any) -> bool:
+    """The socket's engine.io writer waits on an empty queue: nothing queued, nothing of an
+    earlier batch still to be written (it polls again only after writing a whole batch)."""
+    queue: asyncio.Queue[Any] = socket.queue
+    return queue.empty() and bool(getattr(queue, "_getters", None))
+
+
+def text_frame(payload: str) -> bytes:
+    """An unmasked, final websocket text frame (RFC 6455 5.2), as a server sends it."""
+    body = payload.encode()
+    size = len(body)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + body
+
+
+class Backlog(eio_packet.Packet):  # type: ignore[misc]
+    """Job events waiting at the end of one socket's queue, encoded when its writer takes them
+    (see the module docstring). Nothing is added once it is encoded (``sealed``)."""
+
+    def __init__(self, packet_class: Any, namespace: str) -> None:
+        super().__init__(eio_packet.MESSAGE)
+        self.packet_class = packet_class
+        self.namespace = namespace
+        self.events: list[tuple[str, Any, str]] = []  # name, Event, its packet as encoded
+        self.size = 0
+        self.newest: dict[str, tuple[str, Any, str]] | None = None  # once cut: by job
+
+    @property
+    def sealed(self) -> bool:
+        return self.encode_cache is not None
+
+    def add(self, event: str, data: dict[str, Any], encoded: str) -> bool:
+        """Hold one more event; True when that cut the backlog to each job's newest event."""
+        item = (event, data, encoded)
+        if self.newest is not None:
+            self.newest.pop(data["job_id"], None)
+            self.newest[data["job_id"]] = item
+            return False
+        self.events.append(item)
+        self.size += len(encoded)
+        if len(self.events) <= MAX_BACKLOG_EVENTS and self.size <= MAX_BACKLOG_BYTES:
+            return False
+        self.newest = {}
+        for held in self.events:
+            self.newest.pop(held[1]["job_id"], None)
+            self.newest[held[1]["job_id"]] = held
+        self.events, self.size = [], 0
+        return True
+
+    def encode(self, b64: bool = False) -> Any:
+        if self.encode_cache is None:
+            items = self.events if self.newest is None else list(self.newest.values())
+            if len(items) == 1:
+                self.data = items[0][2]  # the event alone, as it was encoded for everyone
+            else:
+                batch = {"events": [data for _, data, _ in items]}
+                self.data = self.packet_class(
+                    packet.EVENT, namespace=self.namespace, data=["job_batch", batch]
+                ).encode()
+            self.events, self.newest = [], None
+        return super().encode(b64)

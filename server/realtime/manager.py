@@ -1,35 +1,51 @@
-"""Many nodes, one Redis: python-socketio's Redis manager, made closable and self-checking.
+"""Many nodes, one Redis: a node hears the channels of the jobs its clients watch, and no others.
 
-What ``RedisManager`` adds to ``socketio.AsyncRedisManager``, and why:
+The merge script publishes every stored update on the job's shard channel (``SPUBLISH``) and,
+when the job has an owner, on the owner's channel (``PUBLISH``); see ``constants``. What this
+manager adds to the local ``FanoutManager``, and why:
 
-- ``start`` subscribes when the node starts, before it takes connections. python-socketio waits
-  for the first Socket.IO connection, so a node serving only SSE streams would never hear the
-  other nodes.
-- The subscription has a Redis client of its own. The base class shares one between publishing
-  and listening, and a publish that fails replaces it under the listener.
-- A probe published on the channel every ``probe_interval`` seconds. A subscription can stay
-  connected yet stop receiving (a proxy or failover dropped it); when nothing at all has been
-  heard for three intervals it is made afresh. ``listening`` is false until it hears again, and
-  ``/readyz`` reports that.
+- Subscriptions follow the watchers. The first local watcher of a room (a socket joining
+  ``job:<id>`` or ``user:<sub>``, or an SSE stream listening to it) subscribes the node to the
+  room's channel; the last one leaving unsubscribes it. A node with no watcher of a job hears
+  none of its messages, so the cost of a job is paid only where someone watches it.
+- Join, then read. ``enter_room`` and ``listen`` return only once Redis has confirmed the
+  subscription: whatever is published after the watcher's snapshot read is heard, whatever was
+  published before is in the read (the client drops a repeat by ``seq``).
+- What arrives is delivered to the local room only, never published again. A socket in both
+  the job's room and its owner's room gets the event once, from the job's channel.
+- One subscription connection of its own, made again with capped exponential backoff after any
+  failure, re-subscribing every channel the node needs.
+- A probe, published every ``probe_interval`` seconds on a channel of this node's own. A
+  subscription can stay connected yet stop receiving (a proxy or failover dropped it); when
+  nothing at all has been heard for three intervals it is made afresh. ``listening`` is false
+  until it hears again, and ``/readyz`` reports that.
 - Catch-up after a gap. Events published while a node was not subscribed never reached it, and
   its clients cannot tell what they missed. So when a new subscription hears its first message,
   the node closes its Socket.IO connections at the transport (clients reconnect and re-subscribe
   with ``epoch`` and ``since``, as after a node's death) and tells its room listeners (SSE
   streams) to catch up from the store.
+
+The connection is redis-py's own (parsing, AUTH and TLS from the URL), driven directly: redis-py
+5's asyncio ``PubSub`` knows no shard channels.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections import Counter, deque
+from dataclasses import dataclass, field
 from typing import Any
 
-import socketio
-from tidings.constants import SOCKETIO_CHANNEL
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from tidings.constants import NAMESPACE, job_room, probe_channel, room_channel
+from tidings.errors import StoreUnavailable
 from tidings.realtime.connections import close_all
 from tidings.realtime.fanout import FanoutManager
 
@@ -43,93 +59,223 @@ MAX_BACKOFF = 60.0
 CLOSE_TIMEOUT = 3.0
 #: Bound on waiting at startup for a subscription that neither hears nor fails.
 START_TIMEOUT = 5.0
+#: Bound on waiting for Redis to confirm a room's subscription before a watcher's read.
+CONFIRM_TIMEOUT = 5.0
+
+_CONFIRMS = frozenset({"subscribe", "ssubscribe"})
+_MESSAGES = frozenset({"message", "smessage"})
 
 
-class RedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[misc]
-    """python-socketio's Redis manager with what the module docstring lists."""
+@dataclass(eq=False, slots=True)
+class _Channel:
+    """A channel the node needs, for one room; ``confirmed`` once Redis said so."""
 
-    def __init__(self, url: str, *, write_only: bool = False, probe_interval: float = 5.0) -> None:
-        super().__init__(url, channel=SOCKETIO_CHANNEL, write_only=write_only)
+    name: str
+    room: str
+    sharded: bool
+    confirmed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def subscribe(self) -> tuple[str, str]:
+        return ("SSUBSCRIBE" if self.sharded else "SUBSCRIBE", self.name)
+
+    def unsubscribe(self) -> tuple[str, str]:
+        return ("SUNSUBSCRIBE" if self.sharded else "UNSUBSCRIBE", self.name)
+
+
+class RedisManager(FanoutManager):
+    """The local fan-out, fed by the Redis channels of the rooms it has watchers in."""
+
+    def __init__(self, url: str, *, probe_interval: float = 5.0) -> None:
+        super().__init__()
+        self.url = url
         self.probe_interval = probe_interval
+        self.node_id = secrets.token_urlsafe(9)
+        self.probe = probe_channel(self.node_id)
         self.last_heard = -math.inf
         self.resubscribes = 0
+        #: Messages heard, by channel (the probe's included): what this node pays for.
+        self.heard: Counter[str] = Counter()
+        self._channels: dict[str, _Channel] = {}
+        #: Per channel, the subscriptions sent and not yet confirmed, in the order sent.
+        self._unconfirmed: dict[str, deque[_Channel]] = {}
+        self._outbox: asyncio.Queue[tuple[str, str]] | None = None
         self._listener_started = time.monotonic()
         self._fresh = False  # a subscription that has not yet heard anything
         self._settled = asyncio.Event()  # the first subscription heard, or failed
+        self._client: aioredis.Redis | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._probe: asyncio.Task[None] | None = None
-        self._stale: list[Any] = []
 
     async def start(self) -> None:
-        """Subscribe now rather than at the first Socket.IO connection, and wait until the
-        subscription hears or fails: a client that connected before it might miss events."""
-        if not self.server.manager_initialized:
-            self.server.manager_initialized = True
-            self.initialize()
+        """Subscribe when the node starts, and wait until the subscription hears or fails: a
+        client that connected before it might miss events."""
+        self._client = aioredis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+        self._listener_started = time.monotonic()
+        self._listener = asyncio.create_task(self._listen_forever())
+        self._probe = asyncio.create_task(self._probe_forever())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(START_TIMEOUT):
                 await self._settled.wait()
 
-    def initialize(self) -> None:
-        self._listener_started = time.monotonic()
-        super().initialize()
-        if not self.write_only:
-            self._probe = asyncio.get_running_loop().create_task(self._probe_forever())
+    # Watchers: sockets in rooms, and the fan-out's listeners.
 
-    def _redis_connect(self) -> None:
-        # The base class replaces its publishing client on every reconnect without closing it.
-        previous: Any = getattr(self, "redis", None)
-        if previous is not None:
-            self._stale.append(previous)
-        super()._redis_connect()
+    async def enter_room(
+        self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
+    ) -> None:
+        self.basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        try:
+            await self.watch(room)
+        except StoreUnavailable:
+            self.basic_leave_room(sid, namespace, room)
+            raise
 
-    async def _close_stale(self) -> None:
-        stale, self._stale = self._stale, []
-        for client in stale:
-            with contextlib.suppress(Exception):
-                await client.aclose()
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)  # every way out of a room comes here
+        self.unwatch(room)
 
-    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
-        """Subscribe, and again after any failure, with capped exponential backoff. A
-        subscription that ends without an error (unsubscribed) is made again too."""
+    def _watched(self, room: str) -> bool:
+        return room in self.rooms.get(NAMESPACE, {}) or room in self._listeners
+
+    async def watch(self, room: Any) -> None:
+        """Return once the room's channel is subscribed and confirmed; StoreUnavailable when
+        Redis does not confirm in time (the watcher's read would not be safe)."""
+        target = room_channel(room) if isinstance(room, str) else None
+        if target is None:
+            return
+        channel = self._channels.get(target[0])
+        if channel is None:
+            channel = self._channels[target[0]] = _Channel(target[0], room, target[1])
+            self._send_subscribe(channel)
+        try:
+            async with asyncio.timeout(CONFIRM_TIMEOUT):
+                await channel.confirmed.wait()
+        except TimeoutError:
+            raise StoreUnavailable(
+                "This node could not subscribe to the job's events in Redis; try again shortly."
+            ) from None
+
+    def subscribed(self, room: str) -> bool:
+        """Redis has confirmed the room's channel on this node's subscription."""
+        target = room_channel(room)
+        channel = self._channels.get(target[0]) if target is not None else None
+        return channel is not None and channel.confirmed.is_set()
+
+    def unwatch(self, room: Any) -> None:
+        target = room_channel(room) if isinstance(room, str) else None
+        if target is None or self._watched(room):
+            return
+        channel = self._channels.pop(target[0], None)
+        if channel is not None and self._outbox is not None:
+            self._outbox.put_nowait(channel.unsubscribe())
+
+    def _send_subscribe(self, channel: _Channel) -> None:
+        """Queue the command, noting it in send order: Redis confirms in that order, so an
+        old confirmation (of a channel left and watched again) never confirms a newer one."""
+        if self._outbox is None:
+            return  # not connected: the next subscription subscribes every needed channel
+        self._unconfirmed.setdefault(channel.name, deque()).append(channel)
+        self._outbox.put_nowait(channel.subscribe())
+
+    # The subscription.
+
+    async def _listen_forever(self) -> None:
+        """Subscribe, and again after any failure, with capped exponential backoff."""
         backoff = 1.0
         while True:
+            heard = self.last_heard
             try:
-                async for message in self._subscription():
-                    backoff = 1.0
-                    yield message
-                logger.warning("the Redis subscription ended; subscribing again")
+                await self._subscription()
             except Exception as exc:
                 self._settled.set()
+                if self.last_heard > heard:
+                    backoff = 1.0  # it worked for a while: start over from short waits
                 logger.warning(
                     "Redis subscription failed (%s); subscribing again in %.0f s", exc, backoff
                 )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 
-    async def _subscription(self) -> AsyncIterator[Any]:
-        """One subscription, on a client of its own that is closed when it ends."""
-        client = self._get_redis_module().Redis.from_url(self.redis_url, **self.redis_options)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
+    async def _subscription(self) -> None:
+        """One connection: subscribe to every needed channel, then hear until it fails."""
+        pool: ConnectionPool = ConnectionPool.from_url(
+            self.url, decode_responses=True, socket_connect_timeout=5
+        )
+        connection: AbstractConnection = pool.make_connection()  # type: ignore[no-untyped-call]
+        outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        writer: asyncio.Task[None] | None = None
         try:
-            await pubsub.subscribe(self.channel)
+            await connection.connect()  # type: ignore[no-untyped-call]
+            for channel in self._channels.values():
+                channel.confirmed.clear()
+            self._unconfirmed.clear()
+            self._outbox = outbox
+            outbox.put_nowait(("SUBSCRIBE", self.probe))
+            for channel in list(self._channels.values()):
+                self._send_subscribe(channel)
+            writer = asyncio.create_task(self._write(connection, outbox))
             self._fresh = True
             await self._send_probe()  # a working subscription hears something at once
-            async for message in pubsub.listen():
-                yield message
+            while True:
+                reply = await connection.read_response(push_request=True)
+                if writer.done():
+                    writer.result()  # a failed write ends this subscription
+                await self._hear(reply)
         finally:
+            if self._outbox is outbox:
+                self._outbox = None
+                for channel in self._channels.values():
+                    channel.confirmed.clear()  # a watcher arriving now waits for the next one
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await writer
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                await connection.disconnect()
             with contextlib.suppress(Exception):
-                await client.aclose()
+                await pool.disconnect()
 
-    async def _listen(self) -> AsyncIterator[Any]:
-        async for data in super()._listen():
-            self.last_heard = time.monotonic()
-            self._settled.set()
-            if self._fresh:
-                self._fresh = False
-                await self._catch_up_clients()
-            yield data
+    @staticmethod
+    async def _write(
+        connection: AbstractConnection, outbox: asyncio.Queue[tuple[str, str]]
+    ) -> None:
+        while True:
+            await connection.send_command(*await outbox.get(), check_health=False)
+
+    async def _hear(self, reply: Any) -> None:
+        self.last_heard = time.monotonic()
+        self._settled.set()
+        if self._fresh:
+            self._fresh = False
+            await self._catch_up_clients()
+        if not isinstance(reply, list) or len(reply) < 3:
+            return
+        kind, name, data = reply[0], reply[1], reply[2]
+        if kind in _CONFIRMS:
+            waiting = self._unconfirmed.get(name)
+            if waiting:
+                waiting.popleft().confirmed.set()
+                if not waiting:
+                    del self._unconfirmed[name]
+            return
+        if kind not in _MESSAGES:
+            return
+        self.heard[name] += 1
+        channel = self._channels.get(name)
+        if channel is None:
+            return  # the probe, or a channel left since
+        try:
+            message = json.loads(data)
+            event, payload = message["event"], message["data"]
+        except (ValueError, KeyError, TypeError):
+            logger.warning("ignored a malformed message on %s", name)
+            return
+        besides = None
+        if not channel.sharded and isinstance(payload, dict):
+            # The owner's channel: who watches the job itself has it from the job's channel.
+            job = payload.get("job_id")
+            if isinstance(job, str):
+                besides = job_room(job)
+        await self.deliver(event, payload, channel.room, besides=besides)
 
     async def _catch_up_clients(self) -> None:
         """Make this node's clients fill what it may have missed before this subscription."""
@@ -151,14 +297,18 @@ class RedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[m
         return time.monotonic() - self.last_heard < DEAF_AFTER * self.probe_interval
 
     async def _send_probe(self) -> None:
-        # The base class logs and swallows a failed publish; the silence that follows tells.
-        await self._publish({"probe": self.host_id})
+        # A failed publish is only logged: the silence that follows tells.
+        if self._client is None:
+            return
+        try:
+            await self._client.publish(self.probe, "probe")
+        except Exception as exc:
+            logger.warning("could not publish the subscription probe: %s", exc)
 
     async def _probe_forever(self) -> None:
         while True:
             await asyncio.sleep(self.probe_interval)
             await self._send_probe()
-            await self._close_stale()
             silent_since = max(self.last_heard, self._listener_started)
             if time.monotonic() - silent_since >= DEAF_AFTER * self.probe_interval:
                 logger.warning(
@@ -169,25 +319,21 @@ class RedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[m
 
     async def restart_listener(self) -> None:
         self.resubscribes += 1
-        await self._stop_listener()
+        await self._stop(self._listener)
         self._listener_started = time.monotonic()
-        self.thread = self.server.start_background_task(self._thread)
+        self._listener = asyncio.create_task(self._listen_forever())
 
-    async def _stop_listener(self) -> None:
-        thread = getattr(self, "thread", None)
-        if thread is not None:
-            thread.cancel()
+    @staticmethod
+    async def _stop(task: asyncio.Task[None] | None) -> None:
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await thread
+                await task
 
     async def aclose(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
-        await self._stop_listener()
-        redis: Any = getattr(self, "redis", None)
-        if redis is not None:
-            self._stale.append(redis)
-        self.redis, self.pubsub, self.connected = None, None, False
-        await self._close_stale()
+        await self._stop(self._probe)
+        await self._stop(self._listener)
+        self._probe = self._listener = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -85,9 +85,12 @@ class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             principal = self.authority.principal(auth.get("token"), auth.get("user_id"))
         except Unauthorized:
             raise socketio.exceptions.ConnectionRefusedError("unauthorized") from None
-        self._sessions[sid] = _Session(principal, self.rate, self.burst, self.burst)
         if principal.user is not None:
-            await self.enter_room(sid, user_room(principal.user))
+            try:
+                await self.enter_room(sid, user_room(principal.user))
+            except StoreUnavailable:
+                raise socketio.exceptions.ConnectionRefusedError("unavailable") from None
+        self._sessions[sid] = _Session(principal, self.rate, self.burst, self.burst)
         if principal.expires_at is not None:
             self._expiries[sid] = asyncio.create_task(self._expire(sid, principal.expires_at))
 

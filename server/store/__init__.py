@@ -2,7 +2,7 @@
 
 from tidings.store.base import Applied, Catchup, JobStore, Limits, Update, limits_of
 from tidings.store.memory_store import MemoryStore
-from tidings.store.redis_store import RedisStore, connect
+from tidings.store.redis_store import RedisPublisher, RedisStore, connect
 
 __all__ = [
     "Applied",
@@ -10,6 +10,7 @@ __all__ = [
     "JobStore",
     "Limits",
     "MemoryStore",
+    "RedisPublisher",
     "RedisStore",
     "Update",
     "connect",

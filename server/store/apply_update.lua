@@ -1,36 +1,56 @@
 -- Merge one update into a job, atomically: the only place a job's state is written in Redis.
+-- The resulting event is published in the same call: an update is never stored but unsent.
 --
 -- KEYS[1] job hash    tidings:{<id>}:job     scalar state, epoch, seq, ETA bookkeeping
 -- KEYS[2] extra hash  tidings:{<id>}:extra   one field per extra key, each value JSON text
 -- KEYS[3] steps list  tidings:{<id>}:steps   the timeline, one JSON entry per step
 -- KEYS[4] events      tidings:{<id>}:events  the history stream, entry id <seq>-0, field e = Event JSON
 --
--- ARGV[1]  job id               ARGV[2]  mode: create | upsert | update
--- ARGV[3]  now, ISO-8601 UTC     ARGV[4]  now, epoch milliseconds
--- ARGV[5]  epoch to use if the job is created
--- ARGV[6]  owner ('' none)       ARGV[7]  step ('' keep)      ARGV[8]  message ('' keep)
--- ARGV[9]  progress ('' none)    ARGV[10] status ('' derive)
--- ARGV[11] extra patch: JSON {"set": {key: value JSON text}, "del": [key, ...]}
--- ARGV[12] result JSON text ('' none)                         ARGV[13] error JSON text ('' none)
--- ARGV[14] history length        ARGV[15] TTL active (s)      ARGV[16] TTL finished (s)
--- ARGV[17] largest merged extra in bytes                      ARGV[18] longest timeline
+-- ARGV[1] one JSON object:
+--   job_id; mode: create | upsert | update; now_iso: ISO-8601 UTC; now_ms: epoch milliseconds;
+--   epoch: used if the job is created; owner ('' none); step ('' keep); message ('' keep);
+--   progress (null none); status ('' derive);
+--   extra: {"set": {key: value JSON text}, "del": [key, ...]};
+--   result: JSON text ('' none); error: JSON text ('' none);
+--   history: stream length; ttl_active, ttl_done: seconds; max_extra: bytes of the merged
+--   extra; max_steps: longest timeline;
+--   job_channel: the job's shard channel, hash-tagged like KEYS;
+--   user_channel: [prefix, suffix], the owner's channel being prefix .. owner .. suffix
+--
+-- Publishes {"event": "job_update" | "job_complete" | "job_error", "data": <Event>} with
+-- SPUBLISH on job_channel and, when the job has an owner, with PUBLISH on the owner's channel.
 --
 -- Returns {'event', <Event JSON>, created 0|1, owner} | {'none'} | {'terminal', status}
 --       | {'missing'} | {'exists'} | {'owner'} | {'too_large', bytes} | {'invalid', reason}
 
-local job_id, mode, now_iso, now_ms = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local history, ttl_active, ttl_done = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
-local max_extra, max_steps = tonumber(ARGV[17]), tonumber(ARGV[18])
-local given_progress = ARGV[9] ~= '' and tonumber(ARGV[9]) or nil
+local decoded, input = pcall(cjson.decode, ARGV[1])
+if not decoded or type(input) ~= 'table' then return {'invalid', 'argument'} end
+local function text(value) return type(value) == 'string' and value or nil end
+local job_id, mode, now_iso = text(input.job_id), text(input.mode), text(input.now_iso)
+local epoch, owner_arg, step_arg = text(input.epoch), text(input.owner), text(input.step)
+local message_arg, status_arg = text(input.message), text(input.status)
+local result_arg, error_arg = text(input.result), text(input.error)
+local job_channel, user_channel = text(input.job_channel), input.user_channel
+local now_ms, history = tonumber(input.now_ms), tonumber(input.history)
+local ttl_active, ttl_done = tonumber(input.ttl_active), tonumber(input.ttl_done)
+local max_extra, max_steps = tonumber(input.max_extra), tonumber(input.max_steps)
+local given_progress = input.progress ~= cjson.null and input.progress or nil
+local patch = input.extra
 
 -- Validate every input before the first write: a failing script does not roll back.
 if mode ~= 'create' and mode ~= 'upsert' and mode ~= 'update' then return {'invalid', 'mode'} end
+if not (job_id and now_iso and epoch and owner_arg and step_arg and message_arg and status_arg
+        and result_arg and error_arg and job_channel) then
+  return {'invalid', 'text'}
+end
 if not (now_ms and history and ttl_active and ttl_done and max_extra and max_steps) then
   return {'invalid', 'numbers'}
 end
-if ARGV[9] ~= '' and not given_progress then return {'invalid', 'progress'} end
-local ok, patch = pcall(cjson.decode, ARGV[11])
-if not ok or type(patch) ~= 'table' then return {'invalid', 'extra'} end
+if given_progress ~= nil and type(given_progress) ~= 'number' then return {'invalid', 'progress'} end
+if type(patch) ~= 'table' then return {'invalid', 'extra'} end
+if type(user_channel) ~= 'table' or not (text(user_channel[1]) and text(user_channel[2])) then
+  return {'invalid', 'user_channel'}
+end
 
 local TERMINAL = {done = true, error = true, cancelled = true}
 local job = {}
@@ -40,28 +60,28 @@ local created = job.epoch == nil
 
 if created then
   if mode == 'update' then return {'missing'} end
-  job = {job_id = job_id, epoch = ARGV[5], seq = '0', owner = ARGV[6], status = 'queued',
+  job = {job_id = job_id, epoch = epoch, seq = '0', owner = owner_arg, status = 'queued',
          step = '', message = '', progress = '', eta = '', rate = '', eta_t = '', eta_p = '',
-         created_at = now_iso, created_ms = ARGV[4], result = '', error = '', cancel_requested = '0'}
+         created_at = now_iso, created_ms = tostring(now_ms), result = '', error = '', cancel_requested = '0'}
 else
   if mode == 'create' then return {'exists'} end
   if TERMINAL[job.status] then return {'terminal', job.status} end
   -- The owner is fixed when the job is made: an update may not hand it to someone else.
-  if ARGV[6] ~= '' and ARGV[6] ~= job.owner then return {'owner'} end
+  if owner_arg ~= '' and owner_arg ~= job.owner then return {'owner'} end
 end
 
 -- Status: queued -> processing -> terminal, never backwards.
 local status = job.status
-local asked = ARGV[10]
+local asked = status_arg
 if asked ~= '' and not (asked == 'queued' and status ~= 'queued') then
   status = asked
 elseif asked == '' and mode ~= 'create' and status == 'queued' then
   status = 'processing'
 end
 
-local step = ARGV[7] ~= '' and ARGV[7] or job.step
+local step = step_arg ~= '' and step_arg or job.step
 if step == '' then step = status end
-local message = ARGV[8] ~= '' and ARGV[8] or job.message
+local message = message_arg ~= '' and message_arg or job.message
 
 local progress = job.progress ~= '' and tonumber(job.progress) or nil
 if given_progress and (progress == nil or given_progress > progress) then progress = given_progress end
@@ -89,8 +109,8 @@ for i, key in ipairs(keys) do extra_json[i] = cjson.encode(key) .. ':' .. extra[
 local extra_text = '{' .. table.concat(extra_json, ',') .. '}'
 if #extra_text > max_extra then return {'too_large', #extra_text} end
 
-local result = ARGV[12] ~= '' and ARGV[12] or job.result
-local err = ARGV[13] ~= '' and ARGV[13] or job.error
+local result = result_arg ~= '' and result_arg or job.result
+local err = error_arg ~= '' and error_arg or job.error
 
 local changed = created or extra_changed or status ~= job.status or step ~= job.step
   or message ~= job.message or tostring(progress or '') ~= job.progress
@@ -110,7 +130,7 @@ if tostring(progress or '') ~= job.progress and progress ~= nil and status == 'p
       job.eta = tostring(math.floor((100 - progress) / rate * 10 + 0.5) / 10)
     end
   end
-  job.eta_t, job.eta_p = ARGV[4], tostring(progress)
+  job.eta_t, job.eta_p = tostring(now_ms), tostring(progress)
 end
 if TERMINAL[status] then job.eta = '' end
 
@@ -154,4 +174,12 @@ redis.call('XADD', KEYS[4], 'MAXLEN', history, seq .. '-0', 'e', event)
 
 local ttl = TERMINAL[status] and ttl_done or ttl_active
 for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end
+
+local name = 'job_update'
+if status == 'done' then name = 'job_complete' elseif TERMINAL[status] then name = 'job_error' end
+local published = '{"event":"' .. name .. '","data":' .. event .. '}'
+redis.call('SPUBLISH', job_channel, published)
+if job.owner ~= '' then
+  redis.call('PUBLISH', user_channel[1] .. job.owner .. user_channel[2], published)
+end
 return {'event', event, created and 1 or 0, job.owner}

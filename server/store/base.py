@@ -66,10 +66,15 @@ class Update:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """An update that changed something: its Event and the job's owner, for the user room."""
+    """An update that changed something: its Event and the job's owner, for the user room.
+
+    ``published`` when the store already published the Event to every node (the Redis store's
+    script does, in the same atomic call); otherwise the service delivers it.
+    """
 
     event: Event
     owner: str | None
+    published: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,23 @@
-"""The Redis store: where a progress update becomes a Redis write (through apply_update.lua)."""
+"""The Redis store: where a progress update becomes a Redis write and a publish (through
+apply_update.lua, one atomic call).
+
+Calls to ``apply`` made within one turn of the event loop go to Redis as one pipeline: a worker
+reporting on many jobs at once pays one round trip for all of them. One job's updates keep their
+order: the pipeline runs its scripts in the order they were called.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from tidings import constants
 from tidings.errors import Conflict, NotFound, PayloadTooLarge, StoreUnavailable, terminal
 from tidings.models import Event, Snapshot, StepEntry
@@ -41,45 +48,54 @@ def connect(url: str) -> aioredis.Redis:
     return client
 
 
+_Call = tuple[list[str], str, "asyncio.Future[Any]"]
+
+
 class RedisStore:
     def __init__(self, client: aioredis.Redis, limits: Limits | None = None) -> None:
         self.client = client
         self.limits = limits or Limits()
-        self._apply = client.register_script(_SCRIPT)
+        self._script = client.register_script(_SCRIPT)
+        self._queued: list[_Call] = []
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def apply(
         self, update: Update, *, epoch: str, now_iso: str, now_ms: int
     ) -> Applied | None:
         limits = self.limits
-        args: list[str | int] = [
-            update.job_id,
-            update.mode,
-            now_iso,
-            now_ms,
-            epoch,
-            update.owner or "",
-            update.step or "",
-            update.message or "",
-            "" if update.progress is None else repr(update.progress),
-            update.status or "",
-            dump({"set": update.extra_set, "del": list(update.extra_del)}),
-            update.result or "",
-            dump(update.error) if update.error else "",
-            limits.history,
-            limits.active_ttl,
-            limits.done_ttl,
-            limits.max_extra_bytes,
-            limits.max_steps,
-        ]
+        argument = dump(
+            {
+                "job_id": update.job_id,
+                "mode": update.mode,
+                "now_iso": now_iso,
+                "now_ms": now_ms,
+                "epoch": epoch,
+                "owner": update.owner or "",
+                "step": update.step or "",
+                "message": update.message or "",
+                "progress": update.progress,
+                "status": update.status or "",
+                "extra": {"set": update.extra_set, "del": list(update.extra_del)},
+                "result": update.result or "",
+                "error": dump(update.error) if update.error else "",
+                "history": limits.history,
+                "ttl_active": limits.active_ttl,
+                "ttl_done": limits.done_ttl,
+                "max_extra": limits.max_extra_bytes,
+                "max_steps": limits.max_steps,
+                "job_channel": constants.job_channel(update.job_id),
+                "user_channel": list(constants.USER_CHANNEL),
+            }
+        )
         async with _store_errors():
-            reply = await self._apply(keys=constants.job_keys(update.job_id), args=args)
+            reply = await self._run(constants.job_keys(update.job_id), argument)
         kind = reply[0]
         if kind == "event":
             event = cast(Event, json.loads(reply[1]))
             owner = reply[3]
             if reply[2] == 1 and owner:
                 await self._index(owner, update.job_id, now_ms)
-            return Applied(event, owner or None)
+            return Applied(event, owner or None, published=True)
         if kind == "none":
             return None
         if kind == "terminal":
@@ -95,6 +111,46 @@ class RedisStore:
                 f"extra would grow to {reply[1]} bytes; the limit is {limits.max_extra_bytes}."
             )
         raise AssertionError(f"apply_update.lua refused its input: {reply!r}")
+
+    async def _run(self, keys: list[str], argument: str) -> Any:
+        """The script's reply, its call sent with whatever else is called in this loop turn."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queued.append((keys, argument, future))
+        if len(self._queued) == 1:
+            loop.call_soon(self._send_queued)
+        return await future
+
+    def _send_queued(self) -> None:
+        calls, self._queued = self._queued, []
+        task = asyncio.get_running_loop().create_task(self._send(calls))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, calls: Sequence[_Call]) -> None:
+        """One pipeline of EVALSHA; the script is loaded and the batch sent again only when
+        Redis has lost it (a restart), so a batch costs one round trip."""
+        try:
+            replies = await self._evalsha(calls)
+            if any(isinstance(reply, NoScriptError) for reply in replies):
+                await self.client.script_load(_SCRIPT)
+                replies = await self._evalsha(calls)
+        except Exception as exc:
+            replies = [exc] * len(calls)
+        for (_, _, future), reply in zip(calls, replies, strict=True):
+            if future.done():  # its caller was cancelled
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    async def _evalsha(self, calls: Sequence[_Call]) -> list[Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for keys, argument, _ in calls:
+                pipe.evalsha(self._script.sha, len(keys), *keys, argument)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            return replies
 
     async def _index(self, owner: str, job_id: str, created_ms: int) -> None:
         """List a new job under its owner, newest kept; the update itself is already stored,
@@ -162,7 +218,30 @@ class RedisStore:
             await self.client.ping()
 
     async def aclose(self) -> None:
+        await asyncio.gather(*self._sending, return_exceptions=True)
         await self.client.aclose()
+
+
+class RedisPublisher:
+    """Publishes an event on the channels of its rooms, as the merge script does.
+
+    The script publishes every update it stores; this is for delivering a stored event again
+    (``JobService.republish_latest``), to every node that watches it.
+    """
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+
+    async def emit(self, event: str, data: Any, *, room: list[str], namespace: str) -> None:
+        message = dump({"event": event, "data": data})
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name in room:
+                channel = constants.room_channel(name)
+                if channel is not None:
+                    pipe.execute_command(
+                        "SPUBLISH" if channel[1] else "PUBLISH", channel[0], message
+                    )
+            await pipe.execute()
 
 
 def _snapshot(job: dict[str, str], extra: dict[str, str], steps: list[str]) -> Snapshot | None:

@@ -15,9 +15,9 @@ from tidings.realtime.connections import close_all
 from tidings.realtime.fanout import FanoutManager
 from tidings.realtime.manager import RedisManager
 from tidings.realtime.namespace import JobNamespace
-from tidings.service import JobService
+from tidings.service import JobService, Publisher
 from tidings.settings import Settings
-from tidings.store import JobStore, MemoryStore, RedisStore, connect, limits_of
+from tidings.store import JobStore, MemoryStore, RedisPublisher, RedisStore, connect, limits_of
 from tidings.web.api import (
     THROTTLE,
     FailureThrottle,
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         RedisManager(settings.redis_url, probe_interval=settings.probe_interval)
         if settings.redis_url
         else FanoutManager()
-    )
+    )  # with Redis, rooms are fed by the channels the merge script publishes on
     sio = TidingsServer(
         async_mode="aiohttp",
         client_manager=manager,
@@ -121,12 +121,15 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             model=settings.llm_model,
         )
     writer = MessageWriter(llm=llm, redis=redis)
-    service = JobService(store, app[SIO], writer)
+    # The embedded store's events go to this node's rooms; the Redis store's script publishes
+    # its own, and a republished event goes out on the same channels, to every node.
+    publisher: Publisher = RedisPublisher(redis) if redis else app[SIO]
+    service = JobService(store, publisher, writer)
     app[SERVICE] = service
     namespace = JobNamespace(service, app[AUTHORITY], settings.socket_rate, settings.socket_burst)
     app[SIO].register_namespace(namespace)
     if isinstance(app[SIO].manager, RedisManager):
-        await app[SIO].manager.start()  # SSE streams and /readyz need the channel too
+        await app[SIO].manager.start()  # before the node takes connections
     if app[AUTHORITY].open:
         logger.warning(
             "OPEN MODE: TIDINGS_SECRET is not set, so anyone may watch any job. "

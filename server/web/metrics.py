@@ -20,7 +20,7 @@ from tidings.constants import NAMESPACE
 from tidings.errors import StoreUnavailable
 from tidings.models import Snapshot
 from tidings.realtime.namespace import JobNamespace
-from tidings.service import Publisher
+from tidings.service import Publisher, event_name
 from tidings.store import Applied, Catchup, JobStore, Limits, Update
 from tidings.web.api import Handler
 from tidings.web.keys import SERVICE, SIO
@@ -106,9 +106,12 @@ class MeasuredStore:
         self, update: Update, *, epoch: str, now_iso: str, now_ms: int
     ) -> Applied | None:
         with self.metrics.apply_seconds.time():
-            return await self._counting(
+            applied = await self._counting(
                 "apply", self.store.apply(update, epoch=epoch, now_iso=now_iso, now_ms=now_ms)
             )
+        if applied is not None and applied.published:  # the store's own publish, not the service's
+            self.metrics.events_published.labels(event_name(applied.event)).inc()
+        return applied
 
     async def read(
         self, job_id: str, epoch: str | None = None, since: int | None = None

@@ -210,7 +210,7 @@ async def job_stream(request: web.Request) -> web.StreamResponse:
     service, job_id = await readable_job(request, query=True)
     epoch, since = last_event_id(request, job_id)
     stream = EventStream(request, service, expires_at=principal_of(request, query=True).expires_at)
-    with request.app[FANOUT].listen([job_room(job_id)]) as listener:
+    async with request.app[FANOUT].listen([job_room(job_id)]) as listener:
         catchup = await service.read(job_id, epoch, since)  # after joining: nothing falls between
         job = catchup.job
         if job is None:
@@ -237,7 +237,7 @@ async def user_stream(request: web.Request) -> web.StreamResponse:
     async def sync() -> None:
         await stream.sync(await service.list_jobs(user))
 
-    with request.app[FANOUT].listen([user_room(user)]) as listener:
+    async with request.app[FANOUT].listen([user_room(user)]) as listener:
         jobs = await service.list_jobs(user)  # after joining: nothing falls between
         async with stream.open("user"):
             await stream.sync(jobs)

@@ -32,7 +32,7 @@ from tidings.messages import MessageWriter
 from tidings.models import CreateJobRequest, Event, JobRequest, ProgressRequest, Snapshot, parse
 from tidings.service import JobService
 from tidings.settings import Settings
-from tidings.store import RedisStore, connect, limits_of
+from tidings.store import RedisPublisher, RedisStore, connect, limits_of
 from tidings.worker.checks import CallChecks
 from tidings.worker.coalesce import Call, Coalescer, Decision
 
@@ -73,17 +73,14 @@ class ProgressEmitter:
     @classmethod
     def from_url(cls, redis_url: str, settings: Settings | None = None) -> ProgressEmitter:
         """An emitter for a process outside the server, sharing the nodes' Redis."""
-        from tidings.realtime.manager import RedisManager  # publishing needs python-socketio
-
         settings = settings or Settings()
         client = connect(redis_url)
         store = RedisStore(client, limits_of(settings))
-        manager = RedisManager(redis_url, write_only=True)
         writer = MessageWriter(llm=None, redis=client)
         return cls(
-            JobService(store, manager, writer),
+            JobService(store, RedisPublisher(client), writer),
             coalesce_window=settings.coalesce_window,
-            closers=[writer.aclose, store.aclose, manager.aclose],
+            closers=[writer.aclose, store.aclose],
         )
 
     @classmethod

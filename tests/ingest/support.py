@@ -90,23 +90,34 @@ def steps(job: dict[str, Any]) -> list[str]:
 class Gate:
     """Holds every pipeline at its first report of ``step`` until ``release``.
 
-    It wraps the service's publisher, so an event is stored, then held before delivery, and the
+    It wraps the service's store, so an event is stored (and, with Redis, published), then the
     pipeline that reported it waits: a point mid-pipeline that does not depend on timing.
     """
 
     def __init__(self, app: web.Application, step: str) -> None:
         self.service = app[SERVICE]
-        self.inner = self.service.publisher
+        self.inner = self.service.store
+        self.limits = self.inner.limits
         self.step = step
         self.arrived: list[str] = []
         self._open = asyncio.Event()
-        self.service.publisher = self
+        self.service.store = self
 
-    async def emit(self, event: str, data: Any, *, room: list[str], namespace: str) -> None:
-        if data["step"] == self.step and data["status"] == "processing" and not self._open.is_set():
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def apply(self, update: Any, **kwargs: Any) -> Any:
+        applied = await self.inner.apply(update, **kwargs)
+        data = applied.event if applied is not None else None
+        if (
+            data is not None
+            and data["step"] == self.step
+            and data["status"] == "processing"
+            and not self._open.is_set()
+        ):
             self.arrived.append(data["job_id"])
             await self._open.wait()
-        await self.inner.emit(event, data, room=room, namespace=namespace)
+        return applied
 
     def release(self) -> None:
         self._open.set()

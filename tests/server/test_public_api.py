@@ -66,6 +66,18 @@ def test_the_worker_api_loads_none_of_the_server() -> None:
     assert light["kb"] <= 48 * 1024, light
 
 
+def test_a_worker_on_redis_loads_none_of_the_server_either() -> None:
+    """The merge script publishes, so an emitter for many nodes needs no Socket.IO manager."""
+    used = worker_import(
+        "import asyncio\n"
+        "from tidings import ProgressEmitter\n"
+        "async def main():\n"
+        "    await ProgressEmitter.from_url('redis://127.0.0.1:9/0').aclose()\n"
+        "asyncio.run(main())"
+    )
+    assert used["heavy"] == []
+
+
 def test_the_pin_would_catch_a_heavy_import() -> None:
     """Control arm: the same probe reports the web layer when it is imported."""
     heavy = worker_import("import tidings.web")

@@ -254,26 +254,31 @@ async def test_resync_with_a_snapshot_when_the_gap_is_gone(store_url: str | None
             ]
 
 
-class DroppingPublisher:
-    """Stores still happen but these publishes are lost, as when a Redis publish fails."""
+class DroppedOnTheWay:
+    """Updates are still stored but these never reach the node's rooms, as when a publish or
+    the node's subscription loses them (the embedded store delivers through ``emit``, a Redis
+    channel through ``deliver``)."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
+    def __init__(self, app: web.Application) -> None:
         self.drop = False
+        manager = app[FANOUT]
+        for name in ("emit", "deliver"):
+            setattr(manager, name, self._dropping(getattr(manager, name)))
 
-    async def emit(self, event: str, data: Any, *, room: list[str], namespace: str) -> None:
-        if self.drop:
-            raise ConnectionError("publish lost")
-        await self.inner.emit(event, data, room=room, namespace=namespace)
+    def _dropping(self, deliver: Any) -> Any:
+        async def maybe(*args: Any, **kwargs: Any) -> Any:
+            if not self.drop:
+                return await deliver(*args, **kwargs)
+            return None
+
+        return maybe
 
 
 async def test_a_gap_in_the_live_feed_is_filled_from_the_history(node: Node) -> None:
     url, app = node
-    service = app[SERVICE]
     emitter = ProgressEmitter.for_app(app)
     await emitter.send_progress("holes", "extracting", 1)
-    dropping = DroppingPublisher(service.publisher)
-    service.publisher = dropping
+    dropping = DroppedOnTheWay(app)
     async with open_stream(f"{url}/api/jobs/holes/stream") as sse:
         assert (await sse.frame()).data["seq"] == 1
         dropping.drop = True
@@ -292,8 +297,7 @@ async def test_each_event_of_a_job_batch_frame_is_sent_once(node: Node) -> None:
     emitter = ProgressEmitter.for_app(app)
     first = await emitter.send_progress("batch", "extracting", 1)
     assert first is not None
-    dropping = DroppingPublisher(service.publisher)
-    service.publisher = dropping
+    dropping = DroppedOnTheWay(app)
     room = [job_room("batch")]
     async with open_stream(f"{url}/api/jobs/batch/stream") as sse:
         assert (await sse.frame()).data["seq"] == 1
@@ -421,11 +425,9 @@ async def test_the_user_stream_carries_every_job_of_the_user_and_none_of_others(
 
 async def test_the_user_stream_fills_gaps_per_job(node: Node) -> None:
     url, app = node
-    service = app[SERVICE]
     emitter = ProgressEmitter.for_app(app)
     await emitter.send_progress("g-1", "extracting", 1, owner="carol")
-    dropping = DroppingPublisher(service.publisher)
-    service.publisher = dropping
+    dropping = DroppedOnTheWay(app)
     async with open_stream(f"{url}/api/stream?user_id=carol") as sse:
         assert (await sse.frame()).event == "snapshot"
         dropping.drop = True

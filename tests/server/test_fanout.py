@@ -1,0 +1,155 @@
+"""Pre-encoded fan-out: one frame written to every ready socket, order kept for every socket.
+
+The node's fast path writes a prebuilt websocket frame straight to a socket's transport; every
+other socket, or the same socket while its writer is busy, takes engine.io's queue. Switching
+paths mid-burst is where order could break: an event queued for a socket, then the next one
+written directly before the socket's writer ran. These tests switch paths at seeded random
+points and watch real websocket clients.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from tidings import ProgressEmitter, Settings
+from tidings.realtime import fanout
+from tidings.web.keys import FANOUT
+
+from tests.support import Watcher, eventually, running_app
+
+EVENTS = 120
+HIGH_WATER = fanout.HIGH_WATER
+
+
+async def burst(app: Any, switching: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send the updates without yielding between them (the embedded store never yields), the
+    high-water mark switched at random so that sockets change paths mid-burst."""
+    emitter = ProgressEmitter.for_app(app)
+    for progress in range(1, EVENTS):
+        monkeypatch.setattr(fanout, "HIGH_WATER", switching.choice([-1, HIGH_WATER]))
+        await emitter.send_progress("mixed", "extracting", progress * 100 / EVENTS)
+    monkeypatch.setattr(fanout, "HIGH_WATER", HIGH_WATER)
+
+
+@pytest.mark.parametrize("guarded", [True, False], ids=["ordered", "control"])
+async def test_every_socket_gets_every_event_in_order_on_mixed_paths(
+    guarded: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not guarded:
+        # The fault: a socket with packets still queued counts as ready for a direct write.
+        monkeypatch.setattr(fanout, "writer_idle", lambda socket: True)
+    async with running_app(Settings(coalesce_window=0)) as (url, app):
+        emitter = ProgressEmitter.for_app(app)
+        await emitter.send_progress("mixed", "extracting", 0)
+        watchers = [Watcher(url, catch_up=False) for _ in range(3)]
+        for watcher in watchers:
+            await watcher.connect()
+            await watcher.subscribe("mixed")
+        manager = app[FANOUT]
+        before = (manager.direct, manager.queued)
+        await burst(app, random.Random(7), monkeypatch)
+        for watcher in watchers:
+            await eventually(lambda w=watcher: len(w.received) == EVENTS - 1, what="the burst")
+        assert manager.direct > before[0] and manager.queued > before[1]  # both paths taken
+        received = {id(w): [event["seq"] for event in w.received] for w in watchers}
+        for watcher in watchers:
+            await watcher.close()
+    expected = list(range(2, EVENTS + 1))
+    if guarded:
+        assert all(received[id(w)] == expected for w in watchers)
+    else:
+        assert all(received[id(w)] != expected for w in watchers)  # the control: out of order
+        assert all(sorted(received[id(w)]) == expected for w in watchers)  # but all there
+
+
+async def test_one_frame_serves_every_ready_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frame is built once per event, however many sockets it is written to."""
+    built: list[str] = []
+    original = fanout.text_frame
+
+    def counting(payload: str) -> bytes:
+        built.append(payload)
+        return original(payload)
+
+    monkeypatch.setattr(fanout, "text_frame", counting)
+    async with running_app(Settings(coalesce_window=0)) as (url, app):
+        watchers = [await Watcher(url).connect() for _ in range(5)]
+        for watcher in watchers:
+            await watcher.subscribe("shared")
+        emitter = ProgressEmitter.for_app(app)
+        await emitter.send_progress("shared", "extracting", 10)
+        for watcher in watchers:
+            await eventually(lambda w=watcher: w.seqs("shared") == [1], what="the event")
+        direct = app[FANOUT].direct
+        for watcher in watchers:
+            await watcher.close()
+    assert direct == 5 and len(built) == 1
+
+
+class BatchCounter(Watcher):
+    """A watcher that also counts the ``job_batch`` frames it received."""
+
+    def __init__(self, url: str, *, catch_up: bool = True) -> None:
+        super().__init__(url, catch_up=catch_up)
+        self.batches: list[int] = []
+
+    async def _on_batch(self, batch: dict[str, Any]) -> None:
+        self.batches.append(len(batch["events"]))
+        await super()._on_batch(batch)
+
+
+async def test_a_socket_that_falls_behind_gets_its_events_in_one_job_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fanout, "HIGH_WATER", -1)  # every socket backed up: the queued path
+    async with running_app(Settings(coalesce_window=0)) as (url, app):
+        emitter = ProgressEmitter.for_app(app)
+        await emitter.send_progress("behind", "extracting", 0)
+        watcher = await BatchCounter(url).connect()
+        await watcher.subscribe("behind")
+        for progress in range(1, 21):  # one burst: the socket's writer cannot run meanwhile
+            await emitter.send_progress("behind", "extracting", progress)
+        await settled(watcher, "behind", 21)
+        await watcher.close()
+    assert watcher.batches == [20]  # the control: without batching, twenty frames
+    assert watcher.seqs("behind") == list(range(2, 22)) and watcher.resubscribes == 0
+
+
+async def test_past_the_bound_a_backlog_keeps_each_jobs_newest_and_the_client_catches_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fanout, "HIGH_WATER", -1)
+    monkeypatch.setattr(fanout, "MAX_BACKLOG_EVENTS", 5)
+    async with running_app(Settings(coalesce_window=0)) as (url, app):
+        emitter = ProgressEmitter.for_app(app)
+        for job in ("left", "right"):
+            await emitter.send_progress(job, "extracting", 0)
+        rule = await BatchCounter(url).connect()  # keeps the client rule: catches up
+        raw = await BatchCounter(url, catch_up=False).connect()  # the control: applies as is
+        for watcher in (rule, raw):
+            for job in ("left", "right"):
+                await watcher.subscribe(job)
+        for progress in range(1, 21):
+            for job in ("left", "right"):
+                await emitter.send_progress(job, "extracting", progress)
+        for job in ("left", "right"):
+            await settled(rule, job, 21)
+        await eventually(lambda: raw.batches, what="the control's batch")
+        cut = app[FANOUT].cut
+        await rule.close()
+        await raw.close()
+    assert cut == 2  # one backlog per socket, each cut once
+    assert raw.batches == [2]  # all that was kept: each job's newest event
+    assert [(event["job_id"], event["seq"]) for event in raw.received] == [
+        ("left", 21),
+        ("right", 21),
+    ]
+    assert rule.resubscribes == 2  # the gap in each job, filled from the history
+    for job in ("left", "right"):
+        assert rule.seqs(job) == list(range(2, 22))
+
+
+async def settled(watcher: Watcher, job_id: str, seq: int) -> None:
+    await eventually(lambda: watcher.seqs(job_id)[-1:] == [seq], what=f"{job_id} at {seq}")
