@@ -29,6 +29,7 @@ from tidings.web.api import (
 from tidings.web.keys import AUTHORITY, FANOUT, SERVICE, SETTINGS, SIO
 from tidings.web.metrics import setup_metrics
 from tidings.web.page import setup_page
+from tidings.web.seed_streams import setup_seed_streams
 from tidings.web.sse import setup_sse
 from tidings.web.transport import QuietLogger, TidingsServer
 from tidings.web.upload import setup_upload
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.on_shutdown.append(_disconnect_clients)
     setup_routes(app)
     setup_sse(app)
+    setup_seed_streams(app)
     setup_metrics(app)
     setup_upload(app)
     setup_page(app)

@@ -17,7 +17,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiohttp import web
 from tidings.constants import TERMINAL_STATUSES, job_room, user_room
@@ -38,6 +38,15 @@ KEEPALIVE = b": keepalive\n\n"
 #: stopping: aiohttp does not cancel a handler when its client disconnects.
 LIVENESS_CHECK = 1.0
 _EVENT_NAMES = frozenset({"job_update", "job_complete", "job_error"})
+
+
+#: How one job state goes on the wire: (event name, the event or snapshot, its id) -> bytes.
+Frame: TypeAlias = Callable[[str, "Event | Snapshot", str], bytes]
+
+
+def sse_frame(name: str, item: Event | Snapshot, event_id: str) -> bytes:
+    """The protocol's own: a named message whose data is the Event or Snapshot."""
+    return f"event: {name}\nid: {event_id}\ndata: {dump(item)}\n\n".encode()
 
 
 class Streams:
@@ -62,8 +71,10 @@ class EventStream:
         *,
         expires_at: float | None,
         qualified: bool = False,
+        frame: Frame = sse_frame,
     ) -> None:
         self.request = request
+        self.frame = frame
         self.service = service
         self.expires_at = expires_at
         self.streams = request.app[STREAMS]
@@ -103,7 +114,7 @@ class EventStream:
     async def send(self, name: str, item: Event | Snapshot) -> None:
         job_id, epoch, seq = item["job_id"], item["epoch"], item["seq"]
         event_id = f"{job_id}:{epoch}:{seq}" if self.qualified else f"{epoch}:{seq}"
-        await self._write(f"event: {name}\nid: {event_id}\ndata: {dump(item)}\n\n".encode())
+        await self._write(self.frame(name, item, event_id))
         self.last[job_id] = (epoch, seq)
         if item["status"] in TERMINAL_STATUSES:
             self.finished.add(job_id)
@@ -207,9 +218,15 @@ def last_event_id(request: web.Request, job_id: str) -> tuple[str | None, int | 
 
 
 async def job_stream(request: web.Request) -> web.StreamResponse:
+    return await follow_job(request, sse_frame)
+
+
+async def follow_job(request: web.Request, frame: Frame) -> web.StreamResponse:
+    """One job until its terminal event, each state written by ``frame``."""
     service, job_id = await readable_job(request, query=True)
     epoch, since = last_event_id(request, job_id)
-    stream = EventStream(request, service, expires_at=principal_of(request, query=True).expires_at)
+    caller = principal_of(request, query=True)
+    stream = EventStream(request, service, expires_at=caller.expires_at, frame=frame)
     async with request.app[FANOUT].listen([job_room(job_id)]) as listener:
         catchup = await service.read(job_id, epoch, since)  # after joining: nothing falls between
         job = catchup.job
