@@ -12,8 +12,11 @@
 --   progress (null none); status ('' derive);
 --   extra: {"set": {key: value JSON text}, "del": [key, ...]};
 --   result: JSON text ('' none); error: JSON text ('' none);
---   history: stream length; ttl_active, ttl_done: seconds; max_extra: bytes of the merged
---   extra; max_steps: longest timeline;
+--   rules: the merge rules both stores keep (server/store/rules.py, Rules.as_json):
+--     limits {history, active_ttl, done_ttl, max_extra_bytes, max_steps},
+--     transitions {status: [statuses that may follow]} (none: terminal),
+--     implicit {status: where an update naming no status moves it}, initial,
+--     eta {weight of the newest rate, decimals};
 --   job_channel: the job's shard channel, hash-tagged like KEYS;
 --   user_channel: [prefix, suffix], the owner's channel being prefix .. owner .. suffix
 --
@@ -31,9 +34,14 @@ local epoch, owner_arg, step_arg = text(input.epoch), text(input.owner), text(in
 local message_arg, status_arg = text(input.message), text(input.status)
 local result_arg, error_arg = text(input.result), text(input.error)
 local job_channel, user_channel = text(input.job_channel), input.user_channel
-local now_ms, history = tonumber(input.now_ms), tonumber(input.history)
-local ttl_active, ttl_done = tonumber(input.ttl_active), tonumber(input.ttl_done)
-local max_extra, max_steps = tonumber(input.max_extra), tonumber(input.max_steps)
+local rules = type(input.rules) == 'table' and input.rules or {}
+local limits, eta_rule = rules.limits or {}, rules.eta or {}
+local transitions, implicit = rules.transitions, rules.implicit
+local now_ms, history = tonumber(input.now_ms), tonumber(limits.history)
+local ttl_active, ttl_done = tonumber(limits.active_ttl), tonumber(limits.done_ttl)
+local max_extra, max_steps = tonumber(limits.max_extra_bytes), tonumber(limits.max_steps)
+local eta_weight, eta_decimals = tonumber(eta_rule.weight), tonumber(eta_rule.decimals)
+local initial = text(rules.initial)
 local given_progress = input.progress ~= cjson.null and input.progress or nil
 local patch = input.extra
 
@@ -43,8 +51,12 @@ if not (job_id and now_iso and epoch and owner_arg and step_arg and message_arg 
         and result_arg and error_arg and job_channel) then
   return {'invalid', 'text'}
 end
-if not (now_ms and history and ttl_active and ttl_done and max_extra and max_steps) then
+if not (now_ms and history and ttl_active and ttl_done and max_extra and max_steps
+        and eta_weight and eta_decimals) then
   return {'invalid', 'numbers'}
+end
+if type(transitions) ~= 'table' or type(implicit) ~= 'table' or not initial then
+  return {'invalid', 'rules'}
 end
 if given_progress ~= nil and type(given_progress) ~= 'number' then return {'invalid', 'progress'} end
 if type(patch) ~= 'table' then return {'invalid', 'extra'} end
@@ -52,7 +64,13 @@ if type(user_channel) ~= 'table' or not (text(user_channel[1]) and text(user_cha
   return {'invalid', 'user_channel'}
 end
 
-local TERMINAL = {done = true, error = true, cancelled = true}
+local function may_follow(from, to)
+  for _, next_status in ipairs(transitions[from] or {}) do
+    if next_status == to then return true end
+  end
+  return false
+end
+local function terminal(status) return #(transitions[status] or {}) == 0 end
 local job = {}
 local flat = redis.call('HGETALL', KEYS[1])
 for i = 1, #flat, 2 do job[flat[i]] = flat[i + 1] end
@@ -60,23 +78,23 @@ local created = job.epoch == nil
 
 if created then
   if mode == 'update' then return {'missing'} end
-  job = {job_id = job_id, epoch = epoch, seq = '0', owner = owner_arg, status = 'queued',
+  job = {job_id = job_id, epoch = epoch, seq = '0', owner = owner_arg, status = initial,
          step = '', message = '', progress = '', eta = '', rate = '', eta_t = '', eta_p = '',
          created_at = now_iso, created_ms = tostring(now_ms), result = '', error = '', cancel_requested = '0'}
 else
   if mode == 'create' then return {'exists'} end
-  if TERMINAL[job.status] then return {'terminal', job.status} end
+  if terminal(job.status) then return {'terminal', job.status} end
   -- The owner is fixed when the job is made: an update may not hand it to someone else.
   if owner_arg ~= '' and owner_arg ~= job.owner then return {'owner'} end
 end
 
--- Status: queued -> processing -> terminal, never backwards.
+-- Status: only to one the rules let follow (never backwards); an update naming none moves the
+-- job where the rules say (reporting progress starts a queued job), a create moves nothing.
 local status = job.status
-local asked = status_arg
-if asked ~= '' and not (asked == 'queued' and status ~= 'queued') then
-  status = asked
-elseif asked == '' and mode ~= 'create' and status == 'queued' then
-  status = 'processing'
+if status_arg ~= '' then
+  if may_follow(status, status_arg) then status = status_arg end
+elseif mode ~= 'create' and text(implicit[status]) then
+  status = implicit[status]
 end
 
 local step = step_arg ~= '' and step_arg or job.step
@@ -124,15 +142,19 @@ if tostring(progress or '') ~= job.progress and progress ~= nil and status == 'p
   if last_t and last_p and now_ms > last_t then
     local instant = (progress - last_p) * 1000 / (now_ms - last_t)
     local rate = tonumber(job.rate)
-    rate = rate and (0.3 * instant + 0.7 * rate) or instant
+    rate = rate and (eta_weight * instant + (1 - eta_weight) * rate) or instant
     job.rate = tostring(rate)
-    if rate > 0 then
-      job.eta = tostring(math.floor((100 - progress) / rate * 10 + 0.5) / 10)
+    -- Too slow a rate (a step of 1e-310 points is valid progress) gives no finite ETA, and
+    -- cjson cannot carry inf: the ETA before it is kept.
+    local scale = 10 ^ eta_decimals
+    local scaled = rate > 0 and (100 - progress) / rate * scale or math.huge
+    if scaled < math.huge then
+      job.eta = tostring(math.floor(scaled + 0.5) / scale)
     end
   end
   job.eta_t, job.eta_p = tostring(now_ms), tostring(progress)
 end
-if TERMINAL[status] then job.eta = '' end
+if terminal(status) then job.eta = '' end
 
 -- The timeline: a new step completes the one before it; the job's end settles the last one.
 local last_raw = redis.call('LINDEX', KEYS[3], -1)
@@ -150,7 +172,7 @@ if last == nil or step ~= job.step then
 else
   last.message, last.progress, last.updated_at = message, json_progress, now_iso
 end
-if status == 'done' then last.status = 'complete' elseif TERMINAL[status] then last.status = 'error' end
+if status == 'done' then last.status = 'complete' elseif terminal(status) then last.status = 'error' end
 redis.call('LSET', KEYS[3], -1, cjson.encode(last))
 
 local seq = tonumber(job.seq) + 1
@@ -172,11 +194,11 @@ local event = string.sub(head, 1, -2) .. ',"extra":' .. extra_text
   .. ',"error":' .. (err ~= '' and err or 'null') .. '}'
 redis.call('XADD', KEYS[4], 'MAXLEN', history, seq .. '-0', 'e', event)
 
-local ttl = TERMINAL[status] and ttl_done or ttl_active
+local ttl = terminal(status) and ttl_done or ttl_active
 for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end
 
 local name = 'job_update'
-if status == 'done' then name = 'job_complete' elseif TERMINAL[status] then name = 'job_error' end
+if status == 'done' then name = 'job_complete' elseif terminal(status) then name = 'job_error' end
 local published = '{"event":"' .. name .. '","data":' .. event .. '}'
 redis.call('SPUBLISH', job_channel, published)
 if job.owner ~= '' then

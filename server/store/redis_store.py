@@ -22,6 +22,7 @@ from tidings import constants
 from tidings.errors import Conflict, NotFound, PayloadTooLarge, StoreUnavailable, terminal
 from tidings.models import Event, Snapshot, StepEntry
 from tidings.store.base import OWNER_FIXED, Applied, Catchup, Limits, Update, dump
+from tidings.store.rules import Rules
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,15 @@ class RedisStore:
         self.client = client
         self.limits = limits or Limits()
         self._script = client.register_script(_SCRIPT)
+        self._rules: tuple[Limits, dict[str, Any]] | None = None
         self._queued: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()
+
+    def _rules_of(self, limits: Limits) -> dict[str, Any]:
+        """The script's rules, made once per set of limits (a test may change them)."""
+        if self._rules is None or self._rules[0] is not limits:
+            self._rules = (limits, Rules(limits).as_json())
+        return self._rules[1]
 
     async def apply(
         self, update: Update, *, epoch: str, now_iso: str, now_ms: int
@@ -78,11 +86,7 @@ class RedisStore:
                 "extra": {"set": update.extra_set, "del": list(update.extra_del)},
                 "result": update.result or "",
                 "error": dump(update.error) if update.error else "",
-                "history": limits.history,
-                "ttl_active": limits.active_ttl,
-                "ttl_done": limits.done_ttl,
-                "max_extra": limits.max_extra_bytes,
-                "max_steps": limits.max_steps,
+                "rules": self._rules_of(limits),
                 "job_channel": constants.job_channel(update.job_id),
                 "user_channel": list(constants.USER_CHANNEL),
             }

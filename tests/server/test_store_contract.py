@@ -268,17 +268,11 @@ async def test_eta_on_an_uneven_pace_stays_within_a_fifth_of_the_remaining_time(
     assert statistics.median(errors) < 0.2
 
 
-LUA_INFINITE_ETA = (
-    "apply_update.lua writes eta 'inf' and a new seq, then cjson refuses to encode the Event: "
-    "StoreUnavailable, a seq with no event, and the job wedged until it ends"
-)
-
-
 @pytest.mark.parametrize(
     "kind",
     [
         "memory",
-        pytest.param("redis", marks=pytest.mark.xfail(strict=True, reason=LUA_INFINITE_ETA)),
+        "redis",
     ],
 )
 async def test_a_progress_step_too_small_for_an_eta_leaves_the_eta_unset(
