@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tidings.constants import NAMESPACE, job_room, user_room
 from tidings.errors import InvalidRequest, JobTerminal, NotFound, PayloadTooLarge
@@ -21,6 +21,9 @@ from tidings.models import (
 )
 from tidings.store import Catchup, JobStore, Update
 from tidings.store.base import dump
+
+if TYPE_CHECKING:  # the rule takes a Principal; a worker never loads the token code
+    from tidings.auth import Principal
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +172,19 @@ class JobService:
         if job is None:
             raise NotFound(f"There is no job {job_id}.")
         return job
+
+    async def authorize(self, principal: Principal, job_id: str) -> None:
+        """The one rule of who may watch (and cancel) a job, for sockets and HTTP alike.
+
+        An open server, a token that names the job, or the job's owner. Otherwise NotFound,
+        worded the same whether the job exists or not, and reached the same way: one owner
+        lookup whose cost does not depend on the job existing (no existence oracle).
+        """
+        if principal.open or job_id in principal.jobs:
+            return
+        exists, owner = await self.store.owner_of(job_id)
+        if not (exists and principal.may_watch(job_id, owner)):
+            raise NotFound(f"There is no job {job_id}.")
 
     async def read(
         self, job_id: str, epoch: str | None = None, since: int | None = None

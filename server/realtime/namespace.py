@@ -145,17 +145,9 @@ class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             logger.exception("%s from %s failed", event, sid)
             return error_ack(StoreUnavailable("Something went wrong on the server; try again."))
 
-    async def _authorize(self, principal: Principal, job_id: str) -> None:
-        """Forbidden unless the caller may watch; the same answer whether or not the job exists."""
-        if principal.open or job_id in principal.jobs:
-            return
-        job = (await self.service.read(job_id)).job
-        if job is None or not principal.may_watch(job_id, job["owner"]):
-            raise Forbidden("You may not watch this job.")
-
     async def _subscribe(self, session: _Session, sid: str, payload: object) -> Ack:
         request = parse(SubscribeRequest, payload)
-        await self._authorize(session.principal, request.job_id)
+        await self.service.authorize(session.principal, request.job_id)
         if request.job_id not in session.jobs and len(session.jobs) >= MAX_SUBSCRIPTIONS:
             raise InvalidRequest(f"A connection may watch at most {MAX_SUBSCRIPTIONS} jobs.")
         # Join first, then read: an event published in between is both delivered and in the read.
@@ -181,7 +173,7 @@ class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _cancel(self, session: _Session, sid: str, payload: object) -> Ack:
         request = parse(JobRequest, payload)
-        await self._authorize(session.principal, request.job_id)
+        await self.service.authorize(session.principal, request.job_id)
         return {"ok": True, "job": await self.service.cancel(request.job_id)}
 
     async def _list_jobs(self, session: _Session, sid: str, payload: object) -> Ack:

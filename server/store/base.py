@@ -105,6 +105,11 @@ class JobStore(Protocol):
         """The snapshot and, given ``epoch`` and ``since``, every later event if all are held."""
         ...
 
+    async def owner_of(self, job_id: str) -> tuple[bool, str | None]:
+        """Whether the job exists, and its owner: one lookup that costs the same either way, so
+        that authorizing by it tells nobody whether a job they may not see exists."""
+        ...
+
     async def list_jobs(self, owner: str, limit: int = 200) -> list[Snapshot]:
         """The owner's jobs, newest first."""
         ...

@@ -258,6 +258,10 @@ class MemoryStore:
             return Catchup(snapshot, [], False)
         return Catchup(snapshot, events, True)
 
+    async def owner_of(self, job_id: str) -> tuple[bool, str | None]:
+        job = self._get(job_id)
+        return (False, None) if job is None else (True, job.owner)
+
     async def list_jobs(self, owner: str, limit: int = 200) -> list[Snapshot]:
         mine = [
             job

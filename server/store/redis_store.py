@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any, cast
@@ -192,6 +192,15 @@ class RedisStore:
         if [event["seq"] for event in events] != expected:
             return Catchup(job, [], False)
         return Catchup(job, events, True)
+
+    async def owner_of(self, job_id: str) -> tuple[bool, str | None]:
+        """One ``HMGET`` of two fields, whether or not the job's hash exists."""
+        async with _store_errors():
+            reply = self.client.hmget(constants.job_key(job_id), ["epoch", "owner"])
+            epoch, owner = await cast(Awaitable[list[Any]], reply)
+        if epoch is None:
+            return False, None
+        return True, (owner.decode() if isinstance(owner, bytes) else owner) or None
 
     async def list_jobs(self, owner: str, limit: int = 200) -> list[Snapshot]:
         key = constants.user_jobs_key(owner)

@@ -197,11 +197,7 @@ async def readable_job(request: web.Request, *, query: bool = False) -> tuple[Jo
     """The service and the job id, once the caller may see the job (404 alike when not)."""
     service = request.app[SERVICE]
     job_id = job_id_of(request)
-    caller = principal_of(request, query=query)
-    if not (caller.open or job_id in caller.jobs):
-        job = (await service.read(job_id)).job
-        if job is None or not caller.may_watch(job_id, job["owner"]):
-            raise NotFound(f"There is no job {job_id}.")
+    await service.authorize(principal_of(request, query=query), job_id)
     return service, job_id
 
 

@@ -27,7 +27,7 @@ from tidings.web.api import (
     setup_routes,
 )
 from tidings.web.keys import AUTHORITY, FANOUT, SERVICE, SETTINGS, SIO
-from tidings.web.metrics import setup_metrics
+from tidings.web.metrics import METRICS, CountingPublisher, MeasuredStore, setup_metrics
 from tidings.web.page import setup_page
 from tidings.web.seed_streams import setup_seed_streams
 from tidings.web.sse import setup_sse
@@ -126,7 +126,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     # The embedded store's events go to this node's rooms; the Redis store's script publishes
     # its own, and a republished event goes out on the same channels, to every node.
     publisher: Publisher = RedisPublisher(redis) if redis else app[SIO]
-    service = JobService(store, publisher, writer)
+    metrics = app[METRICS]  # what the service does is measured where it is wired
+    service = JobService(
+        MeasuredStore(store, metrics), CountingPublisher(publisher, metrics), writer
+    )
     app[SERVICE] = service
     namespace = JobNamespace(service, app[AUTHORITY], settings.socket_rate, settings.socket_burst)
     app[SIO].register_namespace(namespace)

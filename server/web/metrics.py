@@ -23,7 +23,7 @@ from tidings.realtime.namespace import JobNamespace
 from tidings.service import Publisher, event_name
 from tidings.store import Applied, Catchup, JobStore, Limits, Update
 from tidings.web.api import Handler
-from tidings.web.keys import SERVICE, SIO
+from tidings.web.keys import SIO
 from tidings.web.sse import STREAMS
 
 T = TypeVar("T")
@@ -118,6 +118,9 @@ class MeasuredStore:
     ) -> Catchup:
         return await self._counting("read", self.store.read(job_id, epoch, since))
 
+    async def owner_of(self, job_id: str) -> tuple[bool, str | None]:
+        return await self._counting("owner_of", self.store.owner_of(job_id))
+
     async def list_jobs(self, owner: str, limit: int = 200) -> list[Snapshot]:
         return await self._counting("list_jobs", self.store.list_jobs(owner, limit))
 
@@ -171,11 +174,10 @@ def _count(request: web.Request, status: int) -> None:
 
 
 async def _instrument(app: web.Application) -> None:
-    """After the resources exist: measure the service's store and publisher, read the gauges."""
+    """After the resources exist, read the gauges from them. (The service's store and publisher
+    are measured by ``MeasuredStore`` and ``CountingPublisher``, wrapped where the app wires the
+    service.)"""
     metrics = app[METRICS]
-    service = app[SERVICE]
-    service.store = MeasuredStore(service.store, metrics)
-    service.publisher = CountingPublisher(service.publisher, metrics)
     namespace = app[SIO].namespace_handlers.get(NAMESPACE)
     if isinstance(namespace, JobNamespace):
         metrics.sockets.set_function(lambda: namespace.connections)
