@@ -28,7 +28,7 @@ from tidings.errors import (
 from tidings.models import CreateJobRequest, JobRequest, ProgressRequest, SubscribeRequest, parse
 from tidings.realtime.manager import RedisManager
 from tidings.service import JobService
-from tidings.web.keys import AUTHORITY, SERVICE, SIO
+from tidings.web.keys import AUTHORITY, SERVICE, SIO, THROTTLE
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +77,6 @@ class FailureThrottle:
         self._buckets.move_to_end(address)
         while len(self._buckets) > self.max_clients:
             self._buckets.popitem(last=False)
-
-
-THROTTLE = web.AppKey("auth_throttle", FailureThrottle)
 
 
 def _presents_credentials(request: web.Request) -> bool:

@@ -19,15 +19,14 @@ from tidings.service import JobService, Publisher
 from tidings.settings import Settings
 from tidings.store import JobStore, MemoryStore, RedisPublisher, RedisStore, connect, limits_of
 from tidings.web.api import (
-    THROTTLE,
     FailureThrottle,
     Handler,
     cors_middleware,
     errors_middleware,
     setup_routes,
 )
-from tidings.web.keys import AUTHORITY, FANOUT, SERVICE, SETTINGS, SIO
-from tidings.web.metrics import METRICS, CountingPublisher, MeasuredStore, setup_metrics
+from tidings.web.keys import AUTHORITY, FANOUT, METRICS, SERVICE, SETTINGS, SIO, THROTTLE
+from tidings.web.metrics import CountingPublisher, MeasuredStore, setup_metrics
 from tidings.web.page import setup_page
 from tidings.web.seed_streams import setup_seed_streams
 from tidings.web.sse import setup_sse

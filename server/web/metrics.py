@@ -23,8 +23,7 @@ from tidings.realtime.namespace import JobNamespace
 from tidings.service import Publisher, event_name
 from tidings.store import Applied, Catchup, JobStore, Limits, Update
 from tidings.web.api import Handler
-from tidings.web.keys import SIO
-from tidings.web.sse import STREAMS
+from tidings.web.keys import METRICS, SIO, STREAMS
 
 T = TypeVar("T")
 
@@ -82,9 +81,6 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
-
-
-METRICS = web.AppKey("metrics", Metrics)
 
 
 class MeasuredStore:

@@ -28,7 +28,7 @@ from tidings.service import JobService, event_name
 from tidings.store import Catchup
 from tidings.store.base import dump
 from tidings.web.api import principal_of, readable_job, resume_point
-from tidings.web.keys import FANOUT, SERVICE, SETTINGS
+from tidings.web.keys import FANOUT, SERVICE, SETTINGS, STREAMS
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,6 @@ class Streams:
         self.keepalive = keepalive
         self.open: Counter[str] = Counter()  # by kind: "job", "user"
         self.closing = False
-
-
-STREAMS = web.AppKey("sse_streams", Streams)
 
 
 class EventStream:

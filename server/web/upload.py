@@ -42,13 +42,10 @@ from tidings.messages.humanize import clean_filename
 from tidings.models import CreateJobRequest, parse
 from tidings.store import connect
 from tidings.web.api import BROWSER_COOKIE, may_create, principal_of
-from tidings.web.keys import AUTHORITY, SERVICE, SETTINGS
+from tidings.web.keys import AUTHORITY, PIPELINES, SERVICE, SETTINGS, UPLOAD_DIR
 from tidings.worker.emitter import ProgressEmitter
 
-__all__ = ["FILE_FIELDS", "PIPELINES", "UPLOAD_DIR", "display_name", "setup_upload"]
-
-PIPELINES = web.AppKey("pipelines", PipelineRunner)
-UPLOAD_DIR = web.AppKey("upload_dir", Path)
+__all__ = ["FILE_FIELDS", "display_name", "setup_upload"]
 
 #: Files one request may carry.
 MAX_FILES: Final = 100

@@ -66,8 +66,9 @@ async def finished(url: str, job_id: str, token: str | None = None) -> dict[str,
 async def process(
     url: str, name: str, data: bytes, *, fields: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """Upload one file and return its job's final snapshot."""
-    status, body = await upload(url, [(name, data)], fields=fields)
+    """Upload one file, as the same user every time (the pipeline compares a user's uploads
+    with that user's earlier ones), and return its job's final snapshot."""
+    status, body = await upload(url, [(name, data)], fields=fields, query="?user_id=tester")
     assert status == 202, body
     return await finished(url, body["jobs"][0]["job_id"])
 

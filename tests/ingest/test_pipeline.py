@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from tidings.ingest.hashing import CHUNK_SIZE
 from tidings.messages.humanize import format_size
-from tidings.web.upload import PIPELINES, UPLOAD_DIR
+from tidings.web.keys import PIPELINES, UPLOAD_DIR
 
 from tests.ingest import samples
 from tests.ingest.support import (

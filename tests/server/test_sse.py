@@ -15,8 +15,7 @@ import pytest
 from aiohttp import web
 from tidings import ProgressEmitter, Settings
 from tidings.constants import job_room, user_room
-from tidings.web.keys import AUTHORITY, FANOUT, SERVICE, SIO
-from tidings.web.sse import STREAMS
+from tidings.web.keys import AUTHORITY, FANOUT, SERVICE, SIO, STREAMS
 
 from tests.support import eventually, http_json, running_app, server_process
 

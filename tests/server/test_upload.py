@@ -14,7 +14,8 @@ import jwt
 import pytest
 from aiohttp import web
 from tidings import ProgressEmitter, Settings
-from tidings.web.upload import PIPELINES, READ_CHUNK, UPLOAD_DIR
+from tidings.web.keys import PIPELINES, UPLOAD_DIR
+from tidings.web.upload import READ_CHUNK
 
 from tests.ingest import samples
 from tests.ingest.support import Gate, finished, settings_for, steps, store_url, upload
