@@ -13,7 +13,8 @@ and subscribe afresh, without ``since``, and apply whatever arrives (the control
 Prints ``ready {...}`` once every client has subscribed, then runs until every client has seen
 its job end (or ``--deadline`` seconds pass, or ``quit`` arrives on stdin) and writes one JSON
 object per client to FILE: the seq of its first snapshot, the seqs it applied, its epochs, and
-for each reconnect the wall-clock times it was cut off and subscribed again.
+for each reconnect the wall-clock times it was cut off and subscribed again, and for each applied
+event that carries ``extra.sent`` (tests/chaos/steady_worker.py) when it was sent and applied.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Client:
         self.last: tuple[str, int] | None = None
         self.start_seq: int | None = None
         self.applied: list[int] = []
+        self.arrivals: list[tuple[float, float]] = []  # (applied at, sent at), wall clock
         self.epochs: list[str] = []
         self.cuts: list[float] = []
         self.back: list[float] = []
@@ -67,6 +69,9 @@ class Client:
         self.last = (event["epoch"], int(event["seq"]))
         self.status = event["status"]
         self.applied.append(int(event["seq"]))
+        sent = (event.get("extra") or {}).get("sent")
+        if isinstance(sent, float):
+            self.arrivals.append((time.time(), sent))
         if event["epoch"] not in self.epochs:
             self.epochs.append(event["epoch"])
 
@@ -203,6 +208,7 @@ class Client:
             "status": self.status,
             "cuts": self.cuts,
             "back": self.back,
+            "arrivals": self.arrivals,
         }
 
 
