@@ -10,6 +10,10 @@ When its connection drops it reconnects (backoff 0.05 s doubling to 1 s, with ji
 re-subscribes with ``epoch`` and ``since``. The first ``M`` clients are *plain*: they reconnect
 and subscribe afresh, without ``since``, and apply whatever arrives (the control arm).
 
+``log`` is every state the client took, in order: ``["snapshot", epoch, seq]`` when it replaced
+its state with a Snapshot (a fresh subscribe, or ``recovered: false``), ``["event", epoch, seq]``
+when it applied an Event.
+
 Prints ``ready {...}`` once every client has subscribed, then runs until every client has seen
 its job end (or ``--deadline`` seconds pass, or ``quit`` arrives on stdin) and writes one JSON
 object per client to FILE: the seq of its first snapshot, the seqs it applied, its epochs, and
@@ -47,6 +51,7 @@ class Client:
         self.start_seq: int | None = None
         self.applied: list[int] = []
         self.arrivals: list[tuple[float, float]] = []  # (applied at, sent at), wall clock
+        self.log: list[tuple[str, str, int]] = []  # ("snapshot" | "event", epoch, seq)
         self.epochs: list[str] = []
         self.cuts: list[float] = []
         self.back: list[float] = []
@@ -59,6 +64,7 @@ class Client:
 
     def _adopt(self, job: dict[str, Any]) -> None:
         self.last = (job["epoch"], int(job["seq"]))
+        self.log.append(("snapshot", *self.last))
         self.status = job["status"]
         if self.start_seq is None:
             self.start_seq = int(job["seq"])
@@ -67,6 +73,7 @@ class Client:
 
     def _apply(self, event: dict[str, Any]) -> None:
         self.last = (event["epoch"], int(event["seq"]))
+        self.log.append(("event", *self.last))
         self.status = event["status"]
         self.applied.append(int(event["seq"]))
         sent = (event.get("extra") or {}).get("sent")
@@ -209,6 +216,7 @@ class Client:
             "cuts": self.cuts,
             "back": self.back,
             "arrivals": self.arrivals,
+            "log": self.log,
         }
 
 
