@@ -53,7 +53,7 @@ class Outcome:
     slow_cut_off: int
 
 
-async def _stalled_subscriber(port: int) -> RawWebSocket:
+async def stalled_subscriber(port: int, job_id: str = JOB) -> RawWebSocket:
     """A websocket that subscribes to the job, then never reads: a 4 KB receive buffer."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
@@ -74,7 +74,7 @@ async def _stalled_subscriber(port: int) -> RawWebSocket:
     assert await raw.frames(10, until=lambda payload: payload.startswith(b"0{"))
     assert await raw.send("40")
     assert await raw.frames(10, until=lambda payload: payload.startswith(b"40"))
-    assert await raw.send("421" + json.dumps(["subscribe", {"job_id": JOB}]))
+    assert await raw.send("421" + json.dumps(["subscribe", {"job_id": job_id}]))
     acks = await raw.frames(10, until=lambda payload: payload.startswith(b"431"))
     assert acks and b'"ok":true' in acks[-1][1].replace(b" ", b""), acks
     return raw
@@ -103,7 +103,7 @@ async def outcome(redis_server: Any, tmp_path_factory: pytest.TempPathFactory) -
             await each.start()
             await each.line("ready", within=30)
         for _ in range(SLOW):
-            slow.append(await _stalled_subscriber(node.port))
+            slow.append(await stalled_subscriber(node.port))
         await asyncio.sleep(0.5)
         before = rss(pid)
         peaks = []
