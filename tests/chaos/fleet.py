@@ -248,7 +248,7 @@ async def run(args: argparse.Namespace) -> None:
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         quit_ = asyncio.create_task(reader.readline())
-        everyone = asyncio.gather(*tasks, return_exceptions=True)
+        everyone = asyncio.create_task(_all(tasks))
         await asyncio.wait(
             [quit_, everyone], timeout=args.deadline, return_when=asyncio.FIRST_COMPLETED
         )
@@ -259,6 +259,10 @@ async def run(args: argparse.Namespace) -> None:
     lines = "".join(json.dumps(client.summary()) + "\n" for client in clients)
     await asyncio.to_thread(Path(args.out).write_text, lines)
     print("done", flush=True)
+
+
+async def _all(tasks: list[asyncio.Task[None]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def main() -> None:
