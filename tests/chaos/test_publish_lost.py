@@ -1,27 +1,25 @@
-"""An update stored in Redis whose publish is lost: its watchers must still get it.
+"""An update stored in Redis is never left unpublished: its watchers get even the last one.
 
-Found while writing the Redis restart test (the worker logged python-socketio's "Cannot publish
-to redis... giving up"). A worker's update is two Redis commands: the Lua merge, then a PUBLISH
-through python-socketio's Redis manager, which tries twice and then only logs. When both tries
-fail the emitter still returns the Event (the update is acknowledged and stored) and
-``JobService._publish`` assumes "subscribers fill the hole from there", which they do only when
-a later event of the job reaches them. For the job's last event nothing later comes: a client
-that is subscribed stays on ``processing`` forever, though the store says ``done``.
+Found while writing the Redis restart test, when a worker's update was two Redis commands (the
+Lua merge, then a PUBLISH through python-socketio's Redis manager, which tried twice and then
+only logged "giving up"): an acknowledged final update whose PUBLISH failed never reached the
+job's watchers, who stayed on ``processing`` while the store said ``done``. Now the merge script
+publishes in the same atomic call, so there is no second command to lose.
 
 A relay between the emitter and Redis cuts every connection that sends PUBLISH while
-``cutting`` is on; the node talks to Redis directly. The control arm is the same emitter through
-the same relay with cutting off: those events arrive.
+``cutting`` is on; the node talks to Redis directly. The final update goes through it with
+cutting on and arrives, and the relay saw no PUBLISH to cut. The control arm shows the relay does
+cut a PUBLISH sent through it (so the emitter would have lost it under the old design).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from tidings import ProgressEmitter, Settings
 
 from tests.support import Watcher, eventually, http_json, server_process
@@ -84,15 +82,6 @@ class PublishCutter:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "an acknowledged update whose PUBLISH fails (python-socketio's AsyncRedisManager tries "
-        "twice, then only logs 'giving up') is never delivered to subscribed clients unless a "
-        "later event of the job follows; the job's final event is lost to them for good "
-        "(server/service.py JobService._publish relies on 'subscribers fill the hole')"
-    ),
-)
 async def test_a_final_update_whose_publish_is_lost_still_reaches_its_watchers(
     redis_url: str, tmp_path: Path
 ) -> None:
@@ -110,10 +99,15 @@ async def test_a_final_update_whose_publish_is_lost_still_reaches_its_watchers(
             await eventually(lambda: watcher.seqs(JOB)[-1:] == [9], what="seq 9 delivered")
 
             relay.cutting = True
-            with _quiet("socketio"):
-                event = await emitter.complete(JOB, result={"rows": 9})
-            relay.cutting = False
+            event = await emitter.complete(JOB, result={"rows": 9})
             assert event is not None and event["seq"] == 10  # acknowledged
+            assert relay.cuts == 0  # the worker sent no PUBLISH of its own to lose
+            # The control arm: a PUBLISH sent through the relay is cut.
+            client = aioredis.Redis.from_url(relay.url)
+            with pytest.raises(RedisError):
+                await client.publish("tidings-test", "x")
+            await client.aclose()
+            relay.cutting = False
             assert relay.cuts >= 1
             status, job = await http_json("GET", f"{node.url}/api/jobs/{JOB}")
             assert status == 200 and (job["status"], job["seq"]) == ("done", 10)
@@ -127,15 +121,3 @@ async def test_a_final_update_whose_publish_is_lost_still_reaches_its_watchers(
             await watcher.close()
         await emitter.aclose()
         await relay.stop()
-
-
-@contextlib.contextmanager
-def _quiet(name: str) -> Iterator[None]:
-    """python-socketio logs the failed publish at ERROR; it is the fault under test."""
-    log = logging.getLogger(name)
-    level = log.level
-    log.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
