@@ -14,7 +14,6 @@ cut a PUBLISH sent through it (so the emitter would have lost it under the old d
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -22,64 +21,26 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from tidings import ProgressEmitter, Settings
 
+from tests.relay import Link, RedisRelay
 from tests.support import Watcher, eventually, http_json, server_process
 
 JOB = "final-event"
 PUBLISH = b"$7\r\nPUBLISH\r\n"  # the command's name as RESP sends it
 
 
-class PublishCutter:
+class PublishCutter(RedisRelay):
     """A TCP relay to Redis that closes any connection sending PUBLISH while ``cutting``."""
 
     def __init__(self, redis_port: int) -> None:
-        self.redis_port = redis_port
+        super().__init__(redis_port)
         self.cutting = False
         self.cuts = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> PublishCutter:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        return self
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        upstream_reader, upstream = await asyncio.open_connection("127.0.0.1", self.redis_port)
-        try:
-            await asyncio.gather(
-                self._pipe(reader, upstream, check=True), self._pipe(upstream_reader, writer)
-            )
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            for end in (writer, upstream):
-                end.close()
-
-    async def _pipe(
-        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, check: bool = False
-    ) -> None:
-        while chunk := await source.read(65536):
-            if check and self.cutting and PUBLISH in chunk.upper():
-                self.cuts += 1
-                raise ConnectionResetError("PUBLISH cut")
-            sink.write(chunk)
-            await sink.drain()
-        sink.close()
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def passes(self, chunk: bytes, link: Link, *, to_redis: bool) -> bool:
+        if to_redis and self.cutting and PUBLISH in chunk.upper():
+            self.cuts += 1
+            raise ConnectionResetError("PUBLISH cut")
+        return True
 
 
 async def test_a_final_update_whose_publish_is_lost_still_reaches_its_watchers(

@@ -11,13 +11,13 @@ import socket
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import socketio
 
+from tests.relay import Link, RedisRelay
 from tests.support import ROOT, Watcher, eventually, free_port, http_json, wait_for
 
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
@@ -171,14 +171,7 @@ class RoamingWatcher(Watcher):
             roaming.result()  # a reconnect that failed fails the test here
 
 
-@dataclass
-class _Link:
-    writer: asyncio.StreamWriter
-    subscriber: bool = False
-    deaf: bool = False
-
-
-class SubscriptionBlackHole:
+class SubscriptionBlackHole(RedisRelay):
     """A TCP relay in front of Redis that can make subscriptions deaf without closing them.
 
     After ``deafen()``, every connection that has sent SUBSCRIBE, and every one that sends it
@@ -188,21 +181,9 @@ class SubscriptionBlackHole:
     """
 
     def __init__(self, redis_port: int) -> None:
-        self.redis_port = redis_port
+        super().__init__(redis_port)
         self.deaf = False
-        self.links: list[_Link] = []
         self.subscriptions = 0  # connections that ever sent SUBSCRIBE
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> SubscriptionBlackHole:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        return self
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
 
     def deafen(self) -> None:
         self.deaf = True
@@ -212,45 +193,12 @@ class SubscriptionBlackHole:
     def hear(self) -> None:
         self.deaf = False
 
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        redis_reader, redis_writer = await asyncio.open_connection("127.0.0.1", self.redis_port)
-        link = _Link(writer)
-        self.links.append(link)
-        try:
-            await asyncio.gather(
-                self._pipe(reader, redis_writer, link), self._pipe(redis_reader, writer, link)
-            )
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            self.links.remove(link)
-            self._tasks.discard(task)
-            for end in (writer, redis_writer):
-                end.close()
-
-    async def _pipe(
-        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, link: _Link
-    ) -> None:
-        to_redis = sink is not link.writer
-        while chunk := await source.read(65536):
-            if to_redis and not link.subscriber and b"SUBSCRIBE" in chunk.upper():
-                self.subscriptions += 1
-                link.subscriber = True
-                link.deaf = link.deaf or self.deaf
-            if to_redis or not link.deaf:
-                sink.write(chunk)
-                await sink.drain()
-        sink.close()
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def passes(self, chunk: bytes, link: Link, *, to_redis: bool) -> bool:
+        if to_redis and not link.subscriber and b"SUBSCRIBE" in chunk.upper():
+            self.subscriptions += 1
+            link.subscriber = True
+            link.deaf = link.deaf or self.deaf
+        return to_redis or not link.deaf
 
 
 class Nginx:

@@ -17,6 +17,7 @@ from tidings.constants import job_channel, job_room, user_channel
 from tidings.realtime.manager import RedisManager
 from tidings.web.keys import FANOUT
 
+from tests.relay import Link, RedisRelay
 from tests.support import Watcher, eventually, running_app
 
 
@@ -96,64 +97,25 @@ async def test_a_socket_in_the_job_room_and_its_owners_room_gets_each_event_once
         await owner.close()
 
 
-class HeldSubscriptions:
+class HeldSubscriptions(RedisRelay):
     """A TCP relay in front of Redis that holds SSUBSCRIBE commands on their way to Redis until
     ``release``: the window between a node asking for a job's channel and Redis subscribing it."""
 
     def __init__(self, redis_port: int) -> None:
-        self.redis_port = redis_port
+        super().__init__(redis_port)
         self.holding = False
         self.held = asyncio.Event()
         self._released = asyncio.Event()
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    async def start(self) -> HeldSubscriptions:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        return self
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
 
     def release(self) -> None:
         self.holding = False
         self._released.set()
 
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        upstream_reader, upstream = await asyncio.open_connection("127.0.0.1", self.redis_port)
-        try:
-            await asyncio.gather(
-                self._pipe(reader, upstream, hold=True), self._pipe(upstream_reader, writer)
-            )
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-            upstream.close()
-
-    async def _pipe(
-        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, hold: bool = False
-    ) -> None:
-        while chunk := await source.read(65536):
-            if hold and self.holding and b"SSUBSCRIBE" in chunk.upper():
-                self.held.set()
-                await self._released.wait()
-            sink.write(chunk)
-            await sink.drain()
-        sink.close()
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def passes(self, chunk: bytes, link: Link, *, to_redis: bool) -> bool:
+        if to_redis and self.holding and b"SSUBSCRIBE" in chunk.upper():
+            self.held.set()
+            await self._released.wait()
+        return True
 
 
 @pytest.mark.parametrize("confirmed", [True, False], ids=["join-then-read", "control"])
