@@ -20,9 +20,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
-
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Self
 
 from .catalog import catalog_sentence
 from .constants import (
@@ -51,7 +49,13 @@ logger = logging.getLogger(__name__)
 #: A learned template is kept per step and per sorted tuple of the context keys it may use.
 Slot = tuple[str, tuple[str, ...]]
 
-_REDIS_ERRORS: Final = (RedisError, OSError, TimeoutError)
+
+def _redis_errors() -> tuple[type[Exception], ...]:
+    """What a failed cache call raises. Only a writer given a Redis client asks (redis is loaded
+    by then), so a process that never connects does not import the whole redis package."""
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError, TimeoutError)
 
 
 def template_cache_key(step: str, keys: tuple[str, ...]) -> str:
@@ -235,7 +239,7 @@ class MessageWriter:
         assert self._redis is not None
         try:
             raw = await self._redis.get(template_cache_key(*slot))
-        except _REDIS_ERRORS as exc:
+        except _redis_errors() as exc:
             logger.warning("shared sentence cache unavailable (%s)", type(exc).__name__)
             return None
         return None if raw is None else self._parse_shared(slot, raw, sample)
@@ -254,7 +258,7 @@ class MessageWriter:
             theirs = self._parse_shared(slot, await self._redis.get(key), sample)
             if theirs is None:
                 await self._redis.set(key, template.source, ex=TEMPLATE_TTL_SECONDS)
-        except _REDIS_ERRORS as exc:
+        except _redis_errors() as exc:
             logger.warning("shared sentence cache unavailable (%s)", type(exc).__name__)
             return template
         return theirs or template

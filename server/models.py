@@ -1,9 +1,12 @@
-"""The wire: what clients and workers may send (validated) and what they receive (typed)."""
+"""The wire: what clients and workers may send (validated) and what they receive (typed).
+
+What they receive lives in ``tidings.wire`` (plain typed dicts, re-exported here), so that a
+worker's import loads no pydantic: the emitter imports this module on its first update.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, Literal, TypedDict, TypeVar
+from typing import Annotated, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -16,11 +19,15 @@ from pydantic import (
     model_validator,
 )
 from tidings.errors import InvalidRequest
+from tidings.wire import ErrorDict as ErrorDict
+from tidings.wire import Event as Event
+from tidings.wire import JobStatus as JobStatus
+from tidings.wire import Snapshot as Snapshot
+from tidings.wire import StepEntry as StepEntry
+from tidings.wire import StepStatus as StepStatus
+from tidings.wire import json_size as json_size
 
 M = TypeVar("M", bound=BaseModel)
-
-JobStatus = Literal["queued", "processing", "done", "error", "cancelled"]
-StepStatus = Literal["complete", "in_progress", "error"]
 
 
 def _not_a_dot_segment(job_id: str) -> str:
@@ -109,54 +116,6 @@ class ProgressRequest(WireModel):
         return self
 
 
-class ErrorDict(TypedDict):
-    code: str
-    message: str
-
-
-class StepEntry(TypedDict):
-    step: str
-    message: str
-    status: StepStatus
-    progress: float | None
-    started_at: str
-    updated_at: str
-
-
-class Event(TypedDict):
-    job_id: str
-    epoch: str
-    seq: int
-    status: JobStatus
-    step: str
-    message: str
-    progress: float | None
-    eta_seconds: float | None
-    timestamp: str
-    extra: dict[str, Any]
-    result: Any
-    error: ErrorDict | None
-
-
-class Snapshot(TypedDict):
-    job_id: str
-    epoch: str
-    seq: int
-    owner: str | None
-    status: JobStatus
-    step: str
-    message: str
-    progress: float | None
-    eta_seconds: float | None
-    created_at: str
-    updated_at: str
-    extra: dict[str, Any]
-    result: Any
-    error: ErrorDict | None
-    cancel_requested: bool
-    steps: list[StepEntry]
-
-
 def parse(model: type[M], payload: object) -> M:
     """Validate a payload, turning pydantic's report into one sentence a client can read."""
     if payload is None:
@@ -170,8 +129,3 @@ def parse(model: type[M], payload: object) -> M:
         parts = [str(part)[:64] for part in first["loc"]]
         where = ".".join(parts[:3] + (["..."] if len(parts) > 3 else [])) or "payload"
         raise InvalidRequest(f"{where}: {first['msg']}.") from exc
-
-
-def json_size(value: object) -> int:
-    """Bytes of a value as compact JSON: the measure of the extra size limit."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

@@ -11,19 +11,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tidings.constants import NAMESPACE, job_room, user_room
 from tidings.errors import InvalidRequest, JobTerminal, NotFound, PayloadTooLarge
-from tidings.models import (
-    CreateJobRequest,
-    ErrorDict,
-    Event,
-    ProgressRequest,
-    Snapshot,
-    json_size,
-)
-from tidings.store import Catchup, JobStore, Update
-from tidings.store.base import dump
+from tidings.store.base import Catchup, JobStore, Update, dump
+from tidings.wire import ErrorDict, Event, Snapshot, json_size
 
 if TYPE_CHECKING:  # the rule takes a Principal; a worker never loads the token code
     from tidings.auth import Principal
+    from tidings.models import CreateJobRequest, ProgressRequest
 
 logger = logging.getLogger(__name__)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from tidings.errors import InvalidRequest
-from tidings.models import ErrorDict, Event, JobStatus, Snapshot
-from tidings.settings import Settings
+from tidings.wire import ErrorDict, Event, JobStatus, Snapshot
+
+if TYPE_CHECKING:  # a worker that passes no settings never loads pydantic-settings
+    from tidings.settings import Settings
 
 Mode = Literal["create", "upsert", "update"]
 

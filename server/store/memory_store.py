@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tidings.errors import Conflict, NotFound, PayloadTooLarge, terminal
-from tidings.models import ErrorDict, Event, JobStatus, Snapshot, StepEntry
 from tidings.store.base import OWNER_FIXED, Applied, Catchup, Limits, Update
 from tidings.store.rules import Rules, extra_text
+from tidings.wire import ErrorDict, Event, JobStatus, Snapshot, StepEntry
 
 
 @dataclass(slots=True)

@@ -20,9 +20,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 from tidings import constants
 from tidings.errors import Conflict, NotFound, PayloadTooLarge, StoreUnavailable, terminal
-from tidings.models import Event, Snapshot, StepEntry
 from tidings.store.base import OWNER_FIXED, Applied, Catchup, Limits, Update, dump
 from tidings.store.rules import Rules
+from tidings.wire import Event, Snapshot, StepEntry
 
 logger = logging.getLogger(__name__)
 

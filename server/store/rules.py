@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from tidings.models import JobStatus
 from tidings.store.base import Limits, Mode
+from tidings.wire import JobStatus
 
 #: Which status may follow which. A status an update asks for that is not listed is ignored (a
 #: late ``queued`` cannot send a running job back); a status with no successors is terminal,

@@ -15,8 +15,8 @@ from typing import Any
 
 from tidings.constants import TERMINAL_STATUSES
 from tidings.errors import Conflict, PayloadTooLarge
-from tidings.models import json_size
 from tidings.store.base import OWNER_FIXED
+from tidings.wire import json_size
 
 
 class CallChecks:

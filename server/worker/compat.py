@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tidings.models import Event
+from tidings.wire import Event
 from tidings.worker.emitter import ProgressEmitter
 
 

@@ -28,16 +28,16 @@ from tenacity import (
 )
 from tidings.constants import TERMINAL_STATUSES
 from tidings.errors import Conflict, JobCancelled, JobTerminal, StoreUnavailable
-from tidings.messages import MessageWriter
-from tidings.models import CreateJobRequest, Event, JobRequest, ProgressRequest, Snapshot, parse
 from tidings.service import JobService
-from tidings.settings import Settings
-from tidings.store import RedisPublisher, RedisStore, connect, limits_of
+from tidings.store.base import limits_of
+from tidings.wire import Event, Snapshot
 from tidings.worker.checks import CallChecks
 from tidings.worker.coalesce import Call, Coalescer, Decision
 
 if TYPE_CHECKING:
     from aiohttp import web
+    from tidings.models import CreateJobRequest
+    from tidings.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,12 @@ class ProgressEmitter:
     @classmethod
     def from_url(cls, redis_url: str, settings: Settings | None = None) -> ProgressEmitter:
         """An emitter for a process outside the server, sharing the nodes' Redis."""
+        # Imported here, where the connection is made: importing the worker API loads neither
+        # redis nor pydantic-settings (tests/server/test_public_api.py pins it).
+        from tidings.messages import MessageWriter
+        from tidings.settings import Settings
+        from tidings.store.redis_store import RedisPublisher, RedisStore, connect
+
         settings = settings or Settings()
         client = connect(redis_url)
         store = RedisStore(client, limits_of(settings))
@@ -143,6 +149,8 @@ class ProgressEmitter:
         Everything that can be checked without the store is checked here (``checks.py``), so a
         bad argument raises at the call, never later from a flush or ``close()``.
         """
+        from tidings.models import JobRequest, ProgressRequest, parse  # pydantic: on first use
+
         parse(JobRequest, {"job_id": job_id})
         call = dict(payload)
         parse(ProgressRequest, call)
@@ -174,6 +182,8 @@ class ProgressEmitter:
                 logger.exception("a held update of %s could not be sent", job_id)
 
     async def _send(self, job_id: str, call: Call) -> Event | None:
+        from tidings.models import ProgressRequest, parse
+
         request = parse(ProgressRequest, call)
         unsure = False  # an earlier try failed: the store may hold this update already
 
@@ -244,6 +254,8 @@ class ProgressEmitter:
         extra: Mapping[str, object] | None = None,
     ) -> JobHandle:
         """``async with emitter.job(...) as job``: created on entry, completed or failed on exit."""
+        from tidings.models import CreateJobRequest, parse
+
         request = parse(
             CreateJobRequest,
             {

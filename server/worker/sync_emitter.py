@@ -12,10 +12,9 @@ import threading
 from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from tidings.models import Event, Snapshot
-from tidings.settings import Settings
+from tidings.wire import Event, Snapshot
 from tidings.worker.emitter import (
     JobHandle,
     Meter,
@@ -24,6 +23,9 @@ from tidings.worker.emitter import (
     fail_call,
     progress_call,
 )
+
+if TYPE_CHECKING:
+    from tidings.settings import Settings
 
 T = TypeVar("T")
 
