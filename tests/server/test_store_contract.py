@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 import redis.asyncio as aioredis
-from tidings.constants import RECENT_JOBS_KEY, job_keys
+from tidings.constants import MAX_RECENT_JOBS, RECENT_JOBS_KEY, job_keys
 from tidings.errors import Conflict, JobCancelled, JobTerminal, NotFound, PayloadTooLarge
 from tidings.service import new_epoch, now
 from tidings.store import JobStore, Limits, MemoryStore, RedisStore, Update, connect
@@ -334,6 +334,19 @@ async def test_recent_jobs_are_the_servers_newest_whoever_owns_them(store: JobSt
     assert {job["owner"] for job in recent} == {None, "u1", "u2"}
     assert [job["job_id"] for job in await store.recent_jobs(3)] == ["job-51", "job-50", "job-49"]
     assert [job["job_id"] for job in await store.list_jobs("u1")][:2] == ["job-49", "job-45"]
+
+
+async def test_the_recent_set_in_redis_holds_only_the_newest(redis_url: str) -> None:
+    """Bounded where it is kept, not only where it is read."""
+    store = RedisStore(connect(redis_url))
+    for index in range(MAX_RECENT_JOBS + 2):
+        await apply(store, f"job-{index}", step="s", message="m")
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    assert await client.zcard(RECENT_JOBS_KEY) == MAX_RECENT_JOBS
+    assert await client.zscore(RECENT_JOBS_KEY, "job-1") is None
+    assert await client.zscore(RECENT_JOBS_KEY, "job-2") is not None
+    await client.aclose()
+    await store.aclose()
 
 
 async def test_recent_jobs_leave_out_expired_jobs_and_forget_them(redis_url: str) -> None:
