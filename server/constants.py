@@ -16,6 +16,14 @@ TERMINAL_STATUSES = frozenset({"done", "error", "cancelled"})
 #: Jobs listed per owner (``list_jobs``, ``/api/stream``); older ones drop off the list.
 MAX_LISTED_JOBS = 1000
 
+#: Jobs in the server's list of recent jobs (``recent_jobs``, ``/api/jobs/recent``).
+MAX_RECENT_JOBS = 50
+
+#: Every job's id by creation time, the newest ``MAX_RECENT_JOBS`` kept. One key for the whole
+#: server, so written beside the merge script (in its own call), never by it: the script touches
+#: one job's slot only.
+RECENT_JOBS_KEY = f"{KEY_PREFIX}:recent:jobs"
+
 
 def job_key(job_id: str) -> str:
     return f"{KEY_PREFIX}:{{{job_id}}}:job"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tidings.constants import NAMESPACE, job_room, user_room
-from tidings.errors import InvalidRequest, JobTerminal, NotFound, PayloadTooLarge
+from tidings.errors import Forbidden, InvalidRequest, JobTerminal, NotFound, PayloadTooLarge
 from tidings.store.base import Catchup, JobStore, Update, dump
 from tidings.wire import ErrorDict, Event, Snapshot, json_size
 
@@ -188,6 +188,14 @@ class JobService:
         if owner is None:
             return []
         return await self.store.list_jobs(owner)
+
+    async def recent_jobs(self, *, open_server: bool) -> list[Snapshot]:
+        """The server's newest jobs, whoever owns them: only on an open server, where anyone may
+        watch any job anyway. With a secret it would show users each other's jobs, so it is
+        refused whatever the credentials (a token, even the API key, changes nothing)."""
+        if not open_server:
+            raise Forbidden("Recent jobs are listed only on an open server.")
+        return await self.store.recent_jobs()
 
     async def is_cancel_requested(self, job_id: str) -> bool:
         job = (await self.store.read(job_id)).job

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from tidings.constants import MAX_RECENT_JOBS
 from tidings.errors import InvalidRequest
 from tidings.wire import ErrorDict, Event, JobStatus, Snapshot
 
@@ -114,6 +115,11 @@ class JobStore(Protocol):
 
     async def list_jobs(self, owner: str, limit: int = 200) -> list[Snapshot]:
         """The owner's jobs, newest first."""
+        ...
+
+    async def recent_jobs(self, limit: int = MAX_RECENT_JOBS) -> list[Snapshot]:
+        """The newest jobs of the whole server, whoever owns them, newest first: of the
+        ``MAX_RECENT_JOBS`` made last, those that have not expired."""
         ...
 
     async def ping(self) -> None:

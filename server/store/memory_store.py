@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tidings.constants import MAX_RECENT_JOBS
 from tidings.errors import Conflict, NotFound, PayloadTooLarge, terminal
 from tidings.store.base import OWNER_FIXED, Applied, Catchup, Limits, Update
 from tidings.store.rules import Rules, extra_text
@@ -80,6 +81,8 @@ class MemoryStore:
         self.rules = Rules(limits or Limits())
         self._clock = clock
         self._jobs: dict[str, _Job] = {}
+        #: As the Redis store's recent set: job id -> creation time, the newest kept.
+        self._recent: dict[str, int] = {}
 
     @property
     def limits(self) -> Limits:
@@ -122,7 +125,16 @@ class MemoryStore:
         self._append_history(job, event)
         job.expires_at = self._clock() + self.rules.ttl(job.status)
         self._jobs[job.job_id] = job
+        if current is None:
+            self._list_recent(job)
         return Applied(event, job.owner)
+
+    def _list_recent(self, job: _Job) -> None:
+        """Add a new job to the recent list and trim it to the newest, as ZREMRANGEBYRANK does."""
+        self._recent[job.job_id] = job.created_ms
+        if len(self._recent) > MAX_RECENT_JOBS:
+            oldest = min(self._recent.items(), key=lambda item: (item[1], item[0]))
+            del self._recent[oldest[0]]
 
     def _validate(self, update: Update, current: _Job | None) -> None:
         """Refuse before anything changes, in the order the Lua script refuses."""
@@ -270,6 +282,17 @@ class MemoryStore:
         ]
         mine.sort(key=lambda job: (job.created_ms, job.job_id), reverse=True)  # as Redis ties
         return [_snapshot(job) for job in mine[:limit]]
+
+    async def recent_jobs(self, limit: int = MAX_RECENT_JOBS) -> list[Snapshot]:
+        listed = sorted(self._recent.items(), key=lambda item: (item[1], item[0]), reverse=True)
+        jobs = []
+        for job_id, _ in listed[:limit]:
+            job = self._get(job_id)
+            if job is None:
+                del self._recent[job_id]  # expired: as the Redis store drops it when read
+            else:
+                jobs.append(_snapshot(job))
+        return jobs
 
     async def ping(self) -> None:
         return None

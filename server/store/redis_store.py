@@ -97,7 +97,7 @@ class RedisStore:
         if kind == "event":
             event = cast(Event, json.loads(reply[1]))
             owner = reply[3]
-            if reply[2] == 1 and owner:
+            if reply[2] == 1:
                 await self._index(owner, update.job_id, now_ms)
             return Applied(event, owner or None, published=True)
         if kind == "none":
@@ -157,17 +157,24 @@ class RedisStore:
             return replies
 
     async def _index(self, owner: str, job_id: str, created_ms: int) -> None:
-        """List a new job under its owner, newest kept; the update itself is already stored,
-        so a failure here costs only the listing, never the event's delivery."""
-        key = constants.user_jobs_key(owner)
+        """List a new job among the server's recent jobs and under its owner, the newest kept.
+
+        Not in the merge script: the recent list is one key for the whole server, and the script
+        touches one job's slot only. The update itself is already stored, so a failure here costs
+        only the listing, never the event's delivery.
+        """
+        lists = [(constants.RECENT_JOBS_KEY, constants.MAX_RECENT_JOBS)]
+        if owner:
+            lists.append((constants.user_jobs_key(owner), constants.MAX_LISTED_JOBS))
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                pipe.zadd(key, {job_id: created_ms})
-                pipe.zremrangebyrank(key, 0, -(constants.MAX_LISTED_JOBS + 1))
-                pipe.expire(key, self.limits.active_ttl)
+                for key, kept in lists:
+                    pipe.zadd(key, {job_id: created_ms})
+                    pipe.zremrangebyrank(key, 0, -(kept + 1))
+                    pipe.expire(key, self.limits.active_ttl)
                 await pipe.execute()
         except RedisError:
-            logger.warning("could not list job %s under its owner", job_id, exc_info=True)
+            logger.warning("could not list new job %s", job_id, exc_info=True)
 
     async def read(
         self, job_id: str, epoch: str | None = None, since: int | None = None
@@ -203,7 +210,14 @@ class RedisStore:
         return True, (owner.decode() if isinstance(owner, bytes) else owner) or None
 
     async def list_jobs(self, owner: str, limit: int = 200) -> list[Snapshot]:
-        key = constants.user_jobs_key(owner)
+        return await self._listed(constants.user_jobs_key(owner), limit)
+
+    async def recent_jobs(self, limit: int = constants.MAX_RECENT_JOBS) -> list[Snapshot]:
+        return await self._listed(constants.RECENT_JOBS_KEY, limit)
+
+    async def _listed(self, key: str, limit: int) -> list[Snapshot]:
+        """The snapshots of a sorted set of job ids, newest first; ids whose job has expired
+        are taken out of the set as they are found."""
         async with _store_errors():
             job_ids: list[str] = await self.client.zrevrange(key, 0, limit - 1)
         async with _store_errors(), self.client.pipeline(transaction=False) as pipe:

@@ -257,6 +257,11 @@ async def list_jobs(request: web.Request) -> web.Response:
     return web.json_response({"jobs": await request.app[SERVICE].list_jobs(caller.user)})
 
 
+async def recent_jobs(request: web.Request) -> web.Response:
+    jobs = await request.app[SERVICE].recent_jobs(open_server=request.app[AUTHORITY].open)
+    return web.json_response({"jobs": jobs})
+
+
 async def get_job(request: web.Request) -> web.Response:
     service, job_id = await readable_job(request)
     return web.json_response(await service.snapshot(job_id))
@@ -305,6 +310,7 @@ async def readyz(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/jobs", create_job)
     app.router.add_get("/api/jobs", list_jobs)
+    app.router.add_get("/api/jobs/recent", recent_jobs)  # before {job_id}, which it shadows
     app.router.add_get("/api/jobs/{job_id}", get_job)
     app.router.add_get("/api/jobs/{job_id}/events", get_events)
     app.router.add_post("/api/jobs/{job_id}/progress", post_progress)

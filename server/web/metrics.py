@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from tidings.constants import NAMESPACE
+from tidings.constants import MAX_RECENT_JOBS, NAMESPACE
 from tidings.errors import StoreUnavailable
 from tidings.models import Snapshot
 from tidings.realtime.namespace import JobNamespace
@@ -119,6 +119,9 @@ class MeasuredStore:
 
     async def list_jobs(self, owner: str, limit: int = 200) -> list[Snapshot]:
         return await self._counting("list_jobs", self.store.list_jobs(owner, limit))
+
+    async def recent_jobs(self, limit: int = MAX_RECENT_JOBS) -> list[Snapshot]:
+        return await self._counting("recent_jobs", self.store.recent_jobs(limit))
 
     async def ping(self) -> None:
         await self._counting("ping", self.store.ping())

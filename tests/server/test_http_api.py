@@ -120,6 +120,35 @@ async def test_every_route_answers_as_the_protocol_says(node: Node) -> None:
     assert (await call("GET", f"{url}/readyz"))[:2] == (200, {"ok": True})
 
 
+async def test_recent_jobs_list_every_owners_newest_on_an_open_server(node: Node) -> None:
+    url, _ = node
+    for job_id, owner in [("mine", "u1"), ("worker-1", None), ("theirs", "u2")]:
+        body = {"job_id": job_id} if owner is None else {"job_id": job_id, "owner": owner}
+        assert (await call("POST", f"{url}/api/jobs", body))[0] == 201
+    await call("POST", f"{url}/api/jobs/worker-1/progress", {"step": "extracting", "progress": 40})
+    status, answer, _ = await call("GET", f"{url}/api/jobs/recent")
+    assert status == 200 and set(answer) == {"jobs"}
+    assert [job["job_id"] for job in answer["jobs"]] == ["theirs", "worker-1", "mine"]
+    assert answer["jobs"][1]["progress"] == 40  # snapshots, as they are now
+    status, answer, _ = await call("GET", f"{url}/api/jobs?user_id=u1")
+    assert [job["job_id"] for job in answer["jobs"]] == ["mine"]  # control: a user's list is theirs
+
+
+async def test_recent_jobs_are_forbidden_with_a_secret(secure: Node) -> None:
+    url, app = secure
+    worker = {"step": "extracting"}
+    reported = await call("POST", f"{url}/api/jobs/worker-1/progress", worker, token=API_KEY)
+    assert reported[0] == 202
+    user = app[AUTHORITY].mint("u1")
+    for token in (None, user, API_KEY):  # no credentials, a user's token, even the API key
+        status, answer, _ = await call("GET", f"{url}/api/jobs/recent", token=token)
+        assert (status, error_of(answer)) == (403, "forbidden"), token
+        assert answer["error"]["message"] == "Recent jobs are listed only on an open server."
+    watcher = app[AUTHORITY].mint("u1", jobs=["worker-1"])
+    status, answer, _ = await call("GET", f"{url}/api/jobs/worker-1", token=watcher)
+    assert status == 200 and answer["job_id"] == "worker-1"  # control: only the listing is refused
+
+
 DEEP = 100_000  # deeper than any JSON parser recurses
 BAD_BODIES = [
     pytest.param("/api/jobs", "{", id="truncated"),

@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 import redis.asyncio as aioredis
+from tidings.constants import MAX_RECENT_JOBS, RECENT_JOBS_KEY, job_keys
 from tidings.errors import Conflict, JobCancelled, JobTerminal, NotFound, PayloadTooLarge
 from tidings.service import new_epoch, now
 from tidings.store import JobStore, Limits, MemoryStore, RedisStore, Update, connect
@@ -317,6 +318,52 @@ async def test_list_jobs_is_the_owners_newest_first(store: JobStore) -> None:
     assert await store.list_jobs("nobody") == []
 
 
+async def test_recent_jobs_are_the_servers_newest_whoever_owns_them(store: JobStore) -> None:
+    iso, ms = now()
+    owners = [None, "u1", None, "u2"] * 13  # 52 jobs: two more than the list holds
+    for index, owner in enumerate(owners):
+        await store.apply(
+            Update(f"job-{index}", step="s", message="m", owner=owner),
+            epoch="e",
+            now_iso=iso,
+            now_ms=ms + index,
+        )
+    await apply(store, "job-0", step="later", message="m")  # an update is no creation
+    recent = await store.recent_jobs()
+    assert [job["job_id"] for job in recent] == [f"job-{i}" for i in range(51, 1, -1)]
+    assert {job["owner"] for job in recent} == {None, "u1", "u2"}
+    assert [job["job_id"] for job in await store.recent_jobs(3)] == ["job-51", "job-50", "job-49"]
+    assert [job["job_id"] for job in await store.list_jobs("u1")][:2] == ["job-49", "job-45"]
+
+
+async def test_the_recent_set_in_redis_holds_only_the_newest(redis_url: str) -> None:
+    """Bounded where it is kept, not only where it is read."""
+    store = RedisStore(connect(redis_url))
+    for index in range(MAX_RECENT_JOBS + 2):
+        await apply(store, f"job-{index}", step="s", message="m")
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    assert await client.zcard(RECENT_JOBS_KEY) == MAX_RECENT_JOBS
+    assert await client.zscore(RECENT_JOBS_KEY, "job-1") is None
+    assert await client.zscore(RECENT_JOBS_KEY, "job-2") is not None
+    await client.aclose()
+    await store.aclose()
+
+
+async def test_recent_jobs_leave_out_expired_jobs_and_forget_them(redis_url: str) -> None:
+    """Redis expires a job's keys but not its entry in the recent set: the read drops it."""
+    store = RedisStore(connect(redis_url))
+    await apply(store, "old", step="s", message="m")
+    await apply(store, "new", step="s", message="m")
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    assert await client.zscore(RECENT_JOBS_KEY, "old") is not None  # control: it is listed
+    await client.delete(*job_keys("old"))  # as its TTL would
+    assert [job["job_id"] for job in await store.recent_jobs()] == ["new"]
+    assert await client.zscore(RECENT_JOBS_KEY, "old") is None
+    assert await client.zscore(RECENT_JOBS_KEY, "new") is not None
+    await client.aclose()
+    await store.aclose()
+
+
 class FakeClock:
     """Seconds that pass only when the test says so."""
 
@@ -335,9 +382,11 @@ async def test_memory_store_expires_finished_jobs_after_the_done_ttl() -> None:
     await apply(store, status="done", message="Done")
     clock.now += 9  # ...and a finished one lives the done TTL from its end, and no longer
     assert (await store.read("job-1")).job is not None
+    assert [job["job_id"] for job in await store.recent_jobs()] == ["job-1"]
     clock.now += 1
     assert (await store.read("job-1")).job is None
     assert await store.list_jobs("nobody") == []
+    assert await store.recent_jobs() == []
 
 
 async def test_memory_store_sweep_drops_only_the_expired() -> None:
@@ -357,12 +406,11 @@ async def test_redis_keys_carry_ttls_and_one_hash_tag(redis_url: str) -> None:
     await apply(store, step="s", message="m", extra_set={"a": "1"})
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     keys = sorted(await client.keys("tidings:*"))
-    assert all("{job-1}" in key for key in keys if ":user:" not in key)
+    own_keys = [key for key in keys if key != RECENT_JOBS_KEY and ":user:" not in key]
+    assert own_keys and all("{job-1}" in key for key in own_keys)
     assert all(400 < ttl <= 500 for ttl in [await client.ttl(key) for key in keys])
     await apply(store, status="done", message="Done")
-    assert all(
-        0 < ttl <= 100 for ttl in [await client.ttl(key) for key in keys if ":user:" not in key]
-    )
+    assert all(0 < ttl <= 100 for ttl in [await client.ttl(key) for key in own_keys])
     await client.aclose()
     await store.aclose()
 

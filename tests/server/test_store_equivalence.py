@@ -2,9 +2,10 @@
 
 The same updates, at the same (made-up) instants and with the same epoch, go to the memory store
 and to the Redis store on the test session's redis-server; every outcome (the Event, None, or the
-error and its sentence), every snapshot, every catch-up and every owner's list must be equal.
-Nothing is normalised after the fact: the clock and the epoch are the same by construction, and
-numbers compare as numbers (Redis's JSON writes ``50`` where Python writes ``50.0``).
+error and its sentence), every snapshot, every catch-up, every owner's list and the recent list
+must be equal. Nothing is normalised after the fact: the clock and the epoch are the same by
+construction, and numbers compare as numbers (Redis's JSON writes ``50`` where Python writes
+``50.0``).
 
 The control arms run the same property against a memory store with one rule changed and show
 that it fails.
@@ -131,6 +132,7 @@ async def state(store: JobStore) -> Any:
         if catchup.job is not None:
             seen.append(await store.read(job_id, EPOCH, max(0, catchup.job["seq"] - 2)))
     seen.extend([await store.list_jobs(owner) for owner in OWNERS])
+    seen.append(await store.recent_jobs())
     return seen
 
 

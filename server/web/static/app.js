@@ -12,7 +12,8 @@
  * Besides the user's own jobs, the page follows any job by its id: `/?job=<id>` (repeatable),
  * `/jobs/<id>`, or the "Follow a job" form. On an open server the ids it followed are kept in
  * localStorage and followed again on the next visit, so jobs reported by a worker (which belong
- * to no one, or to another user) stay on the page.
+ * to no one, or to another user) stay on the page. There it also lists the server's recent jobs,
+ * each followed, when chosen, the way the form follows one.
  */
 import { createJobClient, formatEta, formatPercent, isTerminal } from "./tidings-client.js";
 import { identity } from "./identity.js";
@@ -392,6 +393,7 @@ function announce() {
   if (finished.length === 0) return;
   const ended = finished;
   finished = [];
+  refreshRecent(); // the recent list shows how they ended
   let sentence;
   if (ended.length === 1) {
     const [entry] = ended;
@@ -567,6 +569,20 @@ function follow(jobId, { quiet = false } = {}) {
   return true;
 }
 
+/**
+ * Follow a job the person asked for on the page (the form, a recent job): also put it in the
+ * address, so a reload or a shared link follows it too, and bring its row into view.
+ */
+function openJob(jobId) {
+  if (!follow(jobId)) return false;
+  const address = new URL(window.location.href);
+  if (!address.searchParams.getAll("job").includes(jobId)) address.searchParams.append("job", jobId);
+  window.history.replaceState(null, "", address);
+  schedule(); // its row is drawn on the next frame, and shown then
+  requestAnimationFrame(() => rows.get(jobId)?.el.scrollIntoView({ block: "nearest" }));
+  return true;
+}
+
 function setUpFollowing() {
   for (const jobId of jobsInAddress()) follow(jobId);
   if (!token) for (const jobId of followedBefore()) follow(jobId, { quiet: true });
@@ -574,14 +590,86 @@ function setUpFollowing() {
   const input = $("job-id");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const jobId = input.value.trim();
-    if (!follow(jobId)) return;
-    input.value = "";
-    const address = new URL(window.location.href);
-    if (!address.searchParams.getAll("job").includes(jobId)) address.searchParams.append("job", jobId);
-    window.history.replaceState(null, "", address);
-    rows.get(jobId)?.el.scrollIntoView({ block: "nearest" });
+    if (openJob(input.value.trim())) input.value = "";
   });
+}
+
+// ---- recent jobs of the server ------------------------------------------------------------
+
+/** The list is fetched again at most this often while the page is visible (and when a job ends). */
+const RECENT_REFRESH_MS = 30_000;
+let recentRefused = false;
+let recentLoading = null;
+let recentAgain = false;
+
+/**
+ * On an open server the page lists the server's newest jobs (`GET /api/jobs/recent`), whoever
+ * made them, so a job a worker reports can be found without knowing its id. The server decides:
+ * with a secret it answers 403 and the list stays hidden for good.
+ */
+function refreshRecent() {
+  if (recentRefused) return;
+  if (recentLoading !== null) {
+    recentAgain = true; // one more fetch once this one is back, not one per finished job
+    return;
+  }
+  recentLoading = loadRecent().finally(() => {
+    recentLoading = null;
+    if (recentAgain) {
+      recentAgain = false;
+      refreshRecent();
+    }
+  });
+}
+
+async function loadRecent() {
+  let response;
+  try {
+    response = await fetch("/api/jobs/recent", { headers: { Accept: "application/json" } });
+  } catch {
+    return; // offline: the list stays as it was until the next refresh
+  }
+  if (response.status === 403) {
+    recentRefused = true;
+    $("recent").hidden = true;
+    return;
+  }
+  if (!response.ok) return;
+  const { jobs } = await response.json();
+  paintRecent(Array.isArray(jobs) ? jobs : []);
+}
+
+function paintRecent(jobs) {
+  const list = $("recent-list");
+  const focused = document.activeElement?.closest?.(".recent-job")?.dataset.jobId;
+  const items = jobs.map((job) => {
+    const name = typeof job.extra?.filename === "string" ? job.extra.filename : job.job_id;
+    const facts = [LABELS[job.status] ?? job.status];
+    if (!isTerminal(job.status) && typeof job.progress === "number") facts.push(formatPercent(job.progress));
+    if (name !== job.job_id) facts.push(job.job_id);
+    const button = element("button", "button recent-job");
+    button.type = "button";
+    button.dataset.jobId = job.job_id;
+    button.append(element("span", "recent-name", name), element("span", "recent-facts", facts.join(" · ")));
+    button.addEventListener("click", () => openJob(job.job_id));
+    const item = element("li", "recent-item");
+    item.append(button);
+    return item;
+  });
+  list.replaceChildren(...items);
+  $("recent-empty").hidden = jobs.length > 0;
+  $("recent").hidden = false;
+  if (focused !== undefined) {
+    // A keyboard user keeps their place when the list is drawn again.
+    Array.from(list.querySelectorAll(".recent-job")).find((button) => button.dataset.jobId === focused)?.focus();
+  }
+}
+
+function setUpRecent() {
+  refreshRecent();
+  setInterval(() => {
+    if (!document.hidden) refreshRecent();
+  }, RECENT_REFRESH_MS);
 }
 
 function nameOf(key) {
@@ -714,6 +802,7 @@ function start() {
   });
   client.followUser();
   setUpFollowing();
+  setUpRecent();
   setInterval(tick, 1_000);
   paintConnection();
   schedule();
