@@ -12,13 +12,14 @@
 --   progress (null none); status ('' derive);
 --   extra: {"set": {key: value JSON text}, "del": [key, ...]};
 --   result: JSON text ('' none); error: JSON text ('' none);
---   rules: the merge rules both stores keep (server/store/rules.py, Rules.as_json):
---     limits {history, active_ttl, done_ttl, max_extra_bytes, max_steps},
---     transitions {status: [statuses that may follow]} (none: terminal),
---     implicit {status: where an update naming no status moves it}, initial,
---     eta {weight of the newest rate, decimals};
 --   job_channel: the job's shard channel, hash-tagged like KEYS;
 --   user_channel: [prefix, suffix], the owner's channel being prefix .. owner .. suffix
+-- ARGV[2] the merge rules both stores keep (server/store/rules.py, Rules.as_json), the same text
+--   on every call of a store (encoded once there):
+--   limits {history, active_ttl, done_ttl, max_extra_bytes, max_steps},
+--   transitions {status: [statuses that may follow]} (none: terminal),
+--   implicit {status: where an update naming no status moves it}, initial,
+--   eta {weight of the newest rate, decimals}
 --
 -- Publishes {"event": "job_update" | "job_complete" | "job_error", "data": <Event>} with
 -- SPUBLISH on job_channel and, when the job has an owner, with PUBLISH on the owner's channel.
@@ -34,7 +35,8 @@ local epoch, owner_arg, step_arg = text(input.epoch), text(input.owner), text(in
 local message_arg, status_arg = text(input.message), text(input.status)
 local result_arg, error_arg = text(input.result), text(input.error)
 local job_channel, user_channel = text(input.job_channel), input.user_channel
-local rules = type(input.rules) == 'table' and input.rules or {}
+local rules_decoded, rules = pcall(cjson.decode, ARGV[2] or '')
+if not rules_decoded or type(rules) ~= 'table' then return {'invalid', 'rules'} end
 local limits, eta_rule = rules.limits or {}, rules.eta or {}
 local transitions, implicit = rules.transitions, rules.implicit
 local now_ms, history = tonumber(input.now_ms), tonumber(limits.history)

@@ -49,7 +49,7 @@ def connect(url: str) -> aioredis.Redis:
     return client
 
 
-_Call = tuple[list[str], str, "asyncio.Future[Any]"]
+_Call = tuple[list[str], list[str], "asyncio.Future[Any]"]
 
 
 class RedisStore:
@@ -57,14 +57,15 @@ class RedisStore:
         self.client = client
         self.limits = limits or Limits()
         self._script = client.register_script(_SCRIPT)
-        self._rules: tuple[Limits, dict[str, Any]] | None = None
+        self._rules: tuple[Limits, str] | None = None
         self._queued: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()
 
-    def _rules_of(self, limits: Limits) -> dict[str, Any]:
-        """The script's rules, made once per set of limits (a test may change them)."""
+    def _rules_of(self, limits: Limits) -> str:
+        """The script's rules as JSON text, encoded once per set of limits (a test may change
+        them), not on every update."""
         if self._rules is None or self._rules[0] is not limits:
-            self._rules = (limits, Rules(limits).as_json())
+            self._rules = (limits, dump(Rules(limits).as_json()))
         return self._rules[1]
 
     async def apply(
@@ -86,13 +87,13 @@ class RedisStore:
                 "extra": {"set": update.extra_set, "del": list(update.extra_del)},
                 "result": update.result or "",
                 "error": dump(update.error) if update.error else "",
-                "rules": self._rules_of(limits),
                 "job_channel": constants.job_channel(update.job_id),
                 "user_channel": list(constants.USER_CHANNEL),
             }
         )
         async with _store_errors():
-            reply = await self._run(constants.job_keys(update.job_id), argument)
+            keys = constants.job_keys(update.job_id)
+            reply = await self._run(keys, [argument, self._rules_of(limits)])
         kind = reply[0]
         if kind == "event":
             event = cast(Event, json.loads(reply[1]))
@@ -116,11 +117,11 @@ class RedisStore:
             )
         raise AssertionError(f"apply_update.lua refused its input: {reply!r}")
 
-    async def _run(self, keys: list[str], argument: str) -> Any:
+    async def _run(self, keys: list[str], arguments: list[str]) -> Any:
         """The script's reply, its call sent with whatever else is called in this loop turn."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queued.append((keys, argument, future))
+        self._queued.append((keys, arguments, future))
         if len(self._queued) == 1:
             loop.call_soon(self._send_queued)
         return await future
@@ -151,8 +152,8 @@ class RedisStore:
 
     async def _evalsha(self, calls: Sequence[_Call]) -> list[Any]:
         async with self.client.pipeline(transaction=False) as pipe:
-            for keys, argument, _ in calls:
-                pipe.evalsha(self._script.sha, len(keys), *keys, argument)
+            for keys, arguments, _ in calls:
+                pipe.evalsha(self._script.sha, len(keys), *keys, *arguments)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
             return replies
 

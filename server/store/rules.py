@@ -3,8 +3,8 @@
 The Redis store runs them inside ``apply_update.lua`` and the memory store in Python, and the
 two had drifted. What can be data lives here, in one frozen ``Rules``: the limits, which status
 may follow which, the ETA's constants, and how many digits a stored number keeps. The memory
-store reads them directly; ``Rules.as_json()`` is the same figures as plain JSON, for the script's
-one JSON argument, so neither side carries a copy of its own.
+store reads them directly; ``Rules.as_json()`` is the same figures as plain JSON, the script's
+second argument (encoded once per store), so neither side carries a copy of its own.
 
 What cannot be data (the order of the steps, "empty means keep") is written the same way in both
 and pinned by ``tests/server/test_store_equivalence.py``, which drives random updates through
