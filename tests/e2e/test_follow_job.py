@@ -3,59 +3,31 @@ where a job reported by a worker belongs to no user of the page; in Debian's Chr
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tidings.messages import generate_friendly_status
 
-from tests.e2e.test_upload_page import API_KEY, ARTIFACTS, CHROMIUM, PLAYWRIGHT
-from tests.support import ROOT, ServerProcess, http_json, server_process
+from tests.e2e.support import run_script, start_server
+from tests.support import ServerProcess, http_json
 
 SCRIPT = Path(__file__).with_name("follow_job.mjs")
 
 
 @pytest.fixture
-def server() -> Iterator[ServerProcess]:
-    assert shutil.which("node"), "node is not installed"
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-    assert PLAYWRIGHT.is_dir(), "playwright-core is missing: npm ci --prefix client_js"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = ARTIFACTS / "follow_job-server.log"
-    log.unlink(missing_ok=True)
-    with server_process({"TIDINGS_API_KEY": API_KEY}, log=log) as node:
-        yield node
+def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    yield from start_server(request)
 
 
 def test_the_page_follows_a_job_by_its_id(server: ServerProcess) -> None:
-    config = {
-        "scenario": "follow_job",
-        "url": server.url,
-        "artifacts": str(ARTIFACTS),
-        "apiKey": API_KEY,
-        "sentences": {
-            "duplicate_check": generate_friendly_status(
-                "duplicate_check", {"filename": "expenses.csv"}
-            ),
-            "extracting": generate_friendly_status("extracting", {}),
-        },
+    sentences = {
+        "duplicate_check": generate_friendly_status(
+            "duplicate_check", {"filename": "expenses.csv"}
+        ),
+        "extracting": generate_friendly_status("extracting", {}),
     }
-    result = subprocess.run(
-        ["node", str(SCRIPT), json.dumps(config)],
-        cwd=ROOT,
-        env={**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"},
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    print(output)
-    assert result.returncode == 0 and output.rstrip().endswith("ok"), output
+    run_script(SCRIPT, server, {"scenario": "follow_job", "sentences": sentences})
 
 
 async def test_jobs_pages_are_the_page_and_refuse_what_is_not_an_id(

@@ -4,10 +4,6 @@ In Debian's Chromium, on a real ``tidings serve``."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,59 +12,28 @@ import pytest
 from tidings.auth import Authority
 from tidings.messages import generate_friendly_status
 
-from tests.e2e.test_upload_page import API_KEY, ARTIFACTS, CHROMIUM, PLAYWRIGHT, SECRET
-from tests.support import ROOT, ServerProcess, server_process
+from tests.e2e.support import SECRET, run_script, start_server
+from tests.support import ServerProcess
 
 SCRIPT = Path(__file__).with_name("recent_jobs.mjs")
 
 
-def start(request: pytest.FixtureRequest, **env: str) -> Iterator[ServerProcess]:
-    assert shutil.which("node"), "node is not installed"
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-    assert PLAYWRIGHT.is_dir(), "playwright-core is missing: npm ci --prefix client_js"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = ARTIFACTS / f"{request.node.name}-server.log"
-    log.unlink(missing_ok=True)
-    with server_process({"TIDINGS_API_KEY": API_KEY, **env}, log=log) as node:
-        yield node
-
-
 @pytest.fixture
 def open_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    yield from start(request)
+    yield from start_server(request)
 
 
 @pytest.fixture
 def secret_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    yield from start(request, TIDINGS_SECRET=SECRET)
+    yield from start_server(request, TIDINGS_SECRET=SECRET)
 
 
 def run(scenario: str, node: ServerProcess, **values: Any) -> None:
-    config = {
-        "scenario": scenario,
-        "url": node.url,
-        "artifacts": str(ARTIFACTS),
-        "apiKey": API_KEY,
-        "sentences": {
-            "duplicate_check": generate_friendly_status(
-                "duplicate_check", {"filename": "nightly.csv"}
-            ),
-            "extracting": generate_friendly_status("extracting", {}),
-        },
-        **values,
+    sentences = {
+        "duplicate_check": generate_friendly_status("duplicate_check", {"filename": "nightly.csv"}),
+        "extracting": generate_friendly_status("extracting", {}),
     }
-    result = subprocess.run(
-        ["node", str(SCRIPT), json.dumps(config)],
-        cwd=ROOT,
-        env={**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"},
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    print(output)
-    assert result.returncode == 0 and output.rstrip().endswith("ok"), output
+    run_script(SCRIPT, node, {"scenario": scenario, "sentences": sentences, **values})
 
 
 def test_recent_jobs_list_a_workers_job_and_follow_it(open_server: ServerProcess) -> None:

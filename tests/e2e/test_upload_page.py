@@ -9,10 +9,7 @@ and each server's log land in ``test-artifacts/e2e/``.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,41 +20,26 @@ from tidings.messages import generate_friendly_status
 from tidings.web.page import STATIC_DIR
 from tidings.web.upload import display_name
 
-from tests.support import ROOT, ServerProcess, server_process
+from tests.e2e.support import (
+    ARTIFACTS,
+    SCRIPT_TIMEOUT,
+    SECRET,
+    run_script,
+    start_server,
+)
+from tests.support import ServerProcess
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "upload_page.mjs"
-ARTIFACTS = ROOT / "test-artifacts" / "e2e"
-CHROMIUM = Path("/usr/bin/chromium")
-PLAYWRIGHT = ROOT / "client_js" / "node_modules" / "playwright-core"
-API_KEY = "e2e-api-key-" + secrets.token_hex(8)
 #: Seconds a scenario may run; its own watchdog fires first and says where it was.
-SCENARIO_TIMEOUT = 110
+SCENARIO_TIMEOUT = SCRIPT_TIMEOUT
 #: Lines the page's live log keeps (LOG_LIMIT in app.js).
 LOG_LIMIT = 200
 HOSTILE = "<img src=x onerror=alert(1)>.csv"
-SECRET = "e2e-secret-" + secrets.token_hex(16)
 
 
 def say(step: str, **context: Any) -> str:
     return generate_friendly_status(step, context)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def browser_tools() -> None:
-    """The real parts this module needs, or a clear sentence about the missing one."""
-    assert shutil.which("node"), "node is not installed"
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-    assert PLAYWRIGHT.is_dir(), "playwright-core is missing: npm ci --prefix client_js"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-
-
-def start_server(request: pytest.FixtureRequest, **env: str) -> Iterator[ServerProcess]:
-    """A fresh ``tidings serve`` (embedded store) logging to the artifacts."""
-    log = ARTIFACTS / f"{request.node.name}-server.log"
-    log.unlink(missing_ok=True)
-    with server_process({"TIDINGS_API_KEY": API_KEY, **env}, log=log) as node:
-        yield node
 
 
 @pytest.fixture
@@ -81,28 +63,8 @@ def run_scenario(
     """Run one scenario of upload_page.mjs against ``node``; fail with everything it printed."""
     for stale in ARTIFACTS.glob(f"{scenario}-failure-*.png"):
         stale.unlink()
-    config = {
-        "scenario": scenario,
-        "url": node.url,
-        "artifacts": str(ARTIFACTS),
-        "apiKey": API_KEY,
-        "watchdogMs": (timeout - 10) * 1000,
-        **values,
-    }
-    result = subprocess.run(
-        ["node", str(SCRIPT), json.dumps(config)],
-        cwd=ROOT,
-        env={**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    print(output)  # the steps with their times, and any figures (shown with -s or on failure)
-    assert result.returncode == 0, f"the {scenario} scenario failed:\n{output}"
-    assert output.rstrip().endswith("ok"), output
-    return output
+    config = {"scenario": scenario, "watchdogMs": (timeout - 10) * 1000, **values}
+    return run_script(SCRIPT, node, config, timeout)
 
 
 def sample_files(directory: Path) -> list[dict[str, Any]]:
