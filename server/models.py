@@ -22,6 +22,7 @@ from tidings.errors import InvalidRequest
 from tidings.wire import ErrorDict as ErrorDict
 from tidings.wire import Event as Event
 from tidings.wire import JobStatus as JobStatus
+from tidings.wire import ListedJob as ListedJob
 from tidings.wire import Snapshot as Snapshot
 from tidings.wire import StepEntry as StepEntry
 from tidings.wire import StepStatus as StepStatus

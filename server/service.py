@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tidings.constants import NAMESPACE, job_room, user_room
 from tidings.errors import Forbidden, InvalidRequest, JobTerminal, NotFound, PayloadTooLarge
 from tidings.store.base import Catchup, JobStore, Update, dump
-from tidings.wire import ErrorDict, Event, Snapshot, json_size
+from tidings.wire import ErrorDict, Event, ListedJob, Snapshot, json_size, listed
 
 if TYPE_CHECKING:  # the rule takes a Principal; a worker never loads the token code
     from tidings.auth import Principal
@@ -184,18 +184,24 @@ class JobService:
     ) -> Catchup:
         return await self.store.read(job_id, epoch, since)
 
-    async def list_jobs(self, owner: str | None) -> list[Snapshot]:
-        if owner is None:
-            return []
+    async def owned_jobs(self, owner: str) -> list[Snapshot]:
+        """The owner's newest jobs as Snapshots, for streams that send them as such."""
         return await self.store.list_jobs(owner)
 
-    async def recent_jobs(self, *, open_server: bool) -> list[Snapshot]:
+    async def list_jobs(self, owner: str | None) -> list[ListedJob]:
+        """The caller's newest jobs as the lists hand them out (``GET /api/jobs``, ``list_jobs``):
+        Snapshots with the seed documents' fields on top."""
+        if owner is None:
+            return []
+        return [listed(job) for job in await self.owned_jobs(owner)]
+
+    async def recent_jobs(self, *, open_server: bool) -> list[ListedJob]:
         """The server's newest jobs, whoever owns them: only on an open server, where anyone may
         watch any job anyway. With a secret it would show users each other's jobs, so it is
         refused whatever the credentials (a token, even the API key, changes nothing)."""
         if not open_server:
             raise Forbidden("Recent jobs are listed only on an open server.")
-        return await self.store.recent_jobs()
+        return [listed(job) for job in await self.store.recent_jobs()]
 
     async def is_cancel_requested(self, job_id: str) -> bool:
         job = (await self.store.read(job_id)).job

@@ -60,6 +60,40 @@ class Snapshot(TypedDict):
     steps: list[StepEntry]
 
 
+class SeedFields(TypedDict):
+    """The names the seed documents read a job by: ``id`` (the job id), ``type`` (``extra.type``
+    when it is text, else ``"job"``; uploads are ``"upload"``) and ``filename``
+    (``extra.filename``, or null)."""
+
+    id: str
+    type: str
+    filename: str | None
+
+
+class ListedJob(Snapshot, SeedFields):
+    """A Snapshot as the job lists (and ``GET /api/jobs/{id}``) hand it out: with the seed
+    documents' fields on top, so code written against them reads a job unchanged (their
+    ``created_at`` is the Snapshot's own)."""
+
+
+#: A job's type when its ``extra.type`` names none.
+DEFAULT_JOB_TYPE = "job"
+
+
+def seed_fields(item: Event | Snapshot) -> SeedFields:
+    extra = item["extra"]
+    kind, filename = extra.get("type"), extra.get("filename")
+    return {
+        "id": item["job_id"],
+        "type": kind if isinstance(kind, str) and kind else DEFAULT_JOB_TYPE,
+        "filename": filename if isinstance(filename, str) else None,
+    }
+
+
+def listed(job: Snapshot) -> ListedJob:
+    return {**job, **seed_fields(job)}
+
+
 def json_size(value: object) -> int:
     """Bytes of a value as compact JSON: the measure of the extra size limit."""
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

@@ -21,7 +21,7 @@ import { JobClientError } from "./errors.js";
 import { EventStreamLink, type EventSourceFactory } from "./event-stream.js";
 import type { Link, LinkHooks } from "./link.js";
 import { JobOrdering, type Step } from "./ordering.js";
-import type { Ack, Event, Snapshot, SubscribeResult } from "./protocol.js";
+import type { Ack, Event, ListedJob, Snapshot, SubscribeResult } from "./protocol.js";
 import { createJobStore, type ConnectionStatus, type JobStore, type TransportKind } from "./store.js";
 import { SubscribeQueue, type Queued } from "./subscriptions.js";
 
@@ -106,7 +106,7 @@ export interface JobClient {
   /** Ask the worker to stop. Resolves with the job as the server has it then. */
   cancel(jobId: string): Promise<Snapshot>;
   /** The caller's jobs, newest first. */
-  listJobs(): Promise<Snapshot[]>;
+  listJobs(): Promise<ListedJob[]>;
   /** Opens the connection; watching, cancelling and listing do this by themselves. */
   connect(): void;
   /** Closes the connection but remembers what is watched; the next `connect()` picks it up. */

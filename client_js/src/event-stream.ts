@@ -18,6 +18,7 @@ import {
   type AckFailure,
   type ClientToServerEvents,
   type Event,
+  type ListedJob,
   type ProtocolErrorCode,
   type Snapshot,
   type SubscribeRequest,
@@ -299,7 +300,7 @@ export class EventStreamLink implements Link {
       }
       case "list_jobs": {
         const { status, body } = await this.http("GET", "/api/jobs");
-        return status === 200 ? { ok: true, jobs: (body as { jobs: Snapshot[] }).jobs } : failure(status, body);
+        return status === 200 ? { ok: true, jobs: (body as { jobs: ListedJob[] }).jobs } : failure(status, body);
       }
     }
   }

@@ -44,6 +44,7 @@ export type {
   JsonValue,
   ListJobsRequest,
   ListJobsResult,
+  ListedJob,
   ProtocolErrorCode,
   ServerToClientEvents,
   Snapshot,

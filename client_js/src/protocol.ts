@@ -83,6 +83,20 @@ export interface Snapshot {
   steps: StepEntry[];
 }
 
+/**
+ * A job as the lists give it (`list_jobs`, `GET /api/jobs`, `GET /api/jobs/recent`) and as
+ * `GET /api/jobs/{id}` returns it: the Snapshot with the names the seed documents read a listed
+ * job by on top (their `created_at` is the Snapshot's own).
+ */
+export interface ListedJob extends Snapshot {
+  /** The job id, the same as `job_id`. */
+  id: string;
+  /** `extra.type` when it is text, else `"job"`; an upload's job is `"upload"`. */
+  type: string;
+  /** `extra.filename` when it is text, else null. */
+  filename: string | null;
+}
+
 /** `job_batch`: several events in one frame, in order. */
 export interface EventBatch {
   events: Event[];
@@ -127,7 +141,7 @@ export interface CancelResult {
 export interface ListJobsResult {
   ok: true;
   /** The caller's jobs, newest first. */
-  jobs: Snapshot[];
+  jobs: ListedJob[];
 }
 
 export type Ack<T> = T | AckFailure;

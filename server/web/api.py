@@ -29,6 +29,7 @@ from tidings.models import CreateJobRequest, JobRequest, ProgressRequest, Subscr
 from tidings.realtime.manager import RedisManager
 from tidings.service import JobService
 from tidings.web.keys import AUTHORITY, SERVICE, SIO, THROTTLE
+from tidings.wire import listed
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ async def recent_jobs(request: web.Request) -> web.Response:
 
 async def get_job(request: web.Request) -> web.Response:
     service, job_id = await readable_job(request)
-    return web.json_response(await service.snapshot(job_id))
+    return web.json_response(listed(await service.snapshot(job_id)))
 
 
 async def get_events(request: web.Request) -> web.Response:

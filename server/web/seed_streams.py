@@ -6,7 +6,8 @@ rule kept on the client's behalf), and only the wire differs:
 
 - ``GET /api/upload/progress/{id}``: unnamed messages for an ``onmessage`` handler,
   ``{"event": "current", "job": ...}`` first (and after a resync), then ``{"event": "updated",
-  "job": ...}`` for every change; ``job`` is the Event or Snapshot with ``filename`` on top.
+  "job": ...}`` for every change; ``job`` is the Event or Snapshot with the documents' ``id``,
+  ``type`` and ``filename`` on top (as the job lists have them).
 - ``GET /api/files/progress/{upload_id}``: messages named ``progress`` whose data is the upload's
   progress as the documents' hooks read it (``progress_percentage``, ``status`` one of
   ``uploading``, ``completed``, ``failed``, byte counts from the file's size).
@@ -21,13 +22,14 @@ from aiohttp import web
 from tidings.constants import TERMINAL_STATUSES
 from tidings.models import Event, Snapshot
 from tidings.web.sse import follow_job
+from tidings.wire import seed_fields
 
 #: What is sent first, and again when the state is replaced: the job as it is now.
 _CURRENT = frozenset({"snapshot", "resync"})
 
 
 def upload_progress_frame(name: str, item: Event | Snapshot, event_id: str) -> bytes:
-    job: dict[str, Any] = {**item, "filename": item["extra"].get("filename")}
+    job: dict[str, Any] = {**item, **seed_fields(item)}
     data = {"event": "current" if name in _CURRENT else "updated", "job": job}
     return f"id: {event_id}\ndata: {json.dumps(data)}\n\n".encode()
 

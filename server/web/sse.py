@@ -249,10 +249,10 @@ async def user_stream(request: web.Request) -> web.StreamResponse:
     stream = EventStream(request, service, expires_at=caller.expires_at, qualified=True)
 
     async def sync() -> None:
-        await stream.sync(await service.list_jobs(user))
+        await stream.sync(await service.owned_jobs(user))
 
     async with request.app[FANOUT].listen([user_room(user)]) as listener:
-        jobs = await service.list_jobs(user)  # after joining: nothing falls between
+        jobs = await service.owned_jobs(user)  # after joining: nothing falls between
         async with stream.open("user"):
             await stream.sync(jobs)
             await stream.follow(listener, sync)

@@ -273,7 +273,10 @@ async def _accept(request: web.Request) -> tuple[list[dict[str, Any]], str | Non
             job = await app[SERVICE].create(
                 parse(
                     CreateJobRequest,
-                    {"filename": file.filename, "extra": {"size_bytes": file.size, **extra}},
+                    {
+                        "filename": file.filename,
+                        "extra": {"type": "upload", "size_bytes": file.size, **extra},
+                    },
                 ),
                 caller.user,
             )

@@ -56,6 +56,7 @@ async def test_a_bank_export_reports_every_step_in_order_and_a_useful_result(nod
     assert all(entry["status"] == "complete" for entry in job["steps"])
     assert job["message"] == "Done! I've processed chase.csv successfully (50 rows)"
     assert job["extra"] == {
+        "type": "upload",
         "filename": "chase.csv",
         "size_bytes": len(data),
         "kind": "csv",

@@ -60,7 +60,8 @@ async def test_upload_progress_is_current_then_updated_for_onmessage() -> None:
     kinds = [data["event"] for _, data in received]
     assert kinds[0] == "current" and set(kinds[1:]) == {"updated"}
     jobs = [data["job"] for _, data in received]
-    assert {job["filename"] for job in jobs} == {"a.csv"}
+    assert {(job["id"], job["type"], job["filename"]) for job in jobs} == {("up-1", "job", "a.csv")}
+    assert "created_at" in jobs[0]  # the current state is a Snapshot; an update is an Event
     assert [job["status"] for job in jobs][-1] == "done" and jobs[-1]["progress"] == 100
     assert [job["seq"] for job in jobs] == list(range(jobs[0]["seq"], jobs[0]["seq"] + len(jobs)))
 

@@ -9,7 +9,7 @@ import { useStore } from "zustand";
 
 import type { TokenSource } from "../connection.js";
 import { formatPercent } from "../format.js";
-import type { JobRequest, Snapshot } from "../protocol.js";
+import type { JobRequest, ListedJob, Snapshot } from "../protocol.js";
 import type { ConnectionStatus } from "../store.js";
 import { useJobClient } from "../react/context.js";
 import { useJob, useJobs } from "../react/hooks.js";
@@ -41,7 +41,7 @@ export interface FileStatusEmits {
   subscribe: [JobRequest, void];
   unsubscribe: [JobRequest, void];
   cancel: [JobRequest, Snapshot];
-  list_jobs: [Record<string, never>, Snapshot[]];
+  list_jobs: [Record<string, never>, ListedJob[]];
 }
 
 export interface FileStatusSocketOptions {

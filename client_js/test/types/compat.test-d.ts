@@ -37,6 +37,8 @@ describe("compat types", () => {
     const socket = useFileStatusSocket(undefined, undefined, { getToken: () => "t" });
     expectTypeOf(socket.isConnected).toEqualTypeOf<boolean>();
     expectTypeOf(socket.emit("cancel", { job_id: "a" })).resolves.toHaveProperty("status");
+    // the documents' listing fields: id, type, filename, created_at
+    expectTypeOf(socket.emit("list_jobs", {})).resolves.items.toMatchTypeOf<{ id: string; type: string; filename: string | null; created_at: string }>();
     // @ts-expect-error: not a request of the protocol
     void socket.emit("shout", {});
   });

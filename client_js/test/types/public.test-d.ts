@@ -17,6 +17,7 @@ import {
   type JobEntry,
   type JobEvent,
   type JobStatus,
+  type ListedJob,
   type ServerToClientEvents,
   type Snapshot,
   type StepEntry,
@@ -94,7 +95,7 @@ describe("client types", () => {
     expectTypeOf(client).toEqualTypeOf<JobClient>();
     expectTypeOf(client.subscribe("a")).toEqualTypeOf<() => void>();
     expectTypeOf(client.cancel("a")).resolves.toEqualTypeOf<Snapshot>();
-    expectTypeOf(client.listJobs()).resolves.toEqualTypeOf<Snapshot[]>();
+    expectTypeOf(client.listJobs()).resolves.toEqualTypeOf<ListedJob[]>();
     expectTypeOf(client.status).toEqualTypeOf<ConnectionStatus>();
     expectTypeOf<JobClientError["code"]>().toEqualTypeOf<JobClientErrorCode>();
     expectTypeOf<"forbidden">().toExtend<JobClientErrorCode>();
