@@ -10,7 +10,7 @@ import { createJobClient, type JobClient, type JobClientOptions } from "../clien
 import type { TokenSource } from "../connection.js";
 import type { EventSourceFactory, EventSourceLike } from "../event-stream.js";
 import { isTerminal, type Event, type JsonValue } from "../protocol.js";
-import type { JobEntry, JobStore, JobStoreState } from "../store.js";
+import type { JobEntry, JobStoreState } from "../store.js";
 import { createUploader, type Upload, type UploadFile } from "../upload.js";
 
 // ---- file status ---------------------------------------------------------------------------
@@ -125,11 +125,6 @@ export function fileStatusView(state: JobStoreState): FileStatusState {
   };
   views.set(state, view);
   return view;
-}
-
-/** The file-status view of a store as it is now. */
-export function getFileStatusState(store: JobStore): FileStatusState {
-  return fileStatusView(store.getState());
 }
 
 // ---- the documents' event names ----------------------------------------------------------------

@@ -65,21 +65,34 @@ function watcher(server: TidingsServer, options: Omit<JobClientOptions, "url" | 
   };
 }
 
-describe.each(["embedded", "redis"] as const)("a real tidings server, %s store", (kind) => {
+type StoreKind = "embedded" | "redis";
+
+/** A server with a secret, and for the Redis store its own redis-server, for one block's tests. */
+function serverFor(kind: StoreKind, started: (server: TidingsServer, redis: Redis | undefined) => void): void {
   let redis: Redis | undefined;
-  let server: TidingsServer;
+  let server: TidingsServer | undefined;
 
   beforeAll(async () => {
     if (kind === "redis") redis = await startRedis();
     server = await startServer({ secret: SECRET, ...(redis === undefined ? {} : { redisUrl: redis.url }) });
+    started(server, redis);
   });
 
   afterAll(async () => {
     await server?.stop();
     await redis?.stop();
   });
+}
 
-  const newJob = () => `job-${kind}-${randomUUID().slice(0, 8)}`;
+const jobOf = (kind: StoreKind) => `job-${kind}-${randomUUID().slice(0, 8)}`;
+
+describe.each(["embedded", "redis"] as const)("a real tidings server, %s store", (kind) => {
+  let server: TidingsServer;
+  serverFor(kind, (started) => {
+    server = started;
+  });
+
+  const newJob = () => jobOf(kind);
 
   it("watches a job subscribed before it exists, to completion, every seq exactly once", async () => {
     const jobId = newJob();
@@ -239,40 +252,6 @@ describe.each(["embedded", "redis"] as const)("a real tidings server, %s store",
     expect(w.entry(jobId)?.seq).toBe(2);
   });
 
-  it.runIf(kind === "redis")("replaces its state when Redis loses the job and it starts a new life", async () => {
-    const jobId = newJob();
-    const token = await server.token("user-1", { jobs: [jobId] });
-    const w = watcher(server, { getToken: () => token });
-    const order: string[] = [];
-    w.client.on("event", (event) => order.push(`event ${event.epoch}:${event.seq}`));
-    w.client.on("snapshot", (_id, snapshot) => order.push(`snapshot ${snapshot?.epoch ?? "-"}:${snapshot?.seq ?? 0}`));
-    w.client.subscribe(jobId);
-    await waitFor("the subscription", () => w.entry(jobId)?.subscription === "active");
-    await run(server, jobId, STEPS.slice(0, 2), "user-1");
-    await waitFor("the first life", () => w.entry(jobId)?.seq === 2);
-    const first = w.entry(jobId)?.epoch as string;
-
-    expect(await redis?.command("FLUSHALL")).toBe("+OK");
-    const again = await run(server, jobId, STEPS.slice(2), "user-1"); // upserts: a new epoch
-    again.push(await finish(server, jobId));
-    expect(again).toEqual([`${jobId}@1`, `${jobId}@2`, `${jobId}@3`, `${jobId}@4`]);
-    await waitFor("the second life to finish", () => w.entry(jobId)?.status === "done");
-    const second = w.entry(jobId)?.epoch as string;
-    expect(second).not.toBe(first);
-
-    // First life in order, then one snapshot of the new life at some k, then exactly k+1..4.
-    const replaced = order.findIndex((line) => line.startsWith(`snapshot ${second}:`));
-    expect(order.slice(0, replaced)).toEqual([`snapshot -:0`, `event ${first}:1`, `event ${first}:2`]);
-    const k = Number(order[replaced]?.split(":")[1]);
-    expect(order.slice(replaced + 1)).toEqual(
-      [1, 2, 3, 4].filter((seq) => seq > k).map((seq) => `event ${second}:${seq}`),
-    );
-    // The timeline is the new life's alone, as the server has it.
-    const truth = await server.snapshot(jobId, token);
-    expect(w.entry(jobId)?.snapshot?.steps).toEqual(truth.steps);
-    expect(w.entry(jobId)?.seq).toBe(4);
-  });
-
   it("follows every job of a user through the user room, and cancels one", async () => {
     const user = `user-${randomUUID().slice(0, 6)}`;
     const older = newJob();
@@ -300,6 +279,50 @@ describe.each(["embedded", "redis"] as const)("a real tidings server, %s store",
     const cancelled = await w.client.cancel(newer);
     expect(cancelled.cancel_requested).toBe(true);
     expect(w.entry(newer)?.cancelRequested).toBe(true);
+  });
+});
+
+describe("a real tidings server, redis store, when Redis loses a job", () => {
+  let server: TidingsServer;
+  let redis: Redis;
+  serverFor("redis", (started, itsRedis) => {
+    server = started;
+    if (itsRedis === undefined) throw new Error("a Redis store without its redis-server");
+    redis = itsRedis;
+  });
+
+  it("replaces its state when Redis loses the job and it starts a new life", async () => {
+    const jobId = jobOf("redis");
+    const token = await server.token("user-1", { jobs: [jobId] });
+    const w = watcher(server, { getToken: () => token });
+    const order: string[] = [];
+    w.client.on("event", (event) => order.push(`event ${event.epoch}:${event.seq}`));
+    w.client.on("snapshot", (_id, snapshot) => order.push(`snapshot ${snapshot?.epoch ?? "-"}:${snapshot?.seq ?? 0}`));
+    w.client.subscribe(jobId);
+    await waitFor("the subscription", () => w.entry(jobId)?.subscription === "active");
+    await run(server, jobId, STEPS.slice(0, 2), "user-1");
+    await waitFor("the first life", () => w.entry(jobId)?.seq === 2);
+    const first = w.entry(jobId)?.epoch as string;
+
+    expect(await redis.command("FLUSHALL")).toBe("+OK");
+    const again = await run(server, jobId, STEPS.slice(2), "user-1"); // upserts: a new epoch
+    again.push(await finish(server, jobId));
+    expect(again).toEqual([`${jobId}@1`, `${jobId}@2`, `${jobId}@3`, `${jobId}@4`]);
+    await waitFor("the second life to finish", () => w.entry(jobId)?.status === "done");
+    const second = w.entry(jobId)?.epoch as string;
+    expect(second).not.toBe(first);
+
+    // First life in order, then one snapshot of the new life at some k, then exactly k+1..4.
+    const replaced = order.findIndex((line) => line.startsWith(`snapshot ${second}:`));
+    expect(order.slice(0, replaced)).toEqual([`snapshot -:0`, `event ${first}:1`, `event ${first}:2`]);
+    const k = Number(order[replaced]?.split(":")[1]);
+    expect(order.slice(replaced + 1)).toEqual(
+      [1, 2, 3, 4].filter((seq) => seq > k).map((seq) => `event ${second}:${seq}`),
+    );
+    // The timeline is the new life's alone, as the server has it.
+    const truth = await server.snapshot(jobId, token);
+    expect(w.entry(jobId)?.snapshot?.steps).toEqual(truth.steps);
+    expect(w.entry(jobId)?.seq).toBe(4);
   });
 });
 

@@ -55,14 +55,3 @@ export function identity() {
   cached = { userId, token: token ?? stored(sessionStorage, TOKEN_KEY) };
   return cached;
 }
-
-/** `path` with the caller named: `?user_id=` on an open server; with a token, nothing (it goes in the Authorization header). */
-export function apiUrl(path) {
-  const { userId, token } = identity();
-  return token ? path : `${path}?user_id=${encodeURIComponent(userId)}`;
-}
-
-export function authHeaders() {
-  const { token } = identity();
-  return token ? { Authorization: `Bearer ${token}` } : {};
-}
