@@ -211,3 +211,34 @@ export async function chainUpload(log: (line: string) => void) {
   });
   return results;
 }
+
+// ---- 000: "GET /api/jobs" (List all jobs) -------------------------------------------------------
+
+/** A listed job as the document's example response shows it. ADDED: the document shows the JSON. */
+interface DocumentedJob {
+  id: string;
+  type: string;
+  status: string;
+  filename: string;
+  progress: number;
+  created_at: string;
+}
+
+/** ADDED: the document lists jobs with `curl http://localhost/api/jobs`; a page reads the same reply. */
+export async function listJobs(): Promise<string[]> {
+  const response = await fetch('/api/jobs');
+  const { jobs } = (await response.json()) as { jobs: DocumentedJob[] };
+  return jobs.map((job) => `${job.id} ${job.type} ${job.filename}: ${job.progress}% (${job.status}) since ${new Date(job.created_at).toISOString()}`);
+}
+
+// ---- 000: "GET /api/upload/progress/{job_id}" (SSE progress stream) -----------------------------
+
+export function watchUpload(job_id: string, log: (line: string) => void) {
+  const console = { log }; // ADDED: the test reads the log
+  const progress = new EventSource(`/api/upload/progress/${job_id}`);
+  progress.onmessage = (e) => {
+      const { job } = JSON.parse(e.data);
+      console.log(`${job.filename}: ${job.progress}% (${job.status})`);
+  };
+  return progress; // ADDED: so it can be closed
+}
