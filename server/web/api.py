@@ -38,6 +38,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
+    500: "internal",
 }
 
 
@@ -46,6 +47,14 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 def error_response(exc: TidingsError, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": exc.to_dict()}, status=exc.http_status, headers=headers)
+
+
+def http_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """An error that aiohttp raised rather than tidings, in the same shape as tidings' own."""
+    code = _HTTP_CODES.get(status, "http_error")
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
 
 
 class FailureThrottle:
@@ -104,9 +113,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        body = {"error": {"code": code, "message": exc.reason + "."}}
-        return web.json_response(body, status=exc.status, headers=_allow(exc))
+        return http_error(exc.status, exc.reason + ".", _allow(exc))
     except (HttpProcessingError, RequestPayloadError) as exc:  # aiohttp's parsers refused a body
         logger.info("%s %s: malformed body: %s", request.method, request.path, exc)
         body = {"error": {"code": "invalid_request", "message": "The request body is malformed."}}
