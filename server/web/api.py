@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -70,6 +70,8 @@ class FailureThrottle:
         self.burst = float(burst)
         self.max_clients = max_clients
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        #: Refusals while a bucket was empty, by transport (``http``, ``socketio``).
+        self.refused: Counter[str] = Counter()
 
     def _tokens(self, address: str, now: float) -> float:
         tokens, stamp = self._buckets.get(address, (self.burst, now))
@@ -100,6 +102,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     if throttle is not None and _presents_credentials(request):
         wait = throttle.retry_after(address)
         if wait > 0:
+            throttle.refused["http"] += 1
             refusal = RateLimited("Too many wrong credentials from this address; wait and retry.")
             return error_response(refusal, {"Retry-After": str(max(1, round(wait)))})
     try:
