@@ -10,12 +10,15 @@ moved the points it hooks).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from tidings import Settings
 
 from tests.support import ServerProcess, running_app, server_process
@@ -50,13 +53,23 @@ async def _send(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
 
 def check_json_error(status: int, headers: dict[str, str], body: bytes) -> dict[str, Any]:
     assert status == 400, (status, body[:200])
-    assert headers.get("content-type", "").startswith("application/json"), headers
+    assert headers.get("content-type", "").startswith("application/json"), (
+        f"not JSON: has aiohttp moved what server/web/runner.py hooks? {headers} {body[:200]!r}"
+    )
     answer = json.loads(body)
     assert answer["error"]["code"] == "invalid_request", answer
     assert set(answer["error"]) == {"code", "message"}, answer
     message = answer["error"]["message"]
     assert isinstance(message, str) and message.endswith("."), answer
     return dict(answer)
+
+
+def test_the_aiohttp_points_the_runner_hooks_are_there() -> None:
+    """What ``JsonErrorRunner`` overrides, by name and signature: a rename fails here, loudly."""
+    assert inspect.iscoroutinefunction(web.AppRunner._make_server)
+    parameters = list(inspect.signature(RequestHandler.handle_error).parameters)
+    assert parameters == ["self", "request", "status", "exc", "message"]
+    assert callable(web.Server) and "__call__" in vars(web.Server)
 
 
 @pytest.mark.parametrize("request_bytes", REFUSED.values(), ids=REFUSED.keys())
