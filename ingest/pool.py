@@ -46,7 +46,9 @@ class ParsePool:
         self._context = multiprocessing.get_context("spawn")  # no fork of a threaded server
         self._executor = self._new_executor()
         self._started: asyncio.Future[bool] | None = None
+        #: Read by the server's ``/metrics``: pools replaced, and files that overran.
         self.restarts = 0
+        self.overruns = 0
 
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.processes, mp_context=self._context)
@@ -71,6 +73,7 @@ class ParsePool:
             try:
                 return await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
             except TimeoutError:
+                self.overruns += 1
                 self._replace(executor)
                 raise Overrun from None
             except BrokenProcessPool:

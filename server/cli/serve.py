@@ -9,10 +9,12 @@ import sysconfig
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.web_runner import GracefulExit
 from tidings.errors import TidingsError
 from tidings.settings import Settings
 from tidings.web.app import create_app
 from tidings.web.page import STATIC_DIR
+from tidings.web.runner import JsonErrorRunner
 
 logger = logging.getLogger("tidings")
 
@@ -32,23 +34,11 @@ def serve(settings: Settings, host: str | None, port: int | None, reload: bool) 
             "install with pip install -e . to watch the checkout's server/web/static/",
             STATIC_DIR,
         )
-    loop: asyncio.AbstractEventLoop
     try:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover - uvloop is installed wherever it builds
-        loop = asyncio.new_event_loop()
-    try:
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            loop=loop,
-            print=lambda text: logger.info("%s", text.strip()),
-            # SIGTERM to exit within two seconds: requests still running after 0.5 s are cancelled.
-            shutdown_timeout=0.5,
-        )
+        with asyncio.Runner(loop_factory=_new_loop) as runner:
+            runner.run(_run(create_app(settings), settings.host, settings.port))
+    except (GracefulExit, KeyboardInterrupt):  # SIGTERM, SIGINT: the runner has cleaned up
+        pass
     except OSError as exc:
         where = f"{settings.host}:{settings.port}"
         if exc.errno == errno.EADDRINUSE:
@@ -61,6 +51,29 @@ def serve(settings: Settings, host: str | None, port: int | None, reload: bool) 
             "(TIDINGS_HOST, TIDINGS_PORT)"
         ) from None
     return 0
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is installed wherever it builds
+        return asyncio.new_event_loop()
+
+
+async def _run(app: web.Application, host: str, port: int) -> None:
+    """``web.run_app``'s loop (and keep-alive) with ``JsonErrorRunner``: run_app takes no runner."""
+    # SIGTERM to exit within two seconds: requests still running after 0.5 s are cancelled.
+    runner = JsonErrorRunner(app, handle_signals=True, shutdown_timeout=0.5, keepalive_timeout=75)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        logger.info("listening on %s", site.name)
+        await asyncio.Event().wait()  # until a signal raises GracefulExit
+    finally:
+        await runner.cleanup()
 
 
 def _installed(path: Path) -> bool:

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -39,6 +39,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
+    500: "internal",
 }
 
 
@@ -47,6 +48,14 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 def error_response(exc: TidingsError, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": exc.to_dict()}, status=exc.http_status, headers=headers)
+
+
+def http_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """An error that aiohttp raised rather than tidings, in the same shape as tidings' own."""
+    code = _HTTP_CODES.get(status, "http_error")
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
 
 
 class FailureThrottle:
@@ -62,6 +71,8 @@ class FailureThrottle:
         self.burst = float(burst)
         self.max_clients = max_clients
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        #: Refusals while a bucket was empty, by transport (``http``, ``socketio``).
+        self.refused: Counter[str] = Counter()
 
     def _tokens(self, address: str, now: float) -> float:
         tokens, stamp = self._buckets.get(address, (self.burst, now))
@@ -92,6 +103,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     if throttle is not None and _presents_credentials(request):
         wait = throttle.retry_after(address)
         if wait > 0:
+            throttle.refused["http"] += 1
             refusal = RateLimited("Too many wrong credentials from this address; wait and retry.")
             return error_response(refusal, {"Retry-After": str(max(1, round(wait)))})
     try:
@@ -105,9 +117,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        body = {"error": {"code": code, "message": exc.reason + "."}}
-        return web.json_response(body, status=exc.status, headers=_allow(exc))
+        return http_error(exc.status, exc.reason + ".", _allow(exc))
     except (HttpProcessingError, RequestPayloadError) as exc:  # aiohttp's parsers refused a body
         logger.info("%s %s: malformed body: %s", request.method, request.path, exc)
         body = {"error": {"code": "invalid_request", "message": "The request body is malformed."}}

@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         max_http_buffer_size=MAX_CLIENT_MESSAGE,
         logger=QuietLogger(logging.getLogger("tidings.socketio")),
         engineio_logger=QuietLogger(logging.getLogger("tidings.engineio")),
+        throttle=app[THROTTLE],  # wrong tokens at connect spend the HTTP API's budget
     )
     sio.attach(app)
     app[SIO] = sio

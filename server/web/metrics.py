@@ -4,18 +4,23 @@ Counts of things that happen (events published, requests, store failures, merge 
 recorded where they happen: a middleware for HTTP, and thin wrappers that ``setup_metrics``
 puts around the service's store and publisher at startup, so the service itself stays free of
 metrics. Counts of things that *are* (sockets, subscriptions, SSE streams) are read at scrape
-time from the objects that already know them.
+time from the objects that already know them; so are the counts of refused input (malformed and
+binary packets, refused connections and connects, throttled credentials, parsing restarts and
+overruns), kept as plain numbers by the transport, the throttle and the parse pool, which know
+nothing of Prometheus.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from functools import partial
 from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 from tidings.constants import MAX_RECENT_JOBS, NAMESPACE
 from tidings.errors import StoreUnavailable
 from tidings.models import Snapshot
@@ -23,7 +28,8 @@ from tidings.realtime.namespace import JobNamespace
 from tidings.service import Publisher, event_name
 from tidings.store import Applied, Catchup, JobStore, Limits, Update
 from tidings.web.api import Handler
-from tidings.web.keys import METRICS, SIO, STREAMS
+from tidings.web.keys import METRICS, PIPELINES, SIO, STREAMS, THROTTLE
+from tidings.web.transport import CONNECT_REFUSALS, TidingsServer
 
 T = TypeVar("T")
 
@@ -81,6 +87,70 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+
+
+class RefusalCounters(Collector):
+    """The counts of refused input, read from the parts that keep them when ``/metrics`` is
+    scraped (each is zero where its part is missing)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        sio = self.app.get(SIO)
+        server = sio if isinstance(sio, TidingsServer) else None
+        engine = server.eio if server is not None else None
+        yield _counter(
+            "tidings_malformed_packets",
+            "Malformed Engine.IO or Socket.IO input (packets, frames, polling payloads), "
+            "binary included.",
+            engine.malformed if engine is not None else 0,
+        )
+        yield _counter(
+            "tidings_binary_packets_refused",
+            "Binary websocket frames, messages and Socket.IO packets refused.",
+            engine.binary if engine is not None else 0,
+        )
+        yield _counter(
+            "tidings_connections_refused",
+            "Socket.IO connections closed for malformed or binary input.",
+            engine.refused if engine is not None else 0,
+        )
+        connects = CounterMetricFamily(
+            "tidings_connects_refused",
+            "Socket.IO connects refused, by reason.",
+            labels=["reason"],
+        )
+        for reason in CONNECT_REFUSALS:
+            count = server.connects_refused[reason] if server is not None else 0
+            connects.add_metric([reason], count)
+        yield connects
+        throttled = CounterMetricFamily(
+            "tidings_auth_throttled",
+            "HTTP requests (429) and Socket.IO connects refused because their address presented "
+            "too many wrong credentials, by transport.",
+            labels=["transport"],
+        )
+        throttle = self.app.get(THROTTLE)
+        for transport in ("http", "socketio"):
+            throttled.add_metric([transport], throttle.refused[transport] if throttle else 0)
+        yield throttled
+        runner = self.app.get(PIPELINES)
+        pool = runner.parsing.pool if runner is not None else None
+        yield _counter(
+            "tidings_parse_pool_restarts",
+            "Times the upload parsing processes were replaced (an overrun, or a process died).",
+            pool.restarts if pool is not None else 0,
+        )
+        yield _counter(
+            "tidings_parse_overruns",
+            "Uploaded files whose parsing went past TIDINGS_PIPELINE_TIMEOUT.",
+            pool.overruns if pool is not None else 0,
+        )
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)
 
 
 class MeasuredStore:
@@ -194,6 +264,7 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 def setup_metrics(app: web.Application) -> None:
     app[METRICS] = Metrics()
+    app[METRICS].registry.register(RefusalCounters(app))
     app.middlewares.insert(0, count_requests)
     app.on_startup.append(_instrument)
     app.router.add_get("/metrics", metrics_view)

@@ -19,12 +19,20 @@ What ``TidingsServer`` and ``TidingsEngine`` add to their base classes, and why:
   ``max_msg_size`` bytes, so the websocket is opened with one byte more.
 - **A closed polling session is an unknown one.** The library raises ``KeyError`` (a 500) for a
   request to a session that has closed but is not yet forgotten; here it answers 400.
+- **Wrong tokens at connect spend the HTTP API's budget.** A connect refused ``unauthorized``
+  takes from its address's bucket of the ``FailureThrottle`` that answers HTTP 429; while that is
+  empty, a connect with a token is refused ``rate_limited``. One budget per address, whichever
+  way the guesses come.
+
+What each refusal counts (``malformed``, ``binary``, ``refused``, ``connects_refused``) is read
+by ``/metrics``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from typing import Any, Final
 
 import engineio
@@ -33,6 +41,7 @@ from aiohttp import WSCloseCode, web
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from engineio.async_socket import AsyncSocket
 from socketio import packet as sio_packet
+from tidings.web.api import FailureThrottle
 
 __all__ = ["LOG_INTERVAL", "MAX_STRIKES", "QuietLogger", "TidingsEngine", "TidingsServer"]
 
@@ -44,6 +53,8 @@ MAX_STRIKES: Final = 5
 LOG_INTERVAL: Final = 10.0
 #: Seconds a refused websocket waits for the client's close frame.
 CLOSE_TIMEOUT: Final = 2.0
+#: Why a connect is refused, as counted; anything else counts as ``other``.
+CONNECT_REFUSALS: Final = ("unauthorized", "rate_limited", "unavailable", "other")
 _ENGINE_TYPES: Final = frozenset("0123456")
 _WEBSOCKET: Final = web.RequestKey("tidings_websocket", web.WebSocketResponse)
 
@@ -119,7 +130,7 @@ class _WebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
         message = await self._sock.receive()
         data = message.data
         if isinstance(data, bytes):
-            self.server.strike(self.handler.__self__.sid, "binary websocket frame", fatal=True)
+            self.server.strike(self.handler.__self__.sid, "binary websocket frame", binary=True)
             raise OSError("binary frame")
         if not isinstance(data, str):
             raise OSError("closed")
@@ -157,11 +168,16 @@ class TidingsEngine(engineio.AsyncServer):  # type: ignore[misc]
         self.websockets: dict[str, web.WebSocketResponse] = {}
         self.strikes: dict[str, int] = {}
         self.malformed = 0
+        self.binary = 0
         self.refused = 0
 
-    def strike(self, sid: str, what: str, *, fatal: bool = False) -> bool:
-        """Count one malformed packet of ``sid``; True when the connection must now close."""
+    def strike(self, sid: str, what: str, *, fatal: bool = False, binary: bool = False) -> bool:
+        """Count one malformed packet of ``sid``; True when the connection must now close (at
+        once for a ``binary`` one)."""
         self.malformed += 1
+        if binary:
+            self.binary += 1
+            fatal = True
         socket = self.sockets.get(sid)
         if socket is None or socket.closed:
             return False  # already closing: nothing more to count against it
@@ -219,13 +235,39 @@ class TidingsServer(socketio.AsyncServer):  # type: ignore[misc]
 
     eio: TidingsEngine
 
+    def __init__(self, *, throttle: FailureThrottle | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.throttle = throttle
+        self.connects_refused: Counter[str] = Counter()
+
     def _engineio_server_class(self) -> type[TidingsEngine]:
         return TidingsEngine
+
+    async def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
+        """A connect (``sid, environ, auth``) is counted, and one with a token is throttled."""
+        if event != "connect" or len(args) < 2:
+            return await super()._trigger_event(event, namespace, *args)
+        request: web.Request = args[1]["aiohttp.request"]
+        address = request.remote or ""
+        auth = args[2] if len(args) > 2 else None
+        throttle = self.throttle if isinstance(auth, dict) and "token" in auth else None
+        try:
+            if throttle is not None and (wait := throttle.retry_after(address)) > 0:
+                throttle.refused["socketio"] += 1
+                retry_after = {"retry_after": max(1, round(wait))}
+                raise socketio.exceptions.ConnectionRefusedError("rate_limited", retry_after)
+            return await super()._trigger_event(event, namespace, *args)
+        except socketio.exceptions.ConnectionRefusedError as exc:
+            reason = exc.error_args.get("message")
+            self.connects_refused[reason if reason in CONNECT_REFUSALS else "other"] += 1
+            if throttle is not None and reason == "unauthorized":
+                throttle.failed(address)
+            raise
 
     async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
         eio = self.eio
         if not isinstance(data, str):
-            eio.strike(eio_sid, "binary message", fatal=True)
+            eio.strike(eio_sid, "binary message", binary=True)
             await eio.refuse(eio_sid)
             return
         try:
@@ -236,7 +278,7 @@ class TidingsServer(socketio.AsyncServer):  # type: ignore[misc]
             return
         kind = pkt.packet_type
         if kind in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK):
-            eio.strike(eio_sid, "binary Socket.IO packet", fatal=True)
+            eio.strike(eio_sid, "binary Socket.IO packet", binary=True)
             await eio.refuse(eio_sid)
             return
         namespace = pkt.namespace or "/"

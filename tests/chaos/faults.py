@@ -1,4 +1,5 @@
-"""Parts for the fault suite: worker and client-fleet processes, RSS from /proc, percentiles.
+"""Parts for the fault suite: worker and client-fleet processes, RSS from /proc, percentiles,
+and ``jobs_under_way``, the scene the Redis faults are played on.
 
 The processes are started by the test and ended by their pid (``Spawned.stop``), also when the
 test fails; one that a test SIGSTOPs is SIGCONT'd first.
@@ -7,15 +8,19 @@ test fails; one that a test SIGSTOPs is SIGCONT'd first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support import ROOT
+from tests.cluster.parts import seq_on, until
+from tests.support import ROOT, RedisServer, ServerProcess
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -111,3 +116,70 @@ def fleet(url: str, prefix: str, jobs: int, clients: int, out: Path, **more: int
 
 def read_fleet(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+async def reached(url: str, job_id: str, seq: int) -> bool:
+    """Whether the node reports ``job_id`` at ``seq`` or past it."""
+    return await seq_on(url, job_id) >= seq
+
+
+@dataclass(frozen=True)
+class UnderWay:
+    """The parts ``jobs_under_way`` started, for the fault to be played on."""
+
+    redis: RedisServer
+    node: ServerProcess
+    clients: Spawned
+    feeder: Spawned
+    #: Where the fleet writes each client's record (``read_fleet``), once it is done.
+    out: Path
+
+    async def finish(self) -> dict[str, Any]:
+        """Wait until the worker has sent every update and the clients have seen every job end;
+        the worker's summary."""
+        summary = await self.feeder.finish(within=60)
+        await self.clients.line("done", within=60)
+        return summary
+
+
+@contextlib.asynccontextmanager
+async def jobs_under_way(
+    tmp_path: Path,
+    prefix: str,
+    *,
+    jobs: int,
+    clients: int,
+    updates: int,
+    rate: float,
+    started: int,
+    **fleet_options: int,
+) -> AsyncIterator[UnderWay]:
+    """A private Redis without persistence, one node on it (probing its subscription every
+    0.5 s), ``clients`` fleet clients watching ``jobs`` jobs and a worker sending ``updates`` to
+    each at ``rate`` a second in all; entered once the last job has reached seq ``started``.
+    Everything is stopped on the way out, by pid, whatever the test did to it."""
+    redis = RedisServer(tmp_path)
+    node = ServerProcess(
+        {"TIDINGS_REDIS_URL": redis.url, "TIDINGS_PROBE_INTERVAL": "0.5"}, tmp_path / "node.log"
+    )
+    out = tmp_path / "fleet.jsonl"
+    spawned: list[Spawned] = []
+    try:
+        redis.start()
+        await asyncio.to_thread(node.start)
+        watching = fleet(node.url, prefix, jobs, clients, out, **fleet_options)
+        spawned.append(watching)
+        await watching.start()
+        await watching.line("ready", within=30)
+        feeder = worker(redis.url, prefix, jobs, updates, rate)
+        spawned.append(feeder)
+        await feeder.start()
+        last = f"{prefix}{jobs - 1}"
+        await until(lambda: reached(node.url, last, started), what=f"{last} at seq {started}")
+        yield UnderWay(redis, node, watching, feeder, out)
+    finally:
+        for each in spawned:
+            await each.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(node.stop)
+        redis.stop()

@@ -46,6 +46,15 @@ def node(tmp_path: Path, **env: str) -> Iterator[ServerProcess]:
         process.stop()
 
 
+def slow_csv() -> bytes:
+    """A well-formed CSV of about 12 MB: over a second of parsing, far past a 0.2 s budget."""
+    rows = ["id,name,amount,date,email"] + [
+        f"{i},name {i},{i * 1.5:.2f},2024-01-{i % 28 + 1:02d},u{i}@example.com"
+        for i in range(200_000)
+    ]
+    return "\n".join(rows).encode()
+
+
 def _status(pid: int) -> dict[str, int]:
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -198,6 +207,39 @@ class Control:
 async def control(url: str, secret: str | None = None) -> AsyncIterator[Control]:
     async with Control(url, secret) as running:
         yield running
+
+
+async def socketio_connect(url: str, auth: dict[str, Any], transport: str, address: str) -> Any:
+    """A real Socket.IO client connecting from ``address`` (any of 127.0.0.0/8, so that the
+    per-address throttle sees another client): ``True`` when it connected, else the data of
+    the ``connect_error`` that refused it.
+
+    After a refusal over polling, the client's goodbye (which its own ``connect`` says too)
+    now and then waits for the server's next ping, 25 s, with or without this change: so it
+    waits for the outcome itself, and leaves a refused connection without the goodbye.
+    """
+    import socketio
+
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+    client = socketio.AsyncClient(reconnection=False, http_session=session)
+    outcome: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def settle(result: Any) -> None:
+        if not outcome.done():
+            outcome.set_result(result)
+
+    client.on("connect", lambda: settle(True))
+    client.on("connect_error", settle)
+    try:
+        await client.connect(url, auth=auth, transports=[transport], wait=False)
+        return await asyncio.wait_for(outcome, 10)
+    finally:
+        if outcome.done() and outcome.result() is True:
+            await client.disconnect()
+        else:
+            await client.eio.disconnect(abort=True)
+        await client.shutdown()
+        await session.close()
 
 
 class RawWebSocket:

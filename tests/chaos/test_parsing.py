@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.support import children, control, node, peak_rss
+from tests.chaos.support import children, control, node, peak_rss, slow_csv
 from tests.ingest.support import finished, upload
 from tests.support import ServerProcess
 
@@ -40,11 +40,7 @@ async def test_a_sniffer_bomb_does_not_stall_other_users(server: ServerProcess) 
 
 
 async def test_parsing_past_the_budget_fails_with_a_sentence(tmp_path: Path) -> None:
-    rows = ["id,name,amount,date,email"] + [
-        f"{i},name {i},{i * 1.5:.2f},2024-01-{i % 28 + 1:02d},u{i}@example.com"
-        for i in range(200_000)
-    ]
-    slow = "\n".join(rows).encode()  # ≈ 12 MB: over a second of parsing, against 0.2 s
+    slow = slow_csv()
     env = {"TIDINGS_PIPELINE_TIMEOUT": "0.2", "TIDINGS_PIPELINE_PROCESSES": "1"}
     with node(tmp_path, **env) as server:
         async with control(server.url):

@@ -14,8 +14,8 @@ import contextlib
 import time
 from pathlib import Path
 
-from tests.chaos.faults import Spawned, figures, fleet, read_fleet, worker
-from tests.cluster.parts import seq_on, until
+from tests.chaos.faults import Spawned, figures, fleet, reached, read_fleet, worker
+from tests.cluster.parts import until
 from tests.support import ServerProcess
 
 CLIENTS = 1000
@@ -49,7 +49,7 @@ async def test_a_thousand_clients_reconnect_after_a_node_restart_and_miss_nothin
         spawned.append(feeder)
         await feeder.start()
         await until(
-            lambda: _at_least(node.url, f"{PREFIX}{JOBS - 1}", UPDATES // 4), what="a quarter"
+            lambda: reached(node.url, f"{PREFIX}{JOBS - 1}", UPDATES // 4), what="a quarter"
         )
 
         assert node.process is not None
@@ -95,7 +95,3 @@ async def test_a_thousand_clients_reconnect_after_a_node_restart_and_miss_nothin
         f"\ncontrol clients (no since): {len(plain)}, events lost each: "
         f"{sorted(len(hole) for hole in holes)}"
     )
-
-
-async def _at_least(url: str, job_id: str, seq: int) -> bool:
-    return await seq_on(url, job_id) >= seq

@@ -12,14 +12,11 @@ the old epoch; each job's new epoch is contiguous, 1..N in the store's history.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 from typing import Any
 
-from tests.chaos.faults import Spawned, fleet, read_fleet, worker
-from tests.cluster.parts import seq_on, until
-from tests.support import RedisServer, ServerProcess, http_json
+from tests.chaos.faults import jobs_under_way, read_fleet
+from tests.support import http_json
 
 JOBS = 20
 CLIENTS = 60
@@ -45,45 +42,33 @@ def violations(log: list[list[Any]]) -> list[str]:
 async def test_a_redis_that_forgets_everything_moves_every_client_to_the_new_epoch(
     tmp_path: Path,
 ) -> None:
-    redis = RedisServer(tmp_path)  # no appendonly file, no snapshots: a restart forgets all
-    node = ServerProcess(
-        {"TIDINGS_REDIS_URL": redis.url, "TIDINGS_PROBE_INTERVAL": "0.5"}, tmp_path / "node.log"
+    # jobs_under_way's Redis keeps no appendonly file and no snapshots: a restart forgets all.
+    scene = jobs_under_way(
+        tmp_path,
+        PREFIX,
+        jobs=JOBS,
+        clients=CLIENTS,
+        updates=UPDATES,
+        rate=RATE,
+        started=UPDATES // 3,
     )
-    out = tmp_path / "fleet.jsonl"
-    spawned: list[Spawned] = []
-    try:
-        redis.start()
-        await asyncio.to_thread(node.start)
-        clients = fleet(node.url, PREFIX, JOBS, CLIENTS, out)
-        spawned.append(clients)
-        await clients.start()
-        await clients.line("ready", within=30)
-        feeder = worker(redis.url, PREFIX, JOBS, UPDATES, RATE)
-        spawned.append(feeder)
-        await feeder.start()
-        await until(lambda: _at_least(node.url, f"{PREFIX}{JOBS - 1}", UPDATES // 3), what="1/3")
-        old = {f"{PREFIX}{i}": await _job(node.url, f"{PREFIX}{i}") for i in range(JOBS)}
+    async with scene as run:
+        url = run.node.url
+        old = {f"{PREFIX}{i}": await _job(url, f"{PREFIX}{i}") for i in range(JOBS)}
 
-        redis.crash()
-        redis.start()  # the same port, empty
+        run.redis.crash()
+        run.redis.start()  # the same port, empty
 
-        summary = await feeder.finish(within=60)
-        await clients.line("done", within=60)
-        new = {job_id: await _job(node.url, job_id) for job_id in old}
+        summary = await run.finish()
+        new = {job_id: await _job(url, job_id) for job_id in old}
         histories = {
-            job_id: await _history(node.url, job_id, job["epoch"]) for job_id, job in new.items()
+            job_id: await _history(url, job_id, job["epoch"]) for job_id, job in new.items()
         }
-    finally:
-        for each in spawned:
-            await each.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(node.stop)
-        redis.stop()
 
     for job_id, job in new.items():
         assert job["epoch"] != old[job_id]["epoch"] and job["status"] == "done", job
         assert histories[job_id] == list(range(1, job["seq"] + 1)), job_id
-    watchers = read_fleet(out)
+    watchers = read_fleet(run.out)
     assert len(watchers) == CLIENTS
     resyncs = []
     for client in watchers:
@@ -125,7 +110,3 @@ async def _history(url: str, job_id: str, epoch: str) -> list[int]:
     status, read = await http_json("GET", f"{url}/api/jobs/{job_id}/events?epoch={epoch}&since=0")
     assert status == 200 and read["recovered"], read
     return [event["seq"] for event in read["events"]]
-
-
-async def _at_least(url: str, job_id: str, seq: int) -> bool:
-    return await seq_on(url, job_id) >= seq

@@ -14,7 +14,6 @@ timing). How long delivery stalled and the latency after the resume are printed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
 import signal
@@ -23,9 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.chaos.faults import Spawned, figures, fleet, read_fleet, worker
-from tests.cluster.parts import seq_on, until
-from tests.support import RedisServer, ServerProcess
+from tests.chaos.faults import figures, jobs_under_way, read_fleet
 
 PAUSE = 5.0
 JOBS = 8
@@ -39,44 +36,30 @@ HEALTHZ_BOUND = 5.0
 
 
 async def test_a_redis_frozen_for_five_seconds_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path)
-    node = ServerProcess(
-        {"TIDINGS_REDIS_URL": redis.url, "TIDINGS_PROBE_INTERVAL": "0.5"}, tmp_path / "node.log"
-    )
-    out = tmp_path / "fleet.jsonl"
-    spawned: list[Spawned] = []
     healthz: list[tuple[int, float]] = []
-    try:
-        redis.start()
-        await asyncio.to_thread(node.start)
-        clients = fleet(node.url, PREFIX, JOBS, CLIENTS, out, plain=PLAIN)
-        spawned.append(clients)
-        await clients.start()
-        await clients.line("ready", within=30)
-        feeder = worker(redis.url, PREFIX, JOBS, UPDATES, RATE)
-        spawned.append(feeder)
-        await feeder.start()
-        await until(lambda: _at_least(node.url, f"{PREFIX}{JOBS - 1}", UPDATES // 4), what="1/4")
-
-        assert redis.process is not None
-        os.kill(redis.process.pid, signal.SIGSTOP)
+    scene = jobs_under_way(
+        tmp_path,
+        PREFIX,
+        jobs=JOBS,
+        clients=CLIENTS,
+        updates=UPDATES,
+        rate=RATE,
+        started=UPDATES // 4,
+        plain=PLAIN,
+    )
+    async with scene as run:
+        assert run.redis.process is not None
+        os.kill(run.redis.process.pid, signal.SIGSTOP)
         try:
             paused_at = time.time()
-            await _probe_healthz(node.url, PAUSE, healthz)
+            await _probe_healthz(run.node.url, PAUSE, healthz)
         finally:
-            os.kill(redis.process.pid, signal.SIGCONT)
+            os.kill(run.redis.process.pid, signal.SIGCONT)
         resumed_at = time.time()
 
-        summary = await feeder.finish(within=60)
-        await clients.line("done", within=60)
-    finally:
-        for each in spawned:
-            await each.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(node.stop)
-        redis.stop()
+        summary = await run.finish()
 
-    watchers = read_fleet(out)
+    watchers = read_fleet(run.out)
     assert len(watchers) == CLIENTS
     plain = [client for client in watchers if client["plain"]]
     watchers = [client for client in watchers if not client["plain"]]
@@ -114,7 +97,3 @@ async def _probe_healthz(url: str, within: float, sink: list[tuple[int, float]])
                 await reply.read()
                 sink.append((reply.status, time.monotonic() - started))
             await asyncio.sleep(0.2)
-
-
-async def _at_least(url: str, job_id: str, seq: int) -> bool:
-    return await seq_on(url, job_id) >= seq
