@@ -104,6 +104,26 @@ class RedisClusterProcesses:
             index += 1
         return list(jobs.values())
 
+    def move_slot(self, name: str, to: RedisServer) -> None:
+        """Migrate the slot of a key or shard channel, with its keys, to another master, as
+        ``redis-cli --cluster reshard`` does: the new owner first, the old one last."""
+        slot = key_slot(name.encode())
+        source = self.master_of(name)
+        ids = {}
+        for master in self.masters():
+            with redis.Redis(port=master.port, decode_responses=True) as client:
+                ids[master.port] = client.execute_command("CLUSTER", "MYID")
+        with redis.Redis(port=to.port) as target, redis.Redis(port=source.port) as origin:
+            target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.port])
+            origin.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to.port])
+            keys = origin.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+            if keys:
+                origin.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *keys)
+        others = [master for master in self.masters() if master not in (source, to)]
+        for master in [to, *others, source]:
+            with redis.Redis(port=master.port) as client:
+                client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[to.port])
+
     def replicated(self, master: RedisServer) -> bool:
         """Its replicas have everything it has: a failover now loses no acknowledged write."""
         with redis.Redis(port=master.port, decode_responses=True) as client:

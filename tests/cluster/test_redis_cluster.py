@@ -55,6 +55,7 @@ class ShardListener:
         self.jobs = jobs
         self.sharded = sharded
         self.heard: dict[str, list[int]] = {job: [] for job in jobs}
+        self.taken: list[str] = []  # channels Redis unsubscribed (their slot moved)
         self.error: Exception | None = None
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -76,6 +77,9 @@ class ShardListener:
             self._subscribed.set()
             while True:
                 reply = await connection.read_response(push_request=True)
+                if reply[0] == "sunsubscribe":
+                    self.taken.append(reply[1])
+                    continue
                 event = json.loads(reply[2])["data"]
                 self.heard[event["job_id"]].append(event["seq"])
         except Exception as exc:
@@ -256,6 +260,46 @@ async def test_a_master_killed_mid_job_fails_over_and_the_client_catches_up(
     # The node lost its subscription with the master, so it had its clients catch up.
     assert watcher.reconnects >= 1
     assert stale.heard[job] and stale.heard[job][-1] < count
+
+
+async def test_a_watched_jobs_slot_moved_mid_job_is_followed_to_its_new_master(
+    cluster: RedisClusterProcesses, tmp_path: Path
+) -> None:
+    count = 40
+    moving, staying = cluster.one_job_per_master("moving")[:2]
+    source = cluster.master_of(job_channel(moving))
+    target = cluster.master_of(job_channel(staying))
+    async with running_nodes(tmp_path, {"TIDINGS_REDIS_URL": cluster.url}) as (node,):
+        watcher = await RoamingWatcher([node.url]).connect()
+        # The control: a subscription on the old owner, which Redis unsubscribes when the slot
+        # leaves it and which hears nothing of the job after that.
+        stale = await ShardListener(source.port, [moving], sharded=True).start()
+        worker = Worker(cluster.url, moving, count, tmp_path / "acked", 0.05)
+        try:
+            for job in (moving, staying):
+                assert (await watcher.subscribe(job))["ok"]
+            await worker.start()
+            await eventually(lambda: len(watcher.seqs(moving)) >= 10, within=30, what="10 events")
+            await asyncio.to_thread(cluster.move_slot, job_channel(moving), target)
+            summary = await worker.finish()
+            await eventually(
+                lambda: watcher.seqs(moving) == list(range(1, count + 1)),
+                within=30,
+                what="every seq on the new master",
+            )
+            await until(
+                lambda: _true(shard_subscribers(cluster, moving)[target.port] == 1),
+                what="the job subscribed on its new master",
+            )
+            assert shard_subscribers(cluster, moving)[source.port] == 0
+        finally:
+            await stale.stop()
+            await worker.stop()
+            await watcher.close()
+    assert summary["errors"] == 0
+    assert [ack["row"] for ack in worker.acked()] == list(range(1, count + 1))
+    assert stale.taken == [job_channel(moving)]
+    assert stale.heard[moving] and stale.heard[moving][-1] < count
 
 
 async def _true(value: bool) -> bool:
