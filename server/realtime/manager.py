@@ -62,8 +62,6 @@ START_TIMEOUT = 5.0
 #: Bound on waiting for Redis to confirm a room's subscription before a watcher's read.
 CONFIRM_TIMEOUT = 5.0
 
-_MESSAGES = frozenset({"message", "smessage"})
-
 
 class RedisManager(FanoutManager):
     """The local fan-out, fed by the Redis channels of the rooms it has watchers in."""
@@ -270,7 +268,9 @@ class RedisManager(FanoutManager):
         self._arranging.set()
         logger.warning("Redis moved %s off %s; subscribing it again", name, link.address)
 
-    async def hear(self, link: Link, kind: str, name: str, data: Any) -> None:
+    async def answered(self, link: Link) -> None:
+        """Its first answer is the confirmation of the probe, subscribed first: the channels
+        lost before it are subscribed (or about to be) on a connection that works."""
         self._settled.set()
         if link.fresh:
             link.fresh = False
@@ -280,8 +280,8 @@ class RedisManager(FanoutManager):
             if healed:
                 self._lost -= healed
                 await self._catch_up_clients()
-        if kind not in _MESSAGES:
-            return
+
+    async def message(self, link: Link, name: str, data: Any) -> None:
         self.heard[name] += 1
         channel = self._channels.get(name)
         if channel is None or channel.link is not link:

@@ -25,6 +25,7 @@ from redis.asyncio.connection import AbstractConnection, ConnectionPool
 #: Where a link connects: a cluster master's (host, port), or None for the URL's own Redis.
 Address = tuple[str, int] | None
 
+_MESSAGES = frozenset({"message", "smessage"})
 _CONFIRMS = frozenset({"subscribe", "ssubscribe"})
 _ENDS = frozenset({"unsubscribe", "sunsubscribe"})
 
@@ -50,7 +51,10 @@ class Channel:
 class Owner(Protocol):
     """What a link tells its manager."""
 
-    async def hear(self, link: Link, kind: str, name: str, data: Any) -> None: ...
+    async def message(self, link: Link, name: str, data: Any) -> None: ...
+
+    async def answered(self, link: Link) -> None:
+        """Redis answered a command of the link's (the first answer: the link works)."""
 
     def taken(self, link: Link, name: str) -> None:
         """Redis unsubscribed a channel nobody asked to leave (its slot moved)."""
@@ -141,7 +145,12 @@ class Link:
                 reply = await connection.read_response(push_request=True)
                 if writer.done():
                     writer.result()  # a failed write ends this subscription
-                await self._take(reply)
+                self.last_heard = time.monotonic()
+                if isinstance(reply, list) and len(reply) >= 3:
+                    if reply[0] in _MESSAGES:  # the hot path: one call per message
+                        await self.owner.message(self, reply[1], reply[2])
+                    else:
+                        await self._answer(reply[0], reply[1])
         finally:
             self._outbox = None
             if writer is not None:
@@ -160,11 +169,7 @@ class Link:
         while True:
             await connection.send_command(*await outbox.get(), check_health=False)
 
-    async def _take(self, reply: Any) -> None:
-        self.last_heard = time.monotonic()
-        kind, name, data = "", "", None
-        if isinstance(reply, list) and len(reply) >= 3:
-            kind, name, data = str(reply[0]), str(reply[1]), reply[2]
+    async def _answer(self, kind: str, name: str) -> None:
         if kind in _CONFIRMS:
             waiting = self._unconfirmed.get(name)
             if waiting:
@@ -178,4 +183,4 @@ class Link:
                     del self._leaving[name]
             elif name in self.channels:
                 self.owner.taken(self, name)
-        await self.owner.hear(self, kind, name, data)
+        await self.owner.answered(self)
