@@ -26,16 +26,6 @@ from tests.support import ServerProcess, Watcher, eventually, http_json
 UPDATES = 25
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
-    """Three masters, shared by the tests that kill none of them (their job ids differ)."""
-    processes = RedisClusterProcesses(tmp_path_factory.mktemp("cluster"))
-    try:
-        yield processes.start()
-    finally:
-        processes.stop()
-
-
 @pytest.fixture
 async def nodes(
     cluster: RedisClusterProcesses, tmp_path: Path
