@@ -8,8 +8,8 @@ order: the pipeline runs its scripts in the order they were called.
 The same store runs on a single Redis and on a Redis Cluster (``connect`` tells them apart). No
 command touches two slots: a job's keys share its hash tag, and what spans jobs (the recent
 list, an owner's list) is written and read key by key. On a cluster a pipeline is redis-py's
-cluster pipeline, which sends each node its commands; it has no MULTI, so the reads that are one
-transaction on a single Redis are plain pipelines there (see ``read``).
+cluster pipeline, which sends each node its commands; it has no MULTI, so a job is read at one
+instant by a script (read_job.lua), as it is merged by one.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from tidings.wire import Event, Snapshot, StepEntry
 logger = logging.getLogger(__name__)
 
 _SCRIPT = resources.files(__package__).joinpath("apply_update.lua").read_text()
+_READ = resources.files(__package__).joinpath("read_job.lua").read_text()
 
 
 @asynccontextmanager
@@ -103,6 +104,7 @@ class RedisStore:
         self.client = client
         self.limits = limits or Limits()
         self._script = register(client, _SCRIPT)
+        self._read = register(client, _READ)
         self._rules: tuple[Limits, str] | None = None
         self._queued: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()
@@ -227,24 +229,17 @@ class RedisStore:
     async def read(
         self, job_id: str, epoch: str | None = None, since: int | None = None
     ) -> Catchup:
-        keys = constants.job_keys(job_id)
-        # One transaction on a single Redis. A cluster pipeline has none: an update merged
-        # between two of these reads shows as events the job's seq does not reach yet, which
-        # the check below turns into a snapshot (the client then applies that update live).
-        single = not isinstance(self.client, RedisCluster)
-        async with _store_errors(), self.client.pipeline(transaction=single) as pipe:
-            pipe.hgetall(keys[0])
-            pipe.hgetall(keys[1])
-            pipe.lrange(keys[2], 0, -1)
-            if since is not None:
-                pipe.xrange(keys[3], min=f"{since + 1}-0")
-            replies = await pipe.execute()
-        job = _snapshot(replies[0], replies[1], replies[2])
+        first = "" if since is None else f"{since + 1}-0"
+        async with _store_errors():  # read_job.lua: one instant, on a cluster too (no MULTI)
+            flat_job, flat_extra, steps, entries = await self._read(
+                keys=constants.job_keys(job_id), args=[first]
+            )
+        job = _snapshot(_pairs(flat_job), _pairs(flat_extra), steps)
         if job is None or epoch is None or since is None:
             return Catchup(job, [], False)
         if epoch != job["epoch"] or since > job["seq"]:
             return Catchup(job, [], False)
-        events = [cast(Event, json.loads(fields["e"])) for _, fields in replies[3]]
+        events = [cast(Event, json.loads(_pairs(fields)["e"])) for _, fields in entries]
         if any(event["epoch"] != epoch for event in events):
             return Catchup(job, [], False)
         expected = list(range(since + 1, job["seq"] + 1))
@@ -321,6 +316,11 @@ class RedisPublisher:
                         "SPUBLISH" if channel[1] else "PUBLISH", channel[0], message
                     )
             await pipe.execute()
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """A hash as a script returns it (field, value, field, value …) as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _snapshot(job: dict[str, str], extra: dict[str, str], steps: list[str]) -> Snapshot | None:
