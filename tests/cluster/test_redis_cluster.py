@@ -204,7 +204,7 @@ async def test_a_master_killed_mid_job_fails_over_and_the_client_catches_up(
     replicated_cluster: RedisClusterProcesses, tmp_path: Path
 ) -> None:
     cluster = replicated_cluster
-    count = 60
+    count = 150  # 7.5 s of updates: the kill falls well within the job
     job = cluster.one_job_per_master("failover")[0]
     master = cluster.master_of(job_channel(job))
     url = next(server.url for server in cluster.servers if server is not master)
@@ -220,6 +220,8 @@ async def test_a_master_killed_mid_job_fails_over_and_the_client_catches_up(
             await eventually(lambda: len(watcher.seqs(job)) >= 10, within=30, what="10 events")
             await until(lambda: _true(cluster.replicated(master)), what="the replica in sync")
             master.crash()
+            killed_at = max(watcher.seqs(job))
+            assert killed_at < count, "the job ended before its master was killed"
             await until(
                 lambda: _true(cluster.master_of(job_channel(job)) is not master),
                 what="a replica promoted",
@@ -255,7 +257,7 @@ async def test_a_master_killed_mid_job_fails_over_and_the_client_catches_up(
 async def test_a_watched_jobs_slot_moved_mid_job_is_followed_to_its_new_master(
     cluster: RedisClusterProcesses, tmp_path: Path
 ) -> None:
-    count = 40
+    count = 100  # 5 s of updates: the move falls well within the job
     moving, staying = cluster.one_job_per_master("moving")[:2]
     source = cluster.master_of(job_channel(moving))
     target = cluster.master_of(job_channel(staying))
@@ -271,6 +273,8 @@ async def test_a_watched_jobs_slot_moved_mid_job_is_followed_to_its_new_master(
             await worker.start()
             await eventually(lambda: len(watcher.seqs(moving)) >= 10, within=30, what="10 events")
             await asyncio.to_thread(cluster.move_slot, job_channel(moving), target)
+            moved_at = max(watcher.seqs(moving))
+            assert moved_at < count, "the job ended before its slot moved"
             summary = await worker.finish()
             await eventually(
                 lambda: watcher.seqs(moving) == list(range(1, count + 1)),
