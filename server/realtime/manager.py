@@ -24,8 +24,8 @@ manager adds to the local ``FanoutManager``, and why:
   ``listening`` is false until they hear again, and ``/readyz`` reports that.
 - Catch-up after a gap. Events published while a node was not subscribed to a channel it needs
   (its connection failed, its master died, its slot moved) never reached it, and its clients
-  cannot tell what they missed. So when the new subscription of such a channel hears its first
-  message, the node closes its Socket.IO connections at the transport (clients reconnect and
+  cannot tell what they missed. So when the connection that subscribes such a channel again
+  first answers, the node closes its Socket.IO connections at the transport (clients reconnect and
   re-subscribe with ``epoch`` and ``since``, as after a node's death) and tells its room
   listeners (SSE streams) to catch up from the store.
 """
@@ -179,12 +179,12 @@ class RedisManager(FanoutManager):
         return (str(node.host), int(node.port))
 
     def _assign(self, channel: Channel) -> None:
-        """Subscribe a new channel on the link of its master, if there is one now; otherwise
-        the arranging task makes that link (after the backoff, if links are failing)."""
+        """Subscribe a new channel on the link of its master, if there is one now (a master
+        that is down does not hold up the others); otherwise the arranging task makes that
+        link, after the backoff if links are failing."""
         link = None
-        if not self._failed and not self._stale:
-            with contextlib.suppress(Exception):  # a slot no master owns: arranging waits
-                link = self._links.get(self._address_of(channel))
+        with contextlib.suppress(Exception):  # no slot table yet: arranging reads it
+            link = self._links.get(self._address_of(channel))
         if link is None:
             self._arranging.set()
         else:
