@@ -11,6 +11,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -19,7 +20,7 @@ from redis.exceptions import ResponseError
 from tidings.constants import job_channel
 
 from tests.cluster.conftest import running_nodes
-from tests.cluster.parts import RoamingWatcher, Worker, until
+from tests.cluster.parts import RoamingWatcher, Worker, collect_stream, until
 from tests.cluster.redis_cluster import RedisClusterProcesses
 from tests.support import ServerProcess, Watcher, eventually, http_json
 
@@ -103,6 +104,7 @@ async def test_jobs_on_every_master_reach_clients_on_both_nodes_once_and_in_orde
     # The control: a node subscribed as on a single Redis, on the node its URL names, hears
     # nothing of the jobs of the other masters (SPUBLISH stays on the job's shard).
     naive = ShardListener(cluster.servers[0].port, jobs, sharded=False)
+    stream: asyncio.Task[None] | None = None
     try:
         for watcher in [*watching, owner_only]:
             await watcher.connect()
@@ -112,8 +114,18 @@ async def test_jobs_on_every_master_reach_clients_on_both_nodes_once_and_in_orde
                 assert (await watcher.subscribe(job))["ok"]
         for worker in workers:
             await worker.start()
+        # And an SSE stream on B of the first job, from the snapshot on: SSE parity.
+        await eventually(lambda: watching[1].seqs(jobs[0]), what="the first job made")
+        streamed: list[tuple[str, dict[str, Any]]] = []
+        stream = asyncio.create_task(collect_stream(f"{b.url}/api/jobs/{jobs[0]}/stream", streamed))
         for worker in workers:
             assert (await worker.finish())["errors"] == 0
+        async with asyncio.timeout(20):
+            await stream  # it ends after the terminal event
+        assert streamed[0][0] == "snapshot"
+        first = streamed[0][1]["seq"]
+        assert [data["seq"] for _, data in streamed] == list(range(first, UPDATES + 1))
+        assert streamed[-1][0] == "job_complete"
         for watcher in [*watching, owner_only]:
             for job in jobs:
                 await eventually(
@@ -141,6 +153,8 @@ async def test_jobs_on_every_master_reach_clients_on_both_nodes_once_and_in_orde
                 foreign = next(j for j in jobs if cluster.master_of(job_channel(j)) != wrong)
                 client.execute_command("SSUBSCRIBE", job_channel(foreign))
     finally:
+        if stream is not None:
+            stream.cancel()
         await naive.stop()
         for worker in workers:
             await worker.stop()
