@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, cast
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 from tidings.errors import StoreUnavailable
 from tidings.ingest.keys import (
@@ -29,6 +29,7 @@ from tidings.ingest.keys import (
     ingest_seen_key,
     ingest_sketches_key,
 )
+from tidings.store.redis_store import Client, register
 
 __all__ = [
     "ANONYMOUS_SCOPE",
@@ -221,9 +222,9 @@ def _seen_of(text: str) -> Seen:
 class RedisRegistry:
     """The memory shared by every node, in the nodes' Redis; expires INGEST_TTL after use."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: Client) -> None:
         self.client = client
-        self._release = client.register_script(_RELEASE)
+        self._release = register(client, _RELEASE)
 
     async def claim(self, scope: str, sha256: str, job_id: str, filename: str) -> Seen | None:
         key = ingest_seen_key(scope)
@@ -278,7 +279,10 @@ class RedisRegistry:
             }
         )
         with _redis_errors():
-            async with self.client.pipeline(transaction=True) as pipe:
+            # One transaction on a single Redis; a cluster pipeline has none (one scope's keys
+            # share a slot, so its commands still go to one node, in this order).
+            single = not isinstance(self.client, RedisCluster)
+            async with self.client.pipeline(transaction=single) as pipe:
                 pipe.hset(
                     seen_key,
                     file.sha256,

@@ -40,7 +40,7 @@ from .llm import LLMConfig, TemplateAuthor, check_template, is_llm_step
 from .template import Template
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from redis.asyncio import Redis, RedisCluster
 
 __all__ = ["MessageWriter", "template_cache_key"]
 
@@ -91,7 +91,7 @@ class MessageWriter:
     def __init__(
         self,
         llm: LLMConfig | None = None,
-        redis: Redis | None = None,
+        redis: Redis | RedisCluster | None = None,
         *,
         retry_cooldown: float = DEFAULT_RETRY_COOLDOWN,
     ) -> None:

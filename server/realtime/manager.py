@@ -13,20 +13,21 @@ manager adds to the local ``FanoutManager``, and why:
   published before is in the read (the client drops a repeat by ``seq``).
 - What arrives is delivered to the local room only, never published again. A socket in both
   the job's room and its owner's room gets the event once, from the job's channel.
-- One subscription connection of its own, made again with capped exponential backoff after any
-  failure, re-subscribing every channel the node needs.
-- A probe, published every ``probe_interval`` seconds on a channel of this node's own. A
-  subscription can stay connected yet stop receiving (a proxy or failover dropped it); when
-  nothing at all has been heard for three intervals it is made afresh. ``listening`` is false
-  until it hears again, and ``/readyz`` reports that.
-- Catch-up after a gap. Events published while a node was not subscribed never reached it, and
-  its clients cannot tell what they missed. So when a new subscription hears its first message,
-  the node closes its Socket.IO connections at the transport (clients reconnect and re-subscribe
-  with ``epoch`` and ``since``, as after a node's death) and tells its room listeners (SSE
-  streams) to catch up from the store.
-
-The connection is redis-py's own (parsing, AUTH and TLS from the URL), driven directly: redis-py
-5's asyncio ``PubSub`` knows no shard channels.
+- One subscription connection on a single Redis; on a Redis Cluster, one per master that owns
+  a watched job's slot (a shard channel is heard only there), the owners' channels and the
+  probe on the master of the probe's slot (classic ``PUBLISH`` reaches every node of a
+  cluster, so any one would do). Each is made again, with capped exponential backoff, after any
+  failure, re-subscribing its channels on whichever master owns them then.
+- A probe, published every ``probe_interval`` seconds on a channel of this node's own, which
+  every connection subscribes. A subscription can stay connected yet stop receiving (a proxy or
+  failover dropped it); when one has heard nothing for three intervals it is made afresh.
+  ``listening`` is false until they hear again, and ``/readyz`` reports that.
+- Catch-up after a gap. Events published while a node was not subscribed to a channel it needs
+  (its connection failed, its master died, its slot moved) never reached it, and its clients
+  cannot tell what they missed. So when the connection that subscribes such a channel again
+  first answers, the node closes its Socket.IO connections at the transport (clients reconnect and
+  re-subscribe with ``epoch`` and ``since``, as after a node's death) and tells its room
+  listeners (SSE streams) to catch up from the store.
 """
 
 from __future__ import annotations
@@ -35,19 +36,18 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import secrets
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import Counter
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.asyncio.cluster import RedisCluster
 from tidings.constants import NAMESPACE, job_room, probe_channel, room_channel
 from tidings.errors import StoreUnavailable
 from tidings.realtime.connections import close_all
 from tidings.realtime.fanout import FanoutManager
+from tidings.realtime.subscription import Address, Channel, Link
+from tidings.store.redis_store import Client, connect
 
 logger = logging.getLogger(__name__)
 
@@ -62,25 +62,6 @@ START_TIMEOUT = 5.0
 #: Bound on waiting for Redis to confirm a room's subscription before a watcher's read.
 CONFIRM_TIMEOUT = 5.0
 
-_CONFIRMS = frozenset({"subscribe", "ssubscribe"})
-_MESSAGES = frozenset({"message", "smessage"})
-
-
-@dataclass(eq=False, slots=True)
-class _Channel:
-    """A channel the node needs, for one room; ``confirmed`` once Redis said so."""
-
-    name: str
-    room: str
-    sharded: bool
-    confirmed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def subscribe(self) -> tuple[str, str]:
-        return ("SSUBSCRIBE" if self.sharded else "SUBSCRIBE", self.name)
-
-    def unsubscribe(self) -> tuple[str, str]:
-        return ("SUNSUBSCRIBE" if self.sharded else "UNSUBSCRIBE", self.name)
-
 
 class RedisManager(FanoutManager):
     """The local fan-out, fed by the Redis channels of the rooms it has watchers in."""
@@ -91,28 +72,38 @@ class RedisManager(FanoutManager):
         self.probe_interval = probe_interval
         self.node_id = secrets.token_urlsafe(9)
         self.probe = probe_channel(self.node_id)
-        self.last_heard = -math.inf
         self.resubscribes = 0
         #: Messages heard, by channel (the probe's included): what this node pays for.
         self.heard: Counter[str] = Counter()
-        self._channels: dict[str, _Channel] = {}
-        #: Per channel, the subscriptions sent and not yet confirmed, in the order sent.
-        self._unconfirmed: dict[str, deque[_Channel]] = {}
-        self._outbox: asyncio.Queue[tuple[str, str]] | None = None
-        self._listener_started = time.monotonic()
-        self._fresh = False  # a subscription that has not yet heard anything
+        self._channels: dict[str, Channel] = {}
+        #: Channels whose subscription ended after Redis had confirmed it, until their next
+        #: link hears: events of that gap may be missing.
+        self._lost: set[Channel] = set()
+        #: The subscription connections, by the master they are on (one, None, without cluster).
+        self._links: dict[Address, Link] = {}
+        self._home: Address = None  # where the probe and the owners' channels are subscribed
+        self._client: Client | None = None
+        self._arranging = asyncio.Event()  # channels wait for a link, or a link ended
+        self._failed = False  # wait before connecting again
+        self._stale = True  # the cluster's slot table must be read again
+        self._backoff = 1.0
         self._settled = asyncio.Event()  # the first subscription heard, or failed
-        self._client: aioredis.Redis | None = None
-        self._listener: asyncio.Task[None] | None = None
-        self._probe: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ending: set[asyncio.Task[None]] = set()
+
+    @property
+    def _cluster(self) -> RedisCluster | None:
+        return self._client if isinstance(self._client, RedisCluster) else None
 
     async def start(self) -> None:
         """Subscribe when the node starts, and wait until the subscription hears or fails: a
         client that connected before it might miss events."""
-        self._client = aioredis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
-        self._listener_started = time.monotonic()
-        self._listener = asyncio.create_task(self._listen_forever())
-        self._probe = asyncio.create_task(self._probe_forever())
+        self._client = await asyncio.to_thread(connect, self.url)  # it may ask Redis, blocking
+        self._arranging.set()
+        self._tasks = [
+            asyncio.create_task(self._arrange_forever()),
+            asyncio.create_task(self._probe_forever()),
+        ]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(START_TIMEOUT):
                 await self._settled.wait()
@@ -144,8 +135,8 @@ class RedisManager(FanoutManager):
             return
         channel = self._channels.get(target[0])
         if channel is None:
-            channel = self._channels[target[0]] = _Channel(target[0], room, target[1])
-            self._send_subscribe(channel)
+            channel = self._channels[target[0]] = Channel(target[0], room, target[1])
+            self._assign(channel)
         try:
             async with asyncio.timeout(CONFIRM_TIMEOUT):
                 await channel.confirmed.wait()
@@ -165,103 +156,135 @@ class RedisManager(FanoutManager):
         if target is None or self._watched(room):
             return
         channel = self._channels.pop(target[0], None)
-        if channel is not None and self._outbox is not None:
-            self._outbox.put_nowait(channel.unsubscribe())
+        if channel is None:
+            return
+        self._lost.discard(channel)
+        link = channel.link
+        if link is None:
+            return
+        link.remove(channel)
+        if not link.channels and link.address != self._home:
+            self._end(link)  # no channel of this node on that master any more
 
-    def _send_subscribe(self, channel: _Channel) -> None:
-        """Queue the command, noting it in send order: Redis confirms in that order, so an
-        old confirmation (of a channel left and watched again) never confirms a newer one."""
-        if self._outbox is None:
-            return  # not connected: the next subscription subscribes every needed channel
-        self._unconfirmed.setdefault(channel.name, deque()).append(channel)
-        self._outbox.put_nowait(channel.subscribe())
+    # Where each channel is subscribed.
 
-    # The subscription.
+    def _address_of(self, channel: Channel) -> Address:
+        """The master that owns a shard channel's slot; the home link for the others."""
+        cluster = self._cluster
+        if cluster is None:
+            return None
+        node = cluster.get_node_from_key(channel.name if channel.sharded else self.probe)
+        if node is None:
+            raise LookupError(f"no master owns the slot of {channel.name}")
+        return (str(node.host), int(node.port))
 
-    async def _listen_forever(self) -> None:
-        """Subscribe, and again after any failure, with capped exponential backoff."""
-        backoff = 1.0
+    def _assign(self, channel: Channel) -> None:
+        """Subscribe a new channel on the link of its master, if there is one now (a master
+        that is down does not hold up the others); otherwise the arranging task makes that
+        link, after the backoff if links are failing."""
+        link = None
+        with contextlib.suppress(Exception):  # no slot table yet: arranging reads it
+            link = self._links.get(self._address_of(channel))
+        if link is None:
+            self._arranging.set()
+        else:
+            link.add(channel)
+
+    async def _arrange_forever(self) -> None:
+        """Give every channel a link, and make links again after failures, with backoff."""
         while True:
-            heard = self.last_heard
+            await self._arranging.wait()
+            if self._failed:
+                await asyncio.sleep(self._backoff)
+                self._backoff = min(self._backoff * 2, MAX_BACKOFF)
+                self._failed = False
+            self._arranging.clear()
             try:
-                await self._subscription()
-            except Exception as exc:
-                self._settled.set()
-                if self.last_heard > heard:
-                    backoff = 1.0  # it worked for a while: start over from short waits
-                logger.warning(
-                    "Redis subscription failed (%s); subscribing again in %.0f s", exc, backoff
-                )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+                await self._arrange()
+            except Exception as exc:  # the cluster's slot table could not be read
+                self._failing(f"Redis cluster topology unknown ({exc})")
 
-    async def _subscription(self) -> None:
-        """One connection: subscribe to every needed channel, then hear until it fails."""
-        pool: ConnectionPool = ConnectionPool.from_url(
-            self.url, decode_responses=True, socket_connect_timeout=5
-        )
-        connection: AbstractConnection = pool.make_connection()  # type: ignore[no-untyped-call]
-        outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-        writer: asyncio.Task[None] | None = None
-        try:
-            await connection.connect()  # type: ignore[no-untyped-call]
-            for channel in self._channels.values():
-                channel.confirmed.clear()
-            self._unconfirmed.clear()
-            self._outbox = outbox
-            outbox.put_nowait(("SUBSCRIBE", self.probe))
-            for channel in list(self._channels.values()):
-                self._send_subscribe(channel)
-            writer = asyncio.create_task(self._write(connection, outbox))
-            self._fresh = True
-            await self._send_probe()  # a working subscription hears something at once
-            while True:
-                reply = await connection.read_response(push_request=True)
-                if writer.done():
-                    writer.result()  # a failed write ends this subscription
-                await self._hear(reply)
-        finally:
-            if self._outbox is outbox:
-                self._outbox = None
-                for channel in self._channels.values():
-                    channel.confirmed.clear()  # a watcher arriving now waits for the next one
-            if writer is not None:
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await writer
-            with contextlib.suppress(Exception):
-                await connection.disconnect()
-            with contextlib.suppress(Exception):
-                await pool.disconnect()
+    async def _arrange(self) -> None:
+        cluster = self._cluster
+        if cluster is not None and self._stale:
+            await cluster.nodes_manager.initialize()
+        self._stale = False
+        self._home = self._address_of(Channel(self.probe, "", sharded=False))
+        needed = {self._home}
+        for channel in self._channels.values():
+            address = self._address_of(channel)
+            needed.add(address)
+            if channel.link is None:
+                self._link_to(address).add(channel)
+        self._link_to(self._home)
+        for address, link in list(self._links.items()):
+            if address not in needed:
+                self._end(link)
 
-    @staticmethod
-    async def _write(
-        connection: AbstractConnection, outbox: asyncio.Queue[tuple[str, str]]
-    ) -> None:
-        while True:
-            await connection.send_command(*await outbox.get(), check_health=False)
+    def _link_to(self, address: Address) -> Link:
+        link = self._links.get(address)
+        if link is None:
+            link = self._links[address] = Link(self, self.url, address, self.probe).start()
+        return link
 
-    async def _hear(self, reply: Any) -> None:
-        self.last_heard = time.monotonic()
+    def _end(self, link: Link) -> None:
+        """Stop a link the node no longer needs (or one that went deaf)."""
+        self._release(link)
+        if link.task is not None:
+            task = asyncio.get_running_loop().create_task(link.stop())
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
+
+    def _release(self, link: Link) -> None:
+        """Its channels wait for another link; those it had confirmed now have a gap."""
+        if self._links.get(link.address) is link:
+            del self._links[link.address]
+        for channel in link.channels.values():
+            self._unsubscribed(channel)
+        link.channels.clear()
+        self._arranging.set()
+
+    def _unsubscribed(self, channel: Channel) -> None:
+        if channel.confirmed.is_set():
+            self._lost.add(channel)
+            channel.confirmed.clear()  # a watcher arriving now waits for the new link
+        channel.link = None
+
+    def _failing(self, reason: str) -> None:
         self._settled.set()
-        if self._fresh:
-            self._fresh = False
-            await self._catch_up_clients()
-        if not isinstance(reply, list) or len(reply) < 3:
-            return
-        kind, name, data = reply[0], reply[1], reply[2]
-        if kind in _CONFIRMS:
-            waiting = self._unconfirmed.get(name)
-            if waiting:
-                waiting.popleft().confirmed.set()
-                if not waiting:
-                    del self._unconfirmed[name]
-            return
-        if kind not in _MESSAGES:
-            return
+        self._failed = self._stale = True
+        self._arranging.set()
+        logger.warning("%s; subscribing again in %.0f s", reason, self._backoff)
+
+    # What the links report (subscription.Owner).
+
+    def ended(self, link: Link, error: BaseException) -> None:
+        self._release(link)
+        self._failing(f"Redis subscription failed ({error})")
+
+    def taken(self, link: Link, name: str) -> None:
+        self._unsubscribed(link.channels.pop(name))
+        self._stale = True  # its slot moved: read the table again before subscribing it
+        self._arranging.set()
+        logger.warning("Redis moved %s off %s; subscribing it again", name, link.address)
+
+    async def answered(self, link: Link) -> None:
+        """Its first answer is the confirmation of the probe, subscribed first: the channels
+        lost before it are subscribed (or about to be) on a connection that works."""
+        self._settled.set()
+        if link.fresh:
+            link.fresh = False
+            self._backoff = 1.0  # it works: a later failure starts over from short waits
+        if self._lost:
+            healed = {channel for channel in self._lost if channel.link is link}
+            if healed:
+                self._lost -= healed
+                await self._catch_up_clients()
+
+    async def message(self, link: Link, name: str, data: Any) -> None:
         self.heard[name] += 1
         channel = self._channels.get(name)
-        if channel is None:
+        if channel is None or channel.link is not link:
             return  # the probe, or a channel left since
         try:
             message = json.loads(data)
@@ -291,49 +314,53 @@ class RedisManager(FanoutManager):
         )
         await close_all(eio, CLOSE_TIMEOUT)
 
+    # The probe.
+
     @property
     def listening(self) -> bool:
-        """Heard something (at least its own probe) lately."""
-        return time.monotonic() - self.last_heard < DEAF_AFTER * self.probe_interval
+        """Every subscription connection heard something (at least its probe) lately."""
+        now = time.monotonic()
+        window = DEAF_AFTER * self.probe_interval
+        home = self._links.get(self._home)
+        return (
+            home is not None
+            and now - home.last_heard < window
+            and all(link.silent_for(now) < window for link in self._links.values())
+        )
 
     async def _send_probe(self) -> None:
         # A failed publish is only logged: the silence that follows tells.
         if self._client is None:
             return
         try:
-            await self._client.publish(self.probe, "probe")
+            await self._client.execute_command("PUBLISH", self.probe, "probe")
         except Exception as exc:
             logger.warning("could not publish the subscription probe: %s", exc)
 
     async def _probe_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.probe_interval)
             await self._send_probe()
-            silent_since = max(self.last_heard, self._listener_started)
-            if time.monotonic() - silent_since >= DEAF_AFTER * self.probe_interval:
-                logger.warning(
-                    "Redis subscription heard nothing for %.1f s; subscribing again",
-                    time.monotonic() - silent_since,
-                )
-                await self.restart_listener()
+            await asyncio.sleep(self.probe_interval)
+            now = time.monotonic()
+            for link in list(self._links.values()):
+                silent = link.silent_for(now)
+                if silent >= DEAF_AFTER * self.probe_interval:
+                    logger.warning(
+                        "Redis subscription heard nothing for %.1f s; subscribing again", silent
+                    )
+                    self.resubscribes += 1
+                    self._end(link)
 
-    async def restart_listener(self) -> None:
-        self.resubscribes += 1
-        await self._stop(self._listener)
-        self._listener_started = time.monotonic()
-        self._listener = asyncio.create_task(self._listen_forever())
-
-    @staticmethod
-    async def _stop(task: asyncio.Task[None] | None) -> None:
-        if task is not None:
+    async def aclose(self) -> None:
+        for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-    async def aclose(self) -> None:
-        await self._stop(self._probe)
-        await self._stop(self._listener)
-        self._probe = self._listener = None
+        self._tasks = []
+        for link in list(self._links.values()):
+            await link.stop()
+        self._links.clear()
+        await asyncio.gather(*self._ending, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -4,6 +4,12 @@ apply_update.lua, one atomic call).
 Calls to ``apply`` made within one turn of the event loop go to Redis as one pipeline: a worker
 reporting on many jobs at once pays one round trip for all of them. One job's updates keep their
 order: the pipeline runs its scripts in the order they were called.
+
+The same store runs on a single Redis and on a Redis Cluster (``connect`` tells them apart). No
+command touches two slots: a job's keys share its hash tag, and what spans jobs (the recent
+list, an owner's list) is written and read key by key. On a cluster a pipeline is redis-py's
+cluster pipeline, which sends each node its commands; it has no MULTI, so a job is read at one
+instant by a script (read_job.lua), as it is merged by one.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any, cast
 
+import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 from tidings import constants
 from tidings.errors import Conflict, NotFound, PayloadTooLarge, StoreUnavailable, terminal
@@ -27,6 +36,7 @@ from tidings.wire import Event, Snapshot, StepEntry
 logger = logging.getLogger(__name__)
 
 _SCRIPT = resources.files(__package__).joinpath("apply_update.lua").read_text()
+_READ = resources.files(__package__).joinpath("read_job.lua").read_text()
 
 
 @asynccontextmanager
@@ -37,26 +47,64 @@ async def _store_errors() -> AsyncIterator[None]:
         raise StoreUnavailable("The job store is not answering; try again shortly.") from exc
 
 
-def connect(url: str) -> aioredis.Redis:
-    """A client with bounded timeouts, so a dead Redis turns into an error, not a hang."""
-    client: aioredis.Redis = aioredis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=5,
-        socket_connect_timeout=5,
-        health_check_interval=15,
-    )
+#: A client of one Redis or of a Redis Cluster; both take the same commands.
+Client = aioredis.Redis | RedisCluster
+
+#: Whether each URL asked so far names a node of a Redis Cluster (see ``is_cluster``).
+_KINDS: dict[str, bool] = {}
+
+
+def is_cluster(url: str) -> bool:
+    """Whether the Redis at ``url`` is a node of a Redis Cluster (``INFO cluster``).
+
+    Asked once per URL and process, with a blocking client: ``from_url`` is not async. A Redis
+    that does not answer is taken for a single one (what it was before clusters were known), and
+    asked again by the next ``connect``.
+    """
+    known = _KINDS.get(url)
+    if known is not None:
+        return known
+    try:
+        with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as probe:
+            known = bool(probe.info("cluster").get("cluster_enabled") == 1)
+    except RedisError as exc:
+        logger.warning("could not ask Redis whether it is a cluster (%s): taken for one", exc)
+        return False
+    _KINDS[url] = known
+    return known
+
+
+def connect(url: str) -> Client:
+    """A client with bounded timeouts, so a dead Redis turns into an error, not a hang; a
+    cluster client when ``url`` names any node of a Redis Cluster."""
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": 5,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 15,
+    }
+    client: Client
+    if is_cluster(url):
+        client = RedisCluster.from_url(url, **options)
+    else:
+        client = aioredis.Redis.from_url(url, **options)
     return client
+
+
+def register(client: Client, script: str) -> AsyncScript:
+    """``register_script`` of either client (redis-py types it for ``Redis`` only)."""
+    return AsyncScript(cast(aioredis.Redis, client), script)
 
 
 _Call = tuple[list[str], list[str], "asyncio.Future[Any]"]
 
 
 class RedisStore:
-    def __init__(self, client: aioredis.Redis, limits: Limits | None = None) -> None:
+    def __init__(self, client: Client, limits: Limits | None = None) -> None:
         self.client = client
         self.limits = limits or Limits()
-        self._script = client.register_script(_SCRIPT)
+        self._script = register(client, _SCRIPT)
+        self._read = register(client, _READ)
         self._rules: tuple[Limits, str] | None = None
         self._queued: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()
@@ -153,7 +201,8 @@ class RedisStore:
     async def _evalsha(self, calls: Sequence[_Call]) -> list[Any]:
         async with self.client.pipeline(transaction=False) as pipe:
             for keys, arguments, _ in calls:
-                pipe.evalsha(self._script.sha, len(keys), *keys, *arguments)
+                # Not ``pipe.evalsha``, which a cluster pipeline refuses; the command is the same.
+                pipe.execute_command("EVALSHA", self._script.sha, len(keys), *keys, *arguments)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
             return replies
 
@@ -180,20 +229,17 @@ class RedisStore:
     async def read(
         self, job_id: str, epoch: str | None = None, since: int | None = None
     ) -> Catchup:
-        keys = constants.job_keys(job_id)
-        async with _store_errors(), self.client.pipeline(transaction=True) as pipe:
-            pipe.hgetall(keys[0])
-            pipe.hgetall(keys[1])
-            pipe.lrange(keys[2], 0, -1)
-            if since is not None:
-                pipe.xrange(keys[3], min=f"{since + 1}-0")
-            replies = await pipe.execute()
-        job = _snapshot(replies[0], replies[1], replies[2])
+        first = "" if since is None else f"{since + 1}-0"
+        async with _store_errors():  # read_job.lua: one instant, on a cluster too (no MULTI)
+            flat_job, flat_extra, steps, entries = await self._read(
+                keys=constants.job_keys(job_id), args=[first]
+            )
+        job = _snapshot(_pairs(flat_job), _pairs(flat_extra), steps)
         if job is None or epoch is None or since is None:
             return Catchup(job, [], False)
         if epoch != job["epoch"] or since > job["seq"]:
             return Catchup(job, [], False)
-        events = [cast(Event, json.loads(fields["e"])) for _, fields in replies[3]]
+        events = [cast(Event, json.loads(_pairs(fields)["e"])) for _, fields in entries]
         if any(event["epoch"] != epoch for event in events):
             return Catchup(job, [], False)
         expected = list(range(since + 1, job["seq"] + 1))
@@ -257,7 +303,7 @@ class RedisPublisher:
     (``JobService.republish_latest``), to every node that watches it.
     """
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: Client) -> None:
         self.client = client
 
     async def emit(self, event: str, data: Any, *, room: list[str], namespace: str) -> None:
@@ -270,6 +316,11 @@ class RedisPublisher:
                         "SPUBLISH" if channel[1] else "PUBLISH", channel[0], message
                     )
             await pipe.execute()
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """A hash as a script returns it (field, value, field, value …) as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _snapshot(job: dict[str, str], extra: dict[str, str], steps: list[str]) -> Snapshot | None:

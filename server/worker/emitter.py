@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: A worker that cannot reach the store retries this often, for at most this long, then raises.
+#: A worker that cannot reach the store tries at least this often and for this long, then raises:
+#: long enough to ride out a Redis restart or a Redis Cluster failover (docs/cluster.md).
 SEND_ATTEMPTS = 5
 SEND_WITHIN_SECONDS = 10.0
 #: Seconds before the first retry (the backoff's first wait; later ones grow from there).
@@ -74,7 +75,8 @@ class ProgressEmitter:
 
     @classmethod
     def from_url(cls, redis_url: str, settings: Settings | None = None) -> ProgressEmitter:
-        """An emitter for a process outside the server, sharing the nodes' Redis."""
+        """An emitter for a process outside the server, sharing the nodes' Redis: one Redis or
+        any node of a Redis Cluster, which it asks once, blocking, which of the two it is."""
         # Imported here, where the connection is made: importing the worker API loads neither
         # redis nor pydantic-settings (tests/server/test_public_api.py pins it).
         from tidings.messages import MessageWriter
@@ -228,7 +230,7 @@ class ProgressEmitter:
             await asyncio.sleep(FIRST_RETRY_DELAY)
         try:
             async for trial in AsyncRetrying(
-                stop=stop_after_attempt(SEND_ATTEMPTS - 1) | stop_after_delay(SEND_WITHIN_SECONDS),
+                stop=stop_after_attempt(SEND_ATTEMPTS - 1) & stop_after_delay(SEND_WITHIN_SECONDS),
                 wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1),
                 retry=retry_if_exception_type(StoreUnavailable),
                 reraise=False,

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
+from tests.cluster.redis_cluster import RedisClusterProcesses
 from tests.support import ServerProcess
 
 #: Seconds between a node's self-probes in these tests (5 s in production).
@@ -30,6 +31,16 @@ async def running_nodes(
         yield nodes
     finally:
         await asyncio.gather(*(asyncio.to_thread(node.stop) for node in nodes))
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    """A Redis Cluster of three masters, for the tests that kill none of them."""
+    processes = RedisClusterProcesses(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield processes.start()
+    finally:
+        processes.stop()
 
 
 @pytest.fixture

@@ -55,9 +55,16 @@ class Worker:
     """``python -m tests.cluster.worker`` as a process: COUNT updates of one job, steadily."""
 
     def __init__(
-        self, redis_url: str, job_id: str, count: int, acked: Path, interval: float
+        self,
+        redis_url: str,
+        job_id: str,
+        count: int,
+        acked: Path,
+        interval: float,
+        owner: str | None = None,
     ) -> None:
         self.args = [
+            *(["--owner", owner] if owner else []),
             redis_url,
             job_id,
             str(count),

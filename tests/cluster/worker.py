@@ -1,6 +1,6 @@
 """A worker process: one job's updates at a steady rate, through ``ProgressEmitter.from_url``.
 
-``python -m tests.cluster.worker REDIS_URL JOB COUNT --acked FILE [--interval S]``
+``python -m tests.cluster.worker REDIS_URL JOB COUNT --acked FILE [--interval S] [--owner O]``
 
 Update ``n`` (1 to COUNT - 1) sets ``extra.row = n``, so each is an event of its own; update COUNT
 completes the job. A send the store refuses (Redis is away) is tried again until it is recorded,
@@ -22,10 +22,13 @@ from tidings.models import Event
 STEP = "processing_rows"
 
 
-async def _send(emitter: ProgressEmitter, job_id: str, row: int, count: int) -> Event | None:
-    if row == count:
-        return await emitter.complete(job_id, result={"rows": count - 1})
-    return await emitter.send_progress(job_id, STEP, row * 99 // count, extra={"row": row})
+async def _send(args: argparse.Namespace, emitter: ProgressEmitter, row: int) -> Event | None:
+    if row == args.count:
+        return await emitter.complete(args.job, result={"rows": args.count - 1})
+    progress = row * 99 // args.count
+    return await emitter.send_progress(
+        args.job, STEP, progress, extra={"row": row}, owner=args.owner
+    )
 
 
 async def run(args: argparse.Namespace, acked: TextIO) -> dict[str, Any]:
@@ -36,7 +39,7 @@ async def run(args: argparse.Namespace, acked: TextIO) -> dict[str, Any]:
         for row in range(1, args.count + 1):
             while True:
                 try:
-                    event = await _send(emitter, args.job, row, args.count)
+                    event = await _send(args, emitter, row)
                     break
                 except StoreUnavailable:
                     errors += 1
@@ -58,6 +61,7 @@ def main() -> None:
     parser.add_argument("count", type=int)
     parser.add_argument("--interval", type=float, default=0.002)
     parser.add_argument("--acked", required=True)
+    parser.add_argument("--owner")
     args = parser.parse_args()
     with open(args.acked, "w") as acked:
         summary = asyncio.run(run(args, acked))

@@ -15,15 +15,17 @@ from tidings.service import new_epoch, now
 from tidings.store import JobStore, Limits, MemoryStore, RedisStore, Update, connect
 from tidings.store.base import Applied, dump
 
+#: The limits of the stores these tests run on (also on a Redis Cluster, tests/cluster).
+CONTRACT_LIMITS = Limits(history=50, max_extra_bytes=1024, max_steps=5)
+
 
 @pytest.fixture(params=["memory", "redis"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[JobStore]:
-    limits = Limits(history=50, max_extra_bytes=1024, max_steps=5)
     if request.param == "memory":
-        yield MemoryStore(limits)
+        yield MemoryStore(CONTRACT_LIMITS)
         return
     url = request.getfixturevalue("redis_url")
-    redis_store = RedisStore(connect(url), limits)
+    redis_store = RedisStore(connect(url), CONTRACT_LIMITS)
     yield redis_store
     await redis_store.aclose()
 

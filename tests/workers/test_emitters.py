@@ -169,7 +169,7 @@ async def test_async_track_over_a_list_reaches_the_end(app: web.Application) -> 
 
 async def test_an_unreachable_store_raises_a_clear_error_after_bounded_retries() -> None:
     emitter = ProgressEmitter.from_url(f"redis://127.0.0.1:{free_port()}/0")
-    with pytest.raises(StoreUnavailable, match=r"did not answer after 5 tries"):
+    with pytest.raises(StoreUnavailable, match=r"did not answer after \d+ tries"):
         await emitter.send_progress("lost", "extracting", 10)
     await emitter.aclose()
 
