@@ -60,6 +60,9 @@ class Snapshot(TypedDict):
     steps: list[StepEntry]
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once, not per call
+
+
 def json_size(value: object) -> int:
     """Bytes of a value as compact JSON: the measure of the extra size limit."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    return len(_ENCODER.encode(value).encode())
