@@ -14,8 +14,11 @@
 --   result: JSON text ('' none); error: JSON text ('' none);
 --   job_channel: the job's shard channel, hash-tagged like KEYS;
 --   user_channel: [prefix, suffix], the owner's channel being prefix .. owner .. suffix
--- ARGV[2] the merge rules both stores keep (server/store/rules.py, Rules.as_json), the same text
---   on every call of a store (encoded once there):
+--
+-- The merge rules both stores keep (server/store/rules.py) are not an argument: a store writes
+-- them into this text as a Lua table (Rules.as_lua), in place of the marker on the line that
+-- defines `rules` below, when it registers the script (one script per set of rules), so that no
+-- call decodes them. The table:
 --   limits {history, active_ttl, done_ttl, max_extra_bytes, max_steps},
 --   transitions {status: [statuses that may follow]} (none: terminal),
 --   implicit {status: where an update naming no status moves it}, initial,
@@ -35,8 +38,7 @@ local epoch, owner_arg, step_arg = text(input.epoch), text(input.owner), text(in
 local message_arg, status_arg = text(input.message), text(input.status)
 local result_arg, error_arg = text(input.result), text(input.error)
 local job_channel, user_channel = text(input.job_channel), input.user_channel
-local rules_decoded, rules = pcall(cjson.decode, ARGV[2] or '')
-if not rules_decoded or type(rules) ~= 'table' then return {'invalid', 'rules'} end
+local rules = --[[rules]]
 local limits, eta_rule = rules.limits or {}, rules.eta or {}
 local transitions, implicit = rules.transitions, rules.implicit
 local now_ms, history = tonumber(input.now_ms), tonumber(limits.history)
