@@ -65,4 +65,5 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built 
 
 def json_size(value: object) -> int:
     """Bytes of a value as compact JSON: the measure of the extra size limit."""
-    return len(_ENCODER.encode(value).encode())
+    text = _ENCODER.encode(value)
+    return len(text) if text.isascii() else len(text.encode())
