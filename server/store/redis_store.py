@@ -71,7 +71,7 @@ class _Script:
         return cls(limits, text, hashlib.sha1(text.encode()).hexdigest())
 
 
-_Call = tuple[_Script, list[str], str]  # the script, its keys, its argument
+_Call = tuple[_Script, list[str], list[str]]  # the script, its keys, its arguments
 
 
 class RedisStore:
@@ -95,28 +95,29 @@ class RedisStore:
         self, update: Update, *, epoch: str, now_iso: str, now_ms: int
     ) -> Applied | None:
         limits = self.limits
-        argument = dump(
-            {
-                "job_id": update.job_id,
-                "mode": update.mode,
-                "now_iso": now_iso,
-                "now_ms": now_ms,
-                "epoch": epoch,
-                "owner": update.owner or "",
-                "step": update.step or "",
-                "message": update.message or "",
-                "progress": update.progress,
-                "status": update.status or "",
-                "extra": {"set": update.extra_set, "del": list(update.extra_del)},
-                "result": update.result or "",
-                "error": dump(update.error) if update.error else "",
-                "job_channel": constants.job_channel(update.job_id),
-                "user_channel": list(constants.USER_CHANNEL),
-            }
-        )
+        patch = ""
+        if update.extra_set or update.extra_del:
+            patch = dump({"set": update.extra_set, "del": list(update.extra_del)})
+        arguments = [
+            update.job_id,
+            update.mode,
+            now_iso,
+            str(now_ms),
+            epoch,
+            update.owner or "",
+            update.step or "",
+            update.message or "",
+            "" if update.progress is None else dump(update.progress),
+            update.status or "",
+            patch,
+            update.result or "",
+            dump(update.error) if update.error else "",
+            constants.job_channel(update.job_id),
+            *constants.USER_CHANNEL,
+        ]
         try:  # not _store_errors(): an async context manager costs a worker 2 % of its CPU
             reply = await self._run(
-                (self._script_of(limits), constants.job_keys(update.job_id), argument)
+                (self._script_of(limits), constants.job_keys(update.job_id), arguments)
             )
         except RedisError as exc:
             raise StoreUnavailable(_NOT_ANSWERING) from exc
@@ -326,10 +327,9 @@ def _evalsha_commands(calls: Sequence[_Call]) -> bytes:
     """The batch in the Redis protocol, written here: redis-py's packer, which takes any type and
     splits large values, spent four times as long on these few strings."""
     out: list[bytes] = []
-    for script, keys, argument in calls:
+    for script, keys, arguments in calls:
         parts = [b"EVALSHA", script.sha.encode(), b"%d" % len(keys)]
-        parts += [key.encode() for key in keys]
-        parts.append(argument.encode())
+        parts += [text.encode() for text in (*keys, *arguments)]
         out.append(b"*%d\r\n" % len(parts))
         for part in parts:
             out += (b"$%d\r\n" % len(part), part, b"\r\n")
