@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -138,7 +139,16 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan
 
 
 def dump(value: object) -> str:
-    """Compact JSON text; NaN and Infinity are refused, since no JSON reader could read them."""
+    """Compact JSON text; NaN and Infinity are refused, since no JSON reader could read them.
+
+    A number is written as ``json`` writes it (its ``repr``) without the encoder, which builds
+    its C part anew for every value: most of the cost of a number, and an update's progress and
+    ``extra`` values are mostly numbers.
+    """
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
+    if type(value) is int:
+        return int.__repr__(value)
     try:
         return _ENCODER.encode(value)
     except ValueError as exc:
