@@ -231,7 +231,9 @@ class ProgressEmitter:
                 return await self.service.republish_latest(job_id)
             return event
 
-        lock = self._locks.setdefault(job_id, asyncio.Lock())
+        lock = self._locks.get(job_id)  # not setdefault: that would make a Lock every update
+        if lock is None:
+            lock = self._locks[job_id] = asyncio.Lock()
         ended = request.status in TERMINAL_STATUSES
         try:
             async with lock:  # one job's sends in the order they were decided
