@@ -23,6 +23,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from tidings import constants
 from tidings.errors import Conflict, NotFound, PayloadTooLarge, StoreUnavailable, terminal
 from tidings.store.base import OWNER_FIXED, Applied, Catchup, Limits, Update, dump
@@ -35,6 +36,8 @@ _SCRIPT = resources.files(__package__).joinpath("apply_update.lua").read_text()
 
 
 _NOT_ANSWERING = "The job store is not answering; try again shortly."
+#: Seconds a batch of merges may take, sent and answered, before the store counts as down.
+BATCH_TIMEOUT = 5.0
 
 
 @asynccontextmanager
@@ -213,18 +216,27 @@ class RedisStore:
         Not redis-py's ``pipeline()``, which takes a connection from the pool and checks it for
         every batch: that cost a worker awaiting each update a third of its CPU. One batch is on
         its way at a time, so one connection serves them all; it is connected again by the next
-        batch after it has dropped (redis-py closes it on any error).
+        batch after it has dropped (redis-py closes it on any error). It is made with the pool's
+        settings but no socket timeout, and the batch as a whole is bounded instead: with one,
+        redis-py arms a timer for every reply and makes a task for every send.
         """
         if self._connection is None:
-            self._connection = await self.client.connection_pool.get_connection()
+            pool = self.client.connection_pool
+            self._connection = pool.connection_class(
+                **{**pool.connection_kwargs, "socket_timeout": None}
+            )
         connection = self._connection
-        await connection.send_packed_command(_evalsha_commands(calls), check_health=False)
         replies: list[Any] = []
-        for _ in calls:
-            try:
-                replies.append(await connection.read_response())
-            except ResponseError as exc:
-                replies.append(exc)
+        try:
+            async with asyncio.timeout(BATCH_TIMEOUT):
+                await connection.send_packed_command(_evalsha_commands(calls), check_health=False)
+                for _ in calls:
+                    try:
+                        replies.append(await connection.read_response())
+                    except ResponseError as exc:
+                        replies.append(exc)
+        except TimeoutError as exc:  # the connection was closed on the way out (redis-py)
+            raise RedisTimeoutError("Redis did not answer the batch in time.") from exc
         return replies
 
     async def _index(self, owner: str, job_id: str, created_ms: int) -> None:
@@ -318,7 +330,7 @@ class RedisStore:
     async def aclose(self) -> None:
         await asyncio.gather(*self._sending, return_exceptions=True)
         if self._connection is not None:
-            await self.client.connection_pool.release(self._connection)
+            await self._connection.disconnect()
             self._connection = None
         await self.client.aclose()
 
