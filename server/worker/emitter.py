@@ -69,6 +69,7 @@ def _check_job_id(job_id: str) -> None:
 
 
 def _validated(call: Call) -> ProgressRequest:
+    """A held update, merged from several, validated as it goes."""
     from tidings.models import ProgressRequest, parse
 
     return parse(ProgressRequest, call)
@@ -184,7 +185,7 @@ class ProgressEmitter:
         request = parse(ProgressRequest, call)
         hold = self._checks.check(job_id, call)
         decision = self._coalescer.offer(job_id, call, hold=hold)
-        send = [request if sent is call else parse(ProgressRequest, sent) for sent in decision.send]
+        send = [request if sent is call else _validated(sent) for sent in decision.send]
         return Decided(send, decision.flush_at)
 
     async def send_decided(self, job_id: str, requests: list[ProgressRequest]) -> Event | None:
