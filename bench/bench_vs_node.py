@@ -20,7 +20,8 @@ Rows (for each of tidings and the peer):
   10,000 deliveries/s at C=1,000, R=100; and from it, deliveries per server CPU-second, the
   figure that estimates one free core's saturation whatever else the machine runs;
 - light: the same at a quarter of the rate, the latency of a server that keeps up;
-- worker: one worker process's updates/s and its CPU per update (Redis only, no node);
+- worker: one worker process's updates/s and its CPU per update (Redis only, no node), 64 updates
+  in flight over R jobs; and worker_one: one job's updates sent one at a time, each awaited;
 - idle memory per connection: RSS delta / connections at 5,000 subscribed connections;
 - two nodes through Redis: C clients split over two nodes at the fixed rate;
 - a node with no watchers while the updates go to another node: its CPU %.
@@ -370,10 +371,14 @@ def delivery(
         run.stop_all()
 
 
-def worker_only(run: Run, side: str, jobs: int, seconds: float) -> dict[str, Any]:
-    """One worker process as fast as it goes, Redis only (nobody subscribed)."""
+def worker_only(
+    run: Run, side: str, jobs: int, seconds: float, concurrency: int = 64
+) -> dict[str, Any]:
+    """One worker process as fast as ``concurrency`` updates in flight let it go, Redis only
+    (nobody subscribed)."""
     try:
-        (worker,) = run.workers(side, 1, "--jobs", str(jobs), "--duration", str(seconds))
+        pace = ["--jobs", str(jobs), "--duration", str(seconds), "--concurrency", str(concurrency)]
+        (worker,) = run.workers(side, 1, *pace)
         worker.line(60, "the worker to prime the jobs")
         worker.send("go")
         worker.line(60, "the worker to start")
@@ -492,6 +497,7 @@ METRICS = [
     Metric("efficiency", "deliveries per server CPU-second", "/s", True),
     Metric("worker", "one worker's updates/s", "/s", True),
     Metric("worker_cost", "worker CPU per update", "ms", False),
+    Metric("worker_one", "one job, each update awaited", "/s", True),
     Metric("idle_memory", "idle memory per connection", "KiB", False),
     Metric("two_nodes_p99", "two nodes: p99 latency", "ms", False),
     Metric("two_nodes_cpu", "two nodes: CPU of both", "%", False),
@@ -518,6 +524,7 @@ def summarize(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
             "light_p50": ("light", lambda r: r["p50_ms"]),
             "light_p99": ("light", lambda r: r["p99_ms"]),
             "worker": ("worker", lambda r: r["worker_updates_per_s"]),
+            "worker_one": ("worker_one", lambda r: r["worker_updates_per_s"]),
             "idle_memory": ("idle_memory", lambda r: r["kib_per_connection"]),
             "two_nodes_p99": ("two_nodes", lambda r: r["p99_ms"]),
             "two_nodes_cpu": ("two_nodes", lambda r: sum(r["node_cpu_percent"])),
@@ -660,6 +667,7 @@ def main() -> None:
         ("fixed", "*", lambda side: delivery(run, side, clients=[clients], rate=rate, **pace)),
         ("light", "*", lambda side: delivery(run, side, clients=[clients], rate=rate / 4, **pace)),
         ("worker", "*", lambda side: worker_only(run, side, jobs, seconds)),
+        ("worker_one", "*", lambda side: worker_only(run, side, 1, seconds, concurrency=1)),
         ("idle_memory", "*", lambda side: idle_memory(run, side, idle, jobs, settle)),
         ("two_nodes", "*", lambda side: delivery(run, side, clients=half, rate=rate, **pace)),
         (

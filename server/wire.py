@@ -94,6 +94,10 @@ def listed(job: Snapshot) -> ListedJob:
     return {**job, **seed_fields(job)}
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once, not per call
+
+
 def json_size(value: object) -> int:
     """Bytes of a value as compact JSON: the measure of the extra size limit."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    text = _ENCODER.encode(value)
+    return len(text) if text.isascii() else len(text.encode())

@@ -6,16 +6,20 @@
 -- KEYS[3] steps list  tidings:{<id>}:steps   the timeline, one JSON entry per step
 -- KEYS[4] events      tidings:{<id>}:events  the history stream, entry id <seq>-0, field e = Event JSON
 --
--- ARGV[1] one JSON object:
---   job_id; mode: create | upsert | update; now_iso: ISO-8601 UTC; now_ms: epoch milliseconds;
---   epoch: used if the job is created; owner ('' none); step ('' keep); message ('' keep);
---   progress (null none); status ('' derive);
---   extra: {"set": {key: value JSON text}, "del": [key, ...]};
---   result: JSON text ('' none); error: JSON text ('' none);
---   job_channel: the job's shard channel, hash-tagged like KEYS;
---   user_channel: [prefix, suffix], the owner's channel being prefix .. owner .. suffix
--- ARGV[2] the merge rules both stores keep (server/store/rules.py, Rules.as_json), the same text
---   on every call of a store (encoded once there):
+-- ARGV, each a string ('' for none):
+--   [1] job_id  [2] mode: create | upsert | update  [3] now: ISO-8601 UTC  [4] now: epoch ms
+--   [5] epoch, used if the job is created  [6] owner  [7] step ('' keep)  [8] message ('' keep)
+--   [9] progress, a number  [10] status ('' derive)
+--   [11] extra patch: JSON {"set": {key: value JSON text}, "del": [key, ...]} ('' none)
+--   [12] result: JSON text  [13] error: JSON text
+--   [14] the job's shard channel, hash-tagged like KEYS
+--   [15], [16] the owner's channel is [15] .. owner .. [16]
+-- (Separate strings, not one JSON object: decoding one cost more than the rest of the inputs.)
+--
+-- The merge rules both stores keep (server/store/rules.py) are not an argument: a store writes
+-- them into this text as a Lua table (Rules.as_lua), in place of the marker on the line that
+-- defines `rules` below, when it registers the script (one script per set of rules), so that no
+-- call decodes them. The table:
 --   limits {history, active_ttl, done_ttl, max_extra_bytes, max_steps},
 --   transitions {status: [statuses that may follow]} (none: terminal),
 --   implicit {status: where an update naming no status moves it}, initial,
@@ -27,32 +31,26 @@
 -- Returns {'event', <Event JSON>, created 0|1, owner} | {'none'} | {'terminal', status}
 --       | {'missing'} | {'exists'} | {'owner'} | {'too_large', bytes} | {'invalid', reason}
 
-local decoded, input = pcall(cjson.decode, ARGV[1])
-if not decoded or type(input) ~= 'table' then return {'invalid', 'argument'} end
+if #ARGV ~= 16 then return {'invalid', 'argument'} end
+local job_id, mode, now_iso, epoch = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+local owner_arg, step_arg, message_arg, status_arg = ARGV[6], ARGV[7], ARGV[8], ARGV[10]
+local result_arg, error_arg, job_channel = ARGV[12], ARGV[13], ARGV[14]
+local user_channel = {ARGV[15], ARGV[16]}
 local function text(value) return type(value) == 'string' and value or nil end
-local job_id, mode, now_iso = text(input.job_id), text(input.mode), text(input.now_iso)
-local epoch, owner_arg, step_arg = text(input.epoch), text(input.owner), text(input.step)
-local message_arg, status_arg = text(input.message), text(input.status)
-local result_arg, error_arg = text(input.result), text(input.error)
-local job_channel, user_channel = text(input.job_channel), input.user_channel
-local rules_decoded, rules = pcall(cjson.decode, ARGV[2] or '')
-if not rules_decoded or type(rules) ~= 'table' then return {'invalid', 'rules'} end
+local rules = --[[rules]]
 local limits, eta_rule = rules.limits or {}, rules.eta or {}
 local transitions, implicit = rules.transitions, rules.implicit
-local now_ms, history = tonumber(input.now_ms), tonumber(limits.history)
+local now_ms, history = tonumber(ARGV[4]), tonumber(limits.history)
 local ttl_active, ttl_done = tonumber(limits.active_ttl), tonumber(limits.done_ttl)
 local max_extra, max_steps = tonumber(limits.max_extra_bytes), tonumber(limits.max_steps)
 local eta_weight, eta_decimals = tonumber(eta_rule.weight), tonumber(eta_rule.decimals)
 local initial = text(rules.initial)
-local given_progress = input.progress ~= cjson.null and input.progress or nil
-local patch = input.extra
+local given_progress = tonumber(ARGV[9])
+local patched, patch = true, {}
+if ARGV[11] ~= '' then patched, patch = pcall(cjson.decode, ARGV[11]) end
 
 -- Validate every input before the first write: a failing script does not roll back.
 if mode ~= 'create' and mode ~= 'upsert' and mode ~= 'update' then return {'invalid', 'mode'} end
-if not (job_id and now_iso and epoch and owner_arg and step_arg and message_arg and status_arg
-        and result_arg and error_arg and job_channel) then
-  return {'invalid', 'text'}
-end
 if not (now_ms and history and ttl_active and ttl_done and max_extra and max_steps
         and eta_weight and eta_decimals) then
   return {'invalid', 'numbers'}
@@ -60,11 +58,8 @@ end
 if type(transitions) ~= 'table' or type(implicit) ~= 'table' or not initial then
   return {'invalid', 'rules'}
 end
-if given_progress ~= nil and type(given_progress) ~= 'number' then return {'invalid', 'progress'} end
-if type(patch) ~= 'table' then return {'invalid', 'extra'} end
-if type(user_channel) ~= 'table' or not (text(user_channel[1]) and text(user_channel[2])) then
-  return {'invalid', 'user_channel'}
-end
+if ARGV[9] ~= '' and given_progress == nil then return {'invalid', 'progress'} end
+if not patched or type(patch) ~= 'table' then return {'invalid', 'extra'} end
 
 local function may_follow(from, to)
   for _, next_status in ipairs(transitions[from] or {}) do
@@ -77,6 +72,8 @@ local job = {}
 local flat = redis.call('HGETALL', KEYS[1])
 for i = 1, #flat, 2 do job[flat[i]] = flat[i + 1] end
 local created = job.epoch == nil
+local stored = {}  -- the fields as they are in Redis, so that only changed ones are written
+if not created then for key, value in pairs(job) do stored[key] = value end end
 
 if created then
   if mode == 'update' then return {'missing'} end
@@ -183,8 +180,10 @@ job.progress, job.result, job.error, job.updated_at = tostring(progress or ''), 
 if status == 'cancelled' then job.cancel_requested = '1' end
 
 local fields = {}
-for key, value in pairs(job) do fields[#fields + 1] = key; fields[#fields + 1] = value end
-redis.call('HSET', KEYS[1], unpack(fields))
+for key, value in pairs(job) do
+  if stored[key] ~= value then fields[#fields + 1] = key; fields[#fields + 1] = value end
+end
+redis.call('HSET', KEYS[1], unpack(fields))  -- never empty: seq has changed
 for _, key in ipairs(patch.del or {}) do redis.call('HDEL', KEYS[2], key) end
 for key, value in pairs(patch.set or {}) do redis.call('HSET', KEYS[2], key, value) end
 

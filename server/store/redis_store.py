@@ -1,9 +1,11 @@
 """The Redis store: where a progress update becomes a Redis write and a publish (through
 apply_update.lua, one atomic call).
 
-Calls to ``apply`` made within one turn of the event loop go to Redis as one pipeline: a worker
-reporting on many jobs at once pays one round trip for all of them. One job's updates keep their
-order: the pipeline runs its scripts in the order they were called.
+A call to ``apply`` made while nothing is on its way to Redis goes at once; calls made while a
+batch is on its way go together as the next one, a pipeline: a worker reporting on many jobs at
+once shares round trips, and one awaiting each update pays nothing for the batching. One job's
+updates keep their order: one batch is on its way at a time, and a pipeline runs its scripts in
+the order they were called.
 
 The same store runs on a single Redis and on a Redis Cluster (``connect`` tells them apart). No
 command touches two slots: a job's keys share its hash tag, and what spans jobs (the recent
@@ -15,18 +17,22 @@ instant by a script (read_job.lua), as it is merged by one.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from tidings import constants
 from tidings.errors import Conflict, NotFound, PayloadTooLarge, StoreUnavailable, terminal
 from tidings.store.base import OWNER_FIXED, Applied, Catchup, Limits, Update, dump
@@ -39,12 +45,17 @@ _SCRIPT = resources.files(__package__).joinpath("apply_update.lua").read_text()
 _READ = resources.files(__package__).joinpath("read_job.lua").read_text()
 
 
+_NOT_ANSWERING = "The job store is not answering; try again shortly."
+#: Seconds a batch of merges may take, sent and answered, before the store counts as down.
+BATCH_TIMEOUT = 5.0
+
+
 @asynccontextmanager
 async def _store_errors() -> AsyncIterator[None]:
     try:
         yield
     except RedisError as exc:
-        raise StoreUnavailable("The job store is not answering; try again shortly.") from exc
+        raise StoreUnavailable(_NOT_ANSWERING) from exc
 
 
 #: A client of one Redis or of a Redis Cluster; both take the same commands.
@@ -96,52 +107,71 @@ def register(client: Client, script: str) -> AsyncScript:
     return AsyncScript(cast(aioredis.Redis, client), script)
 
 
-_Call = tuple[list[str], list[str], "asyncio.Future[Any]"]
+@dataclass(frozen=True, slots=True)
+class _Script:
+    """The merge script with one set of rules written into its text (``Rules.as_lua``)."""
+
+    limits: Limits
+    text: str
+    sha: str
+
+    @classmethod
+    def of(cls, limits: Limits) -> _Script:
+        text = _SCRIPT.replace("--[[rules]]", Rules(limits).as_lua(), 1)
+        return cls(limits, text, hashlib.sha1(text.encode()).hexdigest())
+
+
+_Call = tuple[_Script, list[str], list[str]]  # the script, its keys, its arguments
 
 
 class RedisStore:
     def __init__(self, client: Client, limits: Limits | None = None) -> None:
         self.client = client
         self.limits = limits or Limits()
-        self._script = register(client, _SCRIPT)
+        self._script = _Script.of(self.limits)
         self._read = register(client, _READ)
-        self._rules: tuple[Limits, str] | None = None
-        self._queued: list[_Call] = []
+        self._queued: list[tuple[_Call, asyncio.Future[Any]]] = []
+        self._busy = False  # a batch is on its way to Redis
         self._sending: set[asyncio.Task[None]] = set()
+        self._connection: AbstractConnection | None = None  # what the merge batches go through
 
-    def _rules_of(self, limits: Limits) -> str:
-        """The script's rules as JSON text, encoded once per set of limits (a test may change
+    def _script_of(self, limits: Limits) -> _Script:
+        """The script of the store's limits, written once per set of limits (a test may change
         them), not on every update."""
-        if self._rules is None or self._rules[0] is not limits:
-            self._rules = (limits, dump(Rules(limits).as_json()))
-        return self._rules[1]
+        if self._script.limits is not limits:
+            self._script = _Script.of(limits)
+        return self._script
 
     async def apply(
         self, update: Update, *, epoch: str, now_iso: str, now_ms: int
     ) -> Applied | None:
         limits = self.limits
-        argument = dump(
-            {
-                "job_id": update.job_id,
-                "mode": update.mode,
-                "now_iso": now_iso,
-                "now_ms": now_ms,
-                "epoch": epoch,
-                "owner": update.owner or "",
-                "step": update.step or "",
-                "message": update.message or "",
-                "progress": update.progress,
-                "status": update.status or "",
-                "extra": {"set": update.extra_set, "del": list(update.extra_del)},
-                "result": update.result or "",
-                "error": dump(update.error) if update.error else "",
-                "job_channel": constants.job_channel(update.job_id),
-                "user_channel": list(constants.USER_CHANNEL),
-            }
-        )
-        async with _store_errors():
-            keys = constants.job_keys(update.job_id)
-            reply = await self._run(keys, [argument, self._rules_of(limits)])
+        patch = ""
+        if update.extra_set or update.extra_del:
+            patch = dump({"set": update.extra_set, "del": list(update.extra_del)})
+        arguments = [
+            update.job_id,
+            update.mode,
+            now_iso,
+            str(now_ms),
+            epoch,
+            update.owner or "",
+            update.step or "",
+            update.message or "",
+            "" if update.progress is None else dump(update.progress),
+            update.status or "",
+            patch,
+            update.result or "",
+            dump(update.error) if update.error else "",
+            constants.job_channel(update.job_id),
+            *constants.USER_CHANNEL,
+        ]
+        try:  # not _store_errors(): an async context manager costs a worker 2 % of its CPU
+            reply = await self._run(
+                (self._script_of(limits), constants.job_keys(update.job_id), arguments)
+            )
+        except RedisError as exc:
+            raise StoreUnavailable(_NOT_ANSWERING) from exc
         kind = reply[0]
         if kind == "event":
             event = cast(Event, json.loads(reply[1]))
@@ -165,32 +195,46 @@ class RedisStore:
             )
         raise AssertionError(f"apply_update.lua refused its input: {reply!r}")
 
-    async def _run(self, keys: list[str], arguments: list[str]) -> Any:
-        """The script's reply, its call sent with whatever else is called in this loop turn."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queued.append((keys, arguments, future))
-        if len(self._queued) == 1:
-            loop.call_soon(self._send_queued)
-        return await future
+    async def _run(self, call: _Call) -> Any:
+        """The script's reply. A call made while nothing is on its way to Redis goes at once, from
+        the caller's own task (no loop turn waited, no task made); calls made while a batch is on
+        its way wait for it and then go together, as one pipeline, in the order they were made.
+        """
+        if self._busy:
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._queued.append((call, future))
+            return await future
+        self._busy = True
+        try:
+            (reply,) = await self._replies([call])
+        finally:
+            self._send_queued()
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     def _send_queued(self) -> None:
-        calls, self._queued = self._queued, []
-        task = asyncio.get_running_loop().create_task(self._send(calls))
+        """Send what waited while a batch was on its way, or note that nothing is any more."""
+        queued, self._queued = self._queued, []
+        if not queued:
+            self._busy = False
+            return
+        task = asyncio.get_running_loop().create_task(self._send(queued))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, calls: Sequence[_Call]) -> None:
-        """One pipeline of EVALSHA; the script is loaded and the batch sent again only when
-        Redis has lost it (a restart), so a batch costs one round trip."""
+    async def _send(self, queued: Sequence[tuple[_Call, asyncio.Future[Any]]]) -> None:
         try:
-            replies = await self._evalsha(calls)
-            if any(isinstance(reply, NoScriptError) for reply in replies):
-                await self.client.script_load(_SCRIPT)
-                replies = await self._evalsha(calls)
+            replies = await self._replies([call for call, _ in queued])
         except Exception as exc:
-            replies = [exc] * len(calls)
-        for (_, _, future), reply in zip(calls, replies, strict=True):
+            replies = [exc] * len(queued)
+        except BaseException:  # the task itself was cancelled: so are its callers
+            for _, future in queued:
+                future.cancel()
+            raise
+        finally:
+            self._send_queued()
+        for (_, future), reply in zip(queued, replies, strict=True):
             if future.done():  # its caller was cancelled
                 continue
             if isinstance(reply, Exception):
@@ -198,11 +242,60 @@ class RedisStore:
             else:
                 future.set_result(reply)
 
+    async def _replies(self, calls: Sequence[_Call]) -> list[Any]:
+        """One pipeline of EVALSHA; a script is loaded and the batch sent again only when Redis
+        has lost it (a restart), so a batch costs one round trip."""
+        replies = await self._evalsha(calls)
+        lost = {
+            script
+            for (script, _, _), reply in zip(calls, replies, strict=True)
+            if isinstance(reply, NoScriptError)
+        }
+        if lost:
+            for script in lost:
+                await self.client.script_load(script.text)
+            replies = await self._evalsha(calls)
+        return replies
+
     async def _evalsha(self, calls: Sequence[_Call]) -> list[Any]:
+        """One pipeline of EVALSHA on the store's own connection; a reply is a value or the error
+        Redis answered to that call.
+
+        On a single Redis, not redis-py's ``pipeline()``, which takes a connection from the pool
+        and checks it for every batch: that cost a worker awaiting each update a third of its CPU
+        (a cluster has no single connection: ``_evalsha_on_cluster``). One batch is on
+        its way at a time, so one connection serves them all; it is connected again by the next
+        batch after it has dropped (redis-py closes it on any error). It is made with the pool's
+        settings but no socket timeout, and the batch as a whole is bounded instead: with one,
+        redis-py arms a timer for every reply and makes a task for every send.
+        """
+        if isinstance(self.client, RedisCluster):
+            return await self._evalsha_on_cluster(calls)
+        if self._connection is None:
+            pool = self.client.connection_pool
+            self._connection = pool.connection_class(
+                **{**pool.connection_kwargs, "socket_timeout": None}
+            )
+        connection = self._connection
+        replies: list[Any] = []
+        try:
+            async with asyncio.timeout(BATCH_TIMEOUT):
+                await connection.send_packed_command(_evalsha_commands(calls), check_health=False)
+                for _ in calls:
+                    try:
+                        replies.append(await connection.read_response())
+                    except ResponseError as exc:
+                        replies.append(exc)
+        except TimeoutError as exc:  # the connection was closed on the way out (redis-py)
+            raise RedisTimeoutError("Redis did not answer the batch in time.") from exc
+        return replies
+
+    async def _evalsha_on_cluster(self, calls: Sequence[_Call]) -> list[Any]:
+        """The batch through redis-py's cluster pipeline, which sends each node its commands."""
         async with self.client.pipeline(transaction=False) as pipe:
-            for keys, arguments, _ in calls:
+            for script, keys, arguments in calls:
                 # Not ``pipe.evalsha``, which a cluster pipeline refuses; the command is the same.
-                pipe.execute_command("EVALSHA", self._script.sha, len(keys), *keys, *arguments)
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *arguments)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
             return replies
 
@@ -293,7 +386,25 @@ class RedisStore:
 
     async def aclose(self) -> None:
         await asyncio.gather(*self._sending, return_exceptions=True)
+        if self._connection is not None:
+            await self._connection.disconnect()
+            self._connection = None
         await self.client.aclose()
+
+
+def _evalsha_commands(calls: Sequence[_Call]) -> bytes:
+    """The batch in the Redis protocol, written here as text and encoded once (an ASCII string's
+    length is its length in bytes): redis-py's packer, which takes any type and splits large
+    values, spent several times as long on these few strings."""
+    out: list[str] = []
+    for script, keys, arguments in calls:
+        parts = ("EVALSHA", script.sha, str(len(keys)), *keys, *arguments)
+        out.append(f"*{len(parts)}\r\n")
+        out += [
+            f"${len(part) if part.isascii() else len(part.encode())}\r\n{part}\r\n"
+            for part in parts
+        ]
+    return "".join(out).encode()
 
 
 class RedisPublisher:

@@ -3,8 +3,8 @@
 The Redis store runs them inside ``apply_update.lua`` and the memory store in Python, and the
 two had drifted. What can be data lives here, in one frozen ``Rules``: the limits, which status
 may follow which, the ETA's constants, and how many digits a stored number keeps. The memory
-store reads them directly; ``Rules.as_json()`` is the same figures as plain JSON, the script's
-second argument (encoded once per store), so neither side carries a copy of its own.
+store reads them directly; ``Rules.as_lua()`` is the same figures as a Lua table, written into
+the script's text when the Redis store registers it, so neither side carries a copy of its own.
 
 What cannot be data (the order of the steps, "empty means keep") is written the same way in both
 and pinned by ``tests/server/test_store_equivalence.py``, which drives random updates through
@@ -112,6 +112,32 @@ class Rules:
             "eta": {"weight": self.eta_weight, "decimals": self.eta_decimals},
             "number_digits": self.number_digits,
         }
+
+    def as_lua(self) -> str:
+        """``as_json()`` as a Lua table constructor, for the text of ``apply_update.lua``: a
+        table built by the script costs less per call than JSON decoded by it."""
+        return _lua(self.as_json())
+
+
+def _lua(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"a rule must be a finite number, not {value}")
+        return repr(value)
+    if isinstance(value, str):  # decimal escapes for all but plain ASCII: Lua 5.1 has no \u
+        return '"' + "".join(_lua_char(byte) for byte in value.encode()) + '"'
+    if isinstance(value, list):
+        return "{" + ", ".join(_lua(item) for item in value) + "}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"[{_lua(key)}] = {_lua(item)}" for key, item in value.items()) + "}"
+    raise TypeError(f"no Lua literal for {type(value).__name__}")
+
+
+def _lua_char(byte: int) -> str:
+    plain = 0x20 <= byte < 0x7F and byte not in b'"\\'
+    return chr(byte) if plain else f"\\{byte:03d}"
 
 
 def extra_text(extra: Mapping[str, str]) -> str:

@@ -24,6 +24,10 @@ class CallChecks:
         self.max_extra_bytes = max_extra_bytes
         self._owners: dict[str, str] = {}
         self._extras: dict[str, dict[str, Any]] = {}
+        #: Bytes the job's extra takes at most: its merged JSON holds no more than the merged
+        #: before it and the patch, so the merged extra is measured only when that sum is over
+        #: the limit, not on every update.
+        self._sizes: dict[str, int] = {}
         self._lock = threading.Lock()  # a blocking emitter decides in its callers' threads
 
     def check(self, job_id: str, call: dict[str, Any]) -> bool:
@@ -36,24 +40,30 @@ class CallChecks:
                 raise Conflict(OWNER_FIXED.format(job_id=job_id))
             extra = call.get("extra")
             merged = self._extras.get(job_id, {})
+            size = self._sizes.get(job_id, len("{}"))
             if extra:
-                if json_size(extra) > limit:
+                patch = json_size(extra)
+                if patch > limit:
                     raise PayloadTooLarge(f"extra is larger than {limit} bytes.")
                 merged = {
                     key: value
                     for key, value in {**merged, **extra}.items()
                     if value is not None  # None deletes a key
                 }
-                size = json_size(merged)
+                size += patch
+                if size > limit:
+                    size = json_size(merged)
                 if size > limit:
                     raise PayloadTooLarge(
                         f"extra would grow to {size} bytes; the limit is {limit}."
                     )
             if call.get("status") in TERMINAL_STATUSES:
                 self._extras.pop(job_id, None)
+                self._sizes.pop(job_id, None)
                 self._owners.pop(job_id, None)
             elif extra:
                 self._extras[job_id] = merged
+                self._sizes[job_id] = size
             return owner is None or owner == known
 
     def accepted(self, job_id: str, owner: str | None) -> None:

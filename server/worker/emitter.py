@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import (
@@ -16,7 +17,7 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -32,11 +33,11 @@ from tidings.service import JobService
 from tidings.store.base import limits_of
 from tidings.wire import Event, Snapshot
 from tidings.worker.checks import CallChecks
-from tidings.worker.coalesce import Call, Coalescer, Decision
+from tidings.worker.coalesce import Call, Coalescer
 
 if TYPE_CHECKING:
     from aiohttp import web
-    from tidings.models import CreateJobRequest
+    from tidings.models import CreateJobRequest, ProgressRequest
     from tidings.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,30 @@ SEND_ATTEMPTS = 5
 SEND_WITHIN_SECONDS = 10.0
 #: Seconds before the first retry (the backoff's first wait; later ones grow from there).
 FIRST_RETRY_DELAY = 0.1
+
+
+class Decided(NamedTuple):
+    """``send`` these validated updates now, in order; when ``flush_at`` is set, schedule a
+    flush of what is held then."""
+
+    send: list[ProgressRequest]
+    flush_at: float | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_job_id(job_id: str) -> None:
+    """Raise InvalidRequest for a bad job id; a worker sends many updates per job, so each id
+    is validated once (an id that fails is not remembered, and fails every time)."""
+    from tidings.models import JobRequest, parse
+
+    parse(JobRequest, {"job_id": job_id})
+
+
+def _validated(call: Call) -> ProgressRequest:
+    """A held update, merged from several, validated as it goes."""
+    from tidings.models import ProgressRequest, parse
+
+    return parse(ProgressRequest, call)
 
 
 class ProgressEmitter:
@@ -142,30 +167,34 @@ class ProgressEmitter:
 
     async def emit_request(self, job_id: str, payload: Mapping[str, object]) -> Event | None:
         """Report an update in the JSON shape of ``POST /api/jobs/{id}/progress``."""
-        decision = self.decide(job_id, payload)
-        if decision.flush_at is not None:
-            self.schedule_flush(job_id, decision.flush_at)
-        return await self.send_decided(job_id, decision.send)
+        decided = self.decide(job_id, payload)
+        if decided.flush_at is not None:
+            self.schedule_flush(job_id, decided.flush_at)
+        return await self.send_decided(job_id, decided.send)
 
-    def decide(self, job_id: str, payload: Mapping[str, object]) -> Decision:
+    def decide(self, job_id: str, payload: Mapping[str, object]) -> Decided:
         """Validate an update and decide whether it goes now or is held (any thread).
 
         Everything that can be checked without the store is checked here (``checks.py``), so a
-        bad argument raises at the call, never later from a flush or ``close()``.
+        bad argument raises at the call, never later from a flush or ``close()``. An update that
+        goes as it was given is validated once, here; one merged with held updates is validated
+        again as merged.
         """
-        from tidings.models import JobRequest, ProgressRequest, parse  # pydantic: on first use
+        from tidings.models import ProgressRequest, parse  # pydantic: on first use
 
-        parse(JobRequest, {"job_id": job_id})
+        _check_job_id(job_id)
         call = dict(payload)
-        parse(ProgressRequest, call)
+        request = parse(ProgressRequest, call)
         hold = self._checks.check(job_id, call)
-        return self._coalescer.offer(job_id, call, hold=hold)
+        decision = self._coalescer.offer(job_id, call, hold=hold)
+        send = [request if sent is call else _validated(sent) for sent in decision.send]
+        return Decided(send, decision.flush_at)
 
-    async def send_decided(self, job_id: str, calls: list[Call]) -> Event | None:
+    async def send_decided(self, job_id: str, requests: list[ProgressRequest]) -> Event | None:
         event = None
-        for call in calls:
-            event = await self._send(job_id, call)
-            self._checks.accepted(job_id, call.get("owner"))
+        for request in requests:
+            event = await self._send(job_id, request)
+            self._checks.accepted(job_id, request.owner)
         return event
 
     def schedule_flush(self, job_id: str, at: float) -> None:
@@ -179,16 +208,13 @@ class ProgressEmitter:
         held = self._coalescer.release(job_id)
         if held is not None:
             try:
-                await self._send(job_id, held)
+                await self._send(job_id, _validated(held))
             except JobTerminal as exc:
                 logger.info("a held update of %s was dropped: %s", job_id, exc.message)
             except Exception:
                 logger.exception("a held update of %s could not be sent", job_id)
 
-    async def _send(self, job_id: str, call: Call) -> Event | None:
-        from tidings.models import ProgressRequest, parse
-
-        request = parse(ProgressRequest, call)
+    async def _send(self, job_id: str, request: ProgressRequest) -> Event | None:
         unsure = False  # an earlier try failed: the store may hold this update already
 
         async def attempt() -> Event | None:
@@ -208,7 +234,9 @@ class ProgressEmitter:
                 return await self.service.republish_latest(job_id)
             return event
 
-        lock = self._locks.setdefault(job_id, asyncio.Lock())
+        lock = self._locks.get(job_id)  # not setdefault: that would make a Lock every update
+        if lock is None:
+            lock = self._locks[job_id] = asyncio.Lock()
         ended = request.status in TERMINAL_STATUSES
         try:
             async with lock:  # one job's sends in the order they were decided
@@ -247,7 +275,7 @@ class ProgressEmitter:
     async def flush(self) -> None:
         """Send every held update now."""
         for job_id, held in self._coalescer.release_all().items():
-            await self._send(job_id, held)
+            await self._send(job_id, _validated(held))
 
     async def cancel(self, job_id: str) -> Snapshot:
         return await self._retrying(lambda: self.service.cancel(job_id))

@@ -16,7 +16,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ROWS = {"saturation", "fixed", "light", "worker", "idle_memory", "two_nodes", "idle_node"}
+ROWS = {
+    "saturation",
+    "fixed",
+    "light",
+    "worker",
+    "worker_one",
+    "idle_memory",
+    "two_nodes",
+    "idle_node",
+}
 
 
 @pytest.mark.timeout(150)

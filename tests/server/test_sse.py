@@ -260,17 +260,25 @@ class DroppedOnTheWay:
 
     def __init__(self, app: web.Application) -> None:
         self.drop = False
+        self.dropped: set[tuple[str, int]] = set()  # (job_id, seq) of every event dropped
         manager = app[FANOUT]
         for name in ("emit", "deliver"):
             setattr(manager, name, self._dropping(getattr(manager, name)))
 
     def _dropping(self, deliver: Any) -> Any:
-        async def maybe(*args: Any, **kwargs: Any) -> Any:
+        async def maybe(event: str, data: Any, *args: Any, **kwargs: Any) -> Any:
             if not self.drop:
-                return await deliver(*args, **kwargs)
+                return await deliver(event, data, *args, **kwargs)
+            self.dropped.add((data["job_id"], data["seq"]))
             return None
 
         return maybe
+
+    async def stop_after(self, job_id: str, seq: int) -> None:
+        """Stop dropping once this event has reached the node (a publish reaches it after the
+        worker's call has returned, so the last update sent is not yet dropped then)."""
+        await eventually(lambda: (job_id, seq) in self.dropped, what=f"{job_id} {seq} dropped")
+        self.drop = False
 
 
 async def test_a_gap_in_the_live_feed_is_filled_from_the_history(node: Node) -> None:
@@ -283,7 +291,7 @@ async def test_a_gap_in_the_live_feed_is_filled_from_the_history(node: Node) -> 
         dropping.drop = True
         for progress in (2, 3, 4):  # stored, never delivered live
             await emitter.send_progress("holes", "extracting", progress)
-        dropping.drop = False
+        await dropping.stop_after("holes", 4)
         await emitter.send_progress("holes", "extracting", 5)
         frames = await sse.frames(4)
         assert [f.data["seq"] for f in frames] == [2, 3, 4, 5]
@@ -303,7 +311,7 @@ async def test_each_event_of_a_job_batch_frame_is_sent_once(node: Node) -> None:
         dropping.drop = True
         for progress in (2, 3, 4):  # stored, and delivered only as the batch below
             await emitter.send_progress("batch", "extracting", progress)
-        dropping.drop = False
+        await dropping.stop_after("batch", 4)
         events = (await service.read("batch", first["epoch"], 1)).events
         await app[SIO].emit("job_batch", {"events": events}, room=room, namespace="/")
         frames = await sse.frames(3)
@@ -433,7 +441,7 @@ async def test_the_user_stream_fills_gaps_per_job(node: Node) -> None:
         await emitter.send_progress("g-1", "extracting", 2)
         await emitter.send_progress("g-2", "extracting", 1, owner="carol")  # a new job, lost
         await emitter.send_progress("g-2", "extracting", 2)
-        dropping.drop = False
+        await dropping.stop_after("g-2", 2)
         await emitter.send_progress("g-1", "extracting", 3)
         await emitter.send_progress("g-2", "extracting", 3)
         frames = await sse.frames(3)

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import statistics
 from collections.abc import AsyncIterator
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from tidings.constants import MAX_RECENT_JOBS, RECENT_JOBS_KEY, job_keys
-from tidings.errors import Conflict, JobCancelled, JobTerminal, NotFound, PayloadTooLarge
+from tidings.errors import (
+    Conflict,
+    JobCancelled,
+    JobTerminal,
+    NotFound,
+    PayloadTooLarge,
+    StoreUnavailable,
+)
 from tidings.service import new_epoch, now
-from tidings.store import JobStore, Limits, MemoryStore, RedisStore, Update, connect
+from tidings.store import JobStore, Limits, MemoryStore, RedisStore, Update, connect, redis_store
 from tidings.store.base import Applied, dump
+
+from tests.support import RedisServer
 
 #: The limits of the stores these tests run on (also on a Redis Cluster, tests/cluster).
 CONTRACT_LIMITS = Limits(history=50, max_extra_bytes=1024, max_steps=5)
@@ -415,6 +427,31 @@ async def test_redis_keys_carry_ttls_and_one_hash_tag(redis_url: str) -> None:
     assert all(0 < ttl <= 100 for ttl in [await client.ttl(key) for key in own_keys])
     await client.aclose()
     await store.aclose()
+
+
+async def test_a_frozen_redis_is_an_error_after_the_batch_timeout_then_the_store_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis that stops answering (SIGSTOP) turns a merge into StoreUnavailable once its batch
+    has waited ``BATCH_TIMEOUT``, not into a hang; once Redis answers again, so does the store
+    (its connection, closed by the timeout, is made anew)."""
+    monkeypatch.setattr(redis_store, "BATCH_TIMEOUT", 0.5)
+    server = RedisServer(tmp_path)
+    server.start()
+    assert server.process is not None
+    store = RedisStore(connect(server.url))
+    try:
+        assert await apply(store, "frozen", step="s", progress=1) is not None  # control
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(StoreUnavailable):
+                await apply(store, "frozen", step="s", progress=2)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        assert await apply(store, "frozen", step="s", progress=3) is not None
+    finally:
+        await store.aclose()
+        server.stop()
 
 
 async def test_redis_flush_starts_a_new_epoch(redis_url: str) -> None:

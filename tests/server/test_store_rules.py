@@ -1,12 +1,13 @@
-"""The merge rules as data: what the Lua script is handed is what the memory store runs."""
+"""The merge rules as data: what the Lua script is written with is what the memory store runs."""
 
 from __future__ import annotations
 
 import json
 
+import redis
 from tidings.constants import TERMINAL_STATUSES
 from tidings.store import Limits
-from tidings.store.rules import Rules, extra_text
+from tidings.store.rules import Rules, _lua, extra_text
 
 
 def test_terminal_statuses_are_the_ones_with_no_successor() -> None:
@@ -45,6 +46,19 @@ def test_as_json_is_plain_json_with_every_figure() -> None:
         "eta": {"weight": 0.3, "decimals": 1},
         "number_digits": 14,
     }
+
+
+def test_the_script_is_written_with_the_same_figures(redis_url: str) -> None:
+    """``as_lua()`` read back through Redis's own Lua and cjson is ``as_json()``."""
+    rules = Rules(Limits(history=7, max_steps=3), eta_weight=0.25)
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        written = json.loads(client.eval(f"return cjson.encode({rules.as_lua()})", 0))
+        odd = 'q"uote \\ é\n\x7f'
+        assert client.eval(f"return {_lua(odd)}", 0) == odd
+    expected = rules.as_json()
+    # cjson writes an empty Lua table as an object: the terminal statuses' lists
+    expected["transitions"] = {s: after or {} for s, after in expected["transitions"].items()}
+    assert written == expected
 
 
 def test_eta_rounds_halves_up_as_lua_does() -> None:

@@ -10,6 +10,7 @@ from aiohttp import web
 from tidings import ProgressEmitter, Settings, SyncProgressEmitter
 from tidings.errors import Conflict, PayloadTooLarge
 from tidings.messages import generate_friendly_status
+from tidings.worker.checks import CallChecks
 
 from tests.support import running_app
 
@@ -55,6 +56,17 @@ async def test_extra_over_the_limit_raises_at_the_call(app: web.Application) -> 
         await emitter.send_progress("big", "extracting", 30, extra={"c": "z" * 2000})
     assert await emitter.send_progress("big", "extracting", 40, extra={"a": None}) is None
     await emitter.aclose()
+
+
+def test_a_key_written_again_and_again_counts_once_not_once_per_patch() -> None:
+    """The merged extra is measured only when the patches so far could have grown it past the
+    limit, and then exactly: rewriting one key never adds up."""
+    checks = CallChecks(LIMIT)
+    for _ in range(20):  # 4 KB of patches; the extra stays one key of 200 bytes
+        checks.check("same", {"step": "s", "extra": {"a": "x" * 200}})
+    with pytest.raises(PayloadTooLarge, match="extra would grow to"):  # control: keys add up
+        for index in range(20):
+            checks.check("grows", {"step": "s", "extra": {f"k{index}": "x" * 200}})
 
 
 async def test_control_the_store_alone_would_raise_only_from_close(app: web.Application) -> None:
