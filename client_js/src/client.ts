@@ -264,6 +264,7 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
         eventSource: options.eventSource,
         fetch: options.fetch,
         backoff,
+        now,
       },
       hooks,
     );

@@ -708,6 +708,53 @@ describe("the SSE fallback", () => {
   });
 
   it.each([
+    ["opens a stream answered 429 again after its Retry-After, then the backoff", "10", 10_500, "in 10 s"],
+    ["(control: a 429 without Retry-After, after the backoff alone)", null, 500, "shortly"],
+  ])("%s", async (_name, retryAfter, delay, when) => {
+    vi.useFakeTimers();
+    type Listener = (message: MessageEvent<string>) => void;
+    const sources: { readyState: number; listeners: Map<string, Listener> }[] = [];
+    const { client, transport: sockets } = setup({
+      getToken: () => "token",
+      reconnectionDelay: 1_000,
+      random: () => 0, // the shortest backoff: 1 s - 50 %
+      fallback: "sse",
+      fallbackAttempts: 1,
+      eventSource: () => {
+        const source = {
+          readyState: 0,
+          listeners: new Map<string, Listener>(),
+          addEventListener: (type: string, listener: Listener) => source.listeners.set(type, listener),
+          close: () => undefined,
+        };
+        sources.push(source);
+        return source;
+      },
+      // The server refuses every request with the token from here: the stream, and the same request asking why.
+      fetch: async () => new Response(null, { status: 429, headers: retryAfter === null ? {} : { "Retry-After": retryAfter } }),
+    });
+    client.followUser();
+    await sockets.last().refuse("xhr poll error");
+    await vi.advanceTimersByTimeAsync(0);
+    expect(client.transport).toBe("sse");
+    expect(sources).toHaveLength(1);
+    const [refused] = sources as [(typeof sources)[number]];
+    refused.readyState = 2; // EventSource.CLOSED: it was answered, and not 200
+    refused.listeners.get("error")?.({} as MessageEvent<string>);
+    await vi.advanceTimersByTimeAsync(delay - 1);
+    expect(sources).toHaveLength(1);
+    expect(client.store.getState().connection).toMatchObject({
+      status: "reconnecting",
+      error: {
+        code: "rate_limited",
+        message: `The server refuses connections from this address for now (too many wrong credentials from it); trying again ${when}.`,
+      },
+    });
+    await vi.advanceTimersByTimeAsync(1);
+    expect(sources).toHaveLength(2);
+  });
+
+  it.each([
     ["keeps Socket.IO after refusals rate_limited: the streams would be refused too", "rate_limited", "socket.io"],
     ["(control: an unreachable server's refusals lead to the streams)", "xhr poll error", "sse"],
   ])("%s", async (_name, message, transport) => {
