@@ -54,9 +54,10 @@ export interface EventStreamLinkOptions {
 /** EventSource.CLOSED: the browser will not try again by itself. */
 const CLOSED = 2;
 const EVENT_NAMES = ["job_update", "job_complete", "job_error"] as const;
-
-const interrupted = () => new JobClientError("connection_failed", "The event stream was interrupted.");
 const SNAPSHOT_NAMES = ["snapshot", "resync"] as const;
+
+/** A stream lost for no reason the server gave. */
+const interrupted = () => new JobClientError("connection_failed", "The event stream was interrupted.");
 
 function defaultEventSource(url: string): EventSourceLike {
   if (typeof EventSource === "undefined") {
