@@ -63,7 +63,8 @@ export interface JobClientOptions {
   /**
    * `"sse"`: when Socket.IO never gets through (`fallbackAttempts` refused or failed attempts, or
    * nothing after `fallbackTimeout` ms), follow the server's Server-Sent Events instead, for the
-   * rest of the client's life. Not after `unauthorized`: the streams would refuse that token too.
+   * rest of the client's life. Not after `unauthorized` or `rate_limited`: the streams would refuse
+   * that token too.
    */
   fallback?: "sse";
   fallbackAttempts?: number;
@@ -147,6 +148,11 @@ const DEFAULTS = {
 
 const MAX_STALLS = 3;
 
+/** The server refused the caller's credentials (or any, for a while): the event streams would too. */
+function refusedCredentials(code: string | undefined): boolean {
+  return code === "unauthorized" || code === "rate_limited";
+}
+
 export function createJobClient(options: JobClientOptions = {}): JobClient {
   const store = options.store ?? createJobStore();
   const now = options.now ?? Date.now;
@@ -227,6 +233,7 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
       socketOptions: options.socketOptions,
       transport: options.transport,
       backoff,
+      now,
     },
     hooks,
   );
@@ -236,7 +243,7 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
       options.fallback === "sse" &&
       link.kind === "socket.io" &&
       !everConnected &&
-      error?.code !== "unauthorized" &&
+      !refusedCredentials(error?.code) &&
       attempts >= (options.fallbackAttempts ?? DEFAULTS.fallbackAttempts)
     );
   }
@@ -257,6 +264,7 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
         eventSource: options.eventSource,
         fetch: options.fetch,
         backoff,
+        now,
       },
       hooks,
     );
@@ -292,7 +300,7 @@ export function createJobClient(options: JobClientOptions = {}): JobClient {
     closedByUser = false;
     if (options.fallback === "sse" && link.kind === "socket.io" && !everConnected) {
       fallbackTimer.start(options.fallbackTimeout ?? DEFAULTS.fallbackTimeout, () => {
-        if (!everConnected && store.getState().connection.error?.code !== "unauthorized") fallBack();
+        if (!everConnected && !refusedCredentials(store.getState().connection.error?.code)) fallBack();
       });
     }
     link.connect();

@@ -2,12 +2,16 @@
  * The Socket.IO connection: it makes the socket, asks for a fresh token on every (re)connect,
  * reconnects with backoff where socket.io-client gives up (a refused handshake, a socket the server
  * closed), and turns acknowledgements into promises. What the connection carries is the core's.
+ *
+ * A connect refused `rate_limited` (too many wrong credentials from this address) names the
+ * seconds until the server listens again: no attempt goes out before they have passed, not even
+ * one `connect()` asks for, since the server would refuse it and keep the budget empty.
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
 
 import type { Backoff } from "./backoff.js";
 import { Timer } from "./backoff.js";
-import { JobClientError, type JobClientErrorCode } from "./errors.js";
+import { JobClientError, rateLimitedError, retryAfterSeconds, type JobClientErrorCode } from "./errors.js";
 import type { Link, LinkHooks, RequestOf, ResultOf } from "./link.js";
 import type { ClientToServerEvents, ConnectAuth, EventBatch, ServerToClientEvents } from "./protocol.js";
 import type { ConnectionStatus } from "./store.js";
@@ -49,6 +53,8 @@ export interface SocketLinkOptions {
   socketOptions: TransportOptions | undefined;
   transport: TransportFactory | undefined;
   backoff: Backoff;
+  /** The client's clock (ms). */
+  now: () => number;
 }
 
 const SERVER_EVENTS = ["job_update", "job_complete", "job_error"] as const;
@@ -112,6 +118,11 @@ async function refusesOrigin(server: string): Promise<boolean> {
   }
 }
 
+/** The seconds a `rate_limited` refusal asks the client to wait (its `data.retry_after`). */
+function retryAfterOf(error: Error & { data?: unknown }): number | null {
+  return retryAfterSeconds((error.data as { retry_after?: unknown } | null | undefined)?.retry_after);
+}
+
 export class SocketLink implements Link {
   readonly kind = "socket.io";
   private socket: TransportSocket | null = null;
@@ -123,6 +134,8 @@ export class SocketLink implements Link {
   private readonly reconnectTimer = new Timer();
   /** Null until a failed connect from another origin was looked into; then whether CORS refused it. */
   private originRefused: boolean | null = null;
+  /** Client clock before which the server refuses a connect (its last `rate_limited`'s `retry_after`). */
+  private refusedUntil = 0;
 
   constructor(
     private readonly options: SocketLinkOptions,
@@ -138,8 +151,12 @@ export class SocketLink implements Link {
     this.closedByUser = false;
     const socket = this.ensureSocket();
     if (socket.connected || socket.active) return;
-    this.reconnectTimer.stop();
     this.setStatus(this.status === "disconnected" ? "connecting" : this.status);
+    if (this.refusedUntil > this.options.now()) {
+      this.scheduleReconnect();
+      return;
+    }
+    this.reconnectTimer.stop();
     socket.connect();
   }
 
@@ -243,12 +260,14 @@ export class SocketLink implements Link {
 
   private readonly onConnectError = (error: Error & { data?: unknown }): void => {
     this.attempts += 1;
+    if (error.message === "rate_limited") this.refusedUntil = this.options.now() + (retryAfterOf(error) ?? 0) * 1_000;
     // Refused by the server: socket.io-client gives up, so ask again (with a fresh token).
     if (this.socket !== null && !this.socket.active && !this.closedByUser && !this.destroyed) {
       this.scheduleReconnect();
     }
     const origins = crossOrigin(this.options.url);
-    if (this.originRefused === null && origins !== null && error.message !== "unauthorized") {
+    const serverRefused = error.message === "unauthorized" || error.message === "rate_limited";
+    if (this.originRefused === null && origins !== null && !serverRefused) {
       // Once: is this page's origin one the server's TIDINGS_CORS_ORIGINS leaves out?
       this.originRefused = false;
       void refusesOrigin(origins.server).then((refused) => {
@@ -260,21 +279,26 @@ export class SocketLink implements Link {
     this.report(error);
   };
 
-  private report(error: Error): void {
-    const origins = crossOrigin(this.options.url);
-    const failure =
-      error.message === "unauthorized"
-        ? new JobClientError("unauthorized", error.message, { cause: error })
-        : this.originRefused === true && origins !== null
-          ? new JobClientError(
-              "connection_failed",
-              `The server at ${origins.server} does not accept pages from ${origins.page}: add ${origins.page} ` +
-                `to TIDINGS_CORS_ORIGINS on the server (the browser said "${error.message}").`,
-              { cause: error },
-            )
-          : new JobClientError("connection_failed", error.message, { cause: error });
+  private report(error: Error & { data?: unknown }): void {
+    const failure = this.failureOf(error);
     this.setStatus("reconnecting", failure);
     this.hooks.error(failure);
+  }
+
+  /** What a failed connect means to the application: a code, and a sentence where one helps. */
+  private failureOf(error: Error & { data?: unknown }): JobClientError {
+    if (error.message === "unauthorized") return new JobClientError("unauthorized", error.message, { cause: error });
+    if (error.message === "rate_limited") return rateLimitedError(retryAfterOf(error), error);
+    const origins = crossOrigin(this.options.url);
+    if (this.originRefused === true && origins !== null) {
+      return new JobClientError(
+        "connection_failed",
+        `The server at ${origins.server} does not accept pages from ${origins.page}: add ${origins.page} ` +
+          `to TIDINGS_CORS_ORIGINS on the server (the browser said "${error.message}").`,
+        { cause: error },
+      );
+    }
+    return new JobClientError("connection_failed", error.message, { cause: error });
   }
 
   private readonly onBatch = (batch: EventBatch): void => {
@@ -282,8 +306,10 @@ export class SocketLink implements Link {
     for (const event of batch.events) this.hooks.event(event);
   };
 
+  /** Asks again after the backoff, which starts once the server's `retry_after` (if any) is over. */
   private scheduleReconnect(): void {
-    this.reconnectTimer.start(this.options.backoff(Math.max(0, this.attempts - 1)), () => {
+    const held = Math.max(0, this.refusedUntil - this.options.now());
+    this.reconnectTimer.start(held + this.options.backoff(Math.max(0, this.attempts - 1)), () => {
       const socket = this.socket;
       if (!this.closedByUser && !this.destroyed && socket !== null && !socket.connected) socket.connect();
     });

@@ -8,9 +8,13 @@
  *
  * EventSource cannot send headers, so the streams carry the token as `?token=` (or the open-mode
  * user as `?user_id=`); HTTP requests send it as `Authorization: Bearer`.
+ *
+ * Nor does EventSource say why the server refused a stream: when one is closed for good, the same
+ * request over `fetch` asks. A 429 (too many wrong credentials from this address) carries
+ * `Retry-After`, as any answer 429 to a request does: no stream is opened again before it is over.
  */
 import { Timer, type Backoff } from "./backoff.js";
-import { JobClientError } from "./errors.js";
+import { JobClientError, rateLimitedError, retryAfterSeconds } from "./errors.js";
 import type { Link, LinkHooks, RequestOf, ResultOf } from "./link.js";
 import {
   isTerminal,
@@ -43,12 +47,17 @@ export interface EventStreamLinkOptions {
   eventSource: EventSourceFactory | undefined;
   fetch: typeof fetch | undefined;
   backoff: Backoff;
+  /** The client's clock (ms). */
+  now: () => number;
 }
 
 /** EventSource.CLOSED: the browser will not try again by itself. */
 const CLOSED = 2;
 const EVENT_NAMES = ["job_update", "job_complete", "job_error"] as const;
 const SNAPSHOT_NAMES = ["snapshot", "resync"] as const;
+
+/** A stream lost for no reason the server gave. */
+const interrupted = () => new JobClientError("connection_failed", "The event stream was interrupted.");
 
 function defaultEventSource(url: string): EventSourceLike {
   if (typeof EventSource === "undefined") {
@@ -63,6 +72,8 @@ interface StreamHooks {
   open(stream: Stream): Promise<EventSourceLike>;
   up(stream: Stream): void;
   failed(stream: Stream, error: JobClientError): void;
+  /** Why the server closed the stream for good. */
+  refusal(stream: Stream): Promise<JobClientError>;
   /** A job stream that ended after its job did. */
   ended(stream: Stream): void;
   snapshot(data: unknown): void;
@@ -143,11 +154,16 @@ class Stream {
         this.hooks.ended(this);
         return;
       }
-      this.hooks.failed(this, new JobClientError("connection_failed", "The event stream was interrupted."));
-      if (source.readyState === CLOSED) {
-        this.source = null;
-        this.retry();
+      if (source.readyState !== CLOSED) {
+        this.hooks.failed(this, interrupted()); // EventSource tries again by itself
+        return;
       }
+      this.source = null;
+      void this.hooks.refusal(this).then((error) => {
+        if (this.closed) return;
+        this.hooks.failed(this, error);
+        this.retry();
+      });
     });
   }
 
@@ -169,6 +185,8 @@ export class EventStreamLink implements Link {
   private attempts = 0;
   private readonly fetch: typeof fetch;
   private readonly streamHooks: StreamHooks;
+  /** Client clock before which the server refuses credentials from here (its last `Retry-After`). */
+  private refusedUntil = 0;
 
   constructor(
     private readonly options: EventStreamLinkOptions,
@@ -184,10 +202,12 @@ export class EventStreamLink implements Link {
       },
       up: (stream) => this.up(stream),
       failed: (stream, error) => this.failed(stream, error),
+      refusal: (stream) => this.refusal(stream),
       ended: (stream) => this.ended(stream),
       snapshot: (data) => this.hooks.snapshot(data),
       event: (data) => this.hooks.event(data),
-      backoff: options.backoff,
+      // The backoff starts once the server's Retry-After (if any) is over.
+      backoff: (attempt) => Math.max(0, this.refusedUntil - options.now()) + options.backoff(attempt),
     };
   }
 
@@ -255,7 +275,8 @@ export class EventStreamLink implements Link {
   }
 
   private failed(stream: Stream, error: JobClientError): void {
-    if (stream !== this.userStream && !stream.opened) return; // its job may not exist yet
+    // A job stream that never opened may wait for its job to exist; a refused address is news.
+    if (stream !== this.userStream && !stream.opened && error.code !== "rate_limited") return;
     // Requests go over HTTP, not the stream: what is in flight is still answered.
     stream.broken = true;
     this.attempts += 1;
@@ -324,6 +345,25 @@ export class EventStreamLink implements Link {
   }
 
   private async http(method: string, path: string, params: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
+    const response = await this.send(method, path, params);
+    const body: unknown = await response.json().catch(() => null);
+    return { status: response.status, body };
+  }
+
+  /** Why the server closed `stream` for good: the same request again, read as far as its status. */
+  private async refusal(stream: Stream): Promise<JobClientError> {
+    const reading = new AbortController();
+    try {
+      const response = await this.send("GET", stream.path, {}, reading.signal);
+      reading.abort(); // a stream that opens this time is not read: the EventSource is opened again
+      return response.status === 429 ? rateLimitedError(retryAfterSeconds(response.headers.get("Retry-After"))) : interrupted();
+    } catch {
+      return interrupted();
+    }
+  }
+
+  /** One HTTP request, the token as a header; an answer 429 holds the streams for its Retry-After. */
+  private async send(method: string, path: string, params: Record<string, string>, signal?: AbortSignal): Promise<Response> {
     const query = await this.identify();
     for (const [key, value] of Object.entries(params)) query.set(key, value);
     const token = query.get("token");
@@ -334,12 +374,16 @@ export class EventStreamLink implements Link {
         method,
         headers: token === null ? {} : { Authorization: `Bearer ${token}` },
         cache: "no-store",
+        ...(signal === undefined ? {} : { signal }),
       });
     } catch (cause) {
       throw new JobClientError("connection_failed", `${method} ${path} failed: ${String(cause)}`, { cause });
     }
-    const body: unknown = await response.json().catch(() => null);
-    return { status: response.status, body };
+    if (response.status === 429) {
+      const seconds = retryAfterSeconds(response.headers.get("Retry-After")) ?? 0;
+      this.refusedUntil = Math.max(this.refusedUntil, this.options.now() + seconds * 1_000);
+    }
+    return response;
   }
 
   /** Who the caller is, as a query: `token` (moved to a header for HTTP) or `user_id`. */

@@ -7,6 +7,7 @@
  * It sends with XMLHttpRequest, the one browser API that reports upload progress.
  */
 import type { TokenSource } from "./connection.js";
+import { retryAfterSeconds } from "./errors.js";
 
 /** `waiting` → `uploading` → `uploaded` (the job is known), or `failed` / `cancelled`. */
 export type UploadState = "waiting" | "uploading" | "uploaded" | "failed" | "cancelled";
@@ -90,6 +91,13 @@ function newUpload(file: UploadFile, held: boolean): Upload {
 }
 
 function reasonOf(xhr: XMLHttpRequest): string {
+  if (xhr.status === 429) {
+    // Too many wrong credentials from this address (or a proxy's limit): say how long to wait.
+    const seconds = retryAfterSeconds(xhr.getResponseHeader("Retry-After"));
+    return seconds === null
+      ? "Too many attempts from this address: the server takes no upload from it for now. Try again later."
+      : `Too many attempts from this address: the server takes no upload from it for ${seconds} s. Try again after that.`;
+  }
   try {
     const body = JSON.parse(xhr.responseText) as { error?: { message?: unknown } } | null;
     if (typeof body?.error?.message === "string") return body.error.message;

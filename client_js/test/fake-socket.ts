@@ -115,16 +115,19 @@ export class FakeSocket implements TransportSocket {
     this.clearAcks();
   }
 
-  /** The server's middleware refuses the connection (after reading `auth`, as a real one does). */
-  async refuse(message = "unauthorized"): Promise<void> {
+  /**
+   * The server's middleware refuses the connection (after reading `auth`, as a real one does),
+   * with `data` beside the message as socket.io-client hands it on (`rate_limited`'s `retry_after`).
+   */
+  async refuse(message = "unauthorized", data?: unknown): Promise<void> {
     if (!this.active) throw new Error("refuse() before connect()");
     const auth = this.options.auth;
-    let data: ConnectAuth = {};
-    if (typeof auth === "function") data = await new Promise<ConnectAuth>((resolve) => auth(resolve));
-    this.auths.push(data);
+    let sent: ConnectAuth = {};
+    if (typeof auth === "function") sent = await new Promise<ConnectAuth>((resolve) => auth(resolve));
+    this.auths.push(sent);
     this.connected = false;
     this.active = false;
-    this.fire("connect_error", new Error(message));
+    this.fire("connect_error", Object.assign(new Error(message), data === undefined ? {} : { data }));
   }
 
   push(event: "job_update" | "job_complete" | "job_error", payload: Event): void;

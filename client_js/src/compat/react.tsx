@@ -10,7 +10,7 @@ import { useStore } from "zustand";
 import type { TokenSource } from "../connection.js";
 import { formatPercent } from "../format.js";
 import type { JobRequest, ListedJob, Snapshot } from "../protocol.js";
-import type { ConnectionStatus } from "../store.js";
+import type { ConnectionState, ConnectionStatus } from "../store.js";
 import { useJobClient } from "../react/context.js";
 import { useJob, useJobs } from "../react/hooks.js";
 import {
@@ -52,6 +52,8 @@ export interface FileStatusSocketOptions {
 export interface FileStatusSocketResult {
   isConnected: boolean;
   status: ConnectionStatus;
+  /** Why the connection is not up (e.g. `rate_limited`, with a sentence to show); null once it is. */
+  error: ConnectionState["error"];
   /** Sends one of the protocol's requests through the shared client. */
   emit<K extends keyof FileStatusEmits>(event: K, payload: FileStatusEmits[K][0]): Promise<FileStatusEmits[K][1]>;
   /** Listens for `file_progress` (an alias of `job_update`), `job_update`, `job_complete` or `job_error`. */
@@ -76,7 +78,7 @@ export function useFileStatusSocket(
   useEffect(() => {
     const trying = client.status === "connecting" || client.status === "reconnecting";
     if (setClientToken(client, sessionToken, options.getToken) && trying) {
-      client.disconnect(); // a new token cuts short a wait after a refused connection
+      client.disconnect(); // a new token cuts short a wait after a refused connection (not a rate_limited one's)
       client.connect();
     }
   }, [client, sessionToken, options.getToken]);
@@ -95,6 +97,7 @@ export function useFileStatusSocket(
   }, [client]);
 
   const status = useStore(client.store, (state) => state.connection.status);
+  const error = useStore(client.store, (state) => state.connection.error);
   const files = useFileStatusStore((state) => state.getAllStatuses());
 
   return useMemo(() => {
@@ -112,11 +115,12 @@ export function useFileStatusSocket(
     return {
       isConnected: status === "connected",
       status,
+      error,
       emit: (event, payload) => requests[event](payload),
       on: (event, handler) => onJobEvent(client, event, handler),
       files,
     };
-  }, [client, files, status]);
+  }, [client, error, files, status]);
 }
 
 export interface UploadProgressResult {

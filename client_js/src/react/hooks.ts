@@ -9,6 +9,7 @@ import {
   aggregate,
   createJobStore,
   type Aggregate,
+  type ConnectionState,
   type ConnectionStatus,
   type JobEntry,
   type JobStoreState,
@@ -84,6 +85,8 @@ export interface FileStatusSocket {
   failedFiles: JobEntry[];
   aggregate: Aggregate;
   status: ConnectionStatus;
+  /** Why the connection is not up (e.g. `rate_limited`, with a sentence to show); null once it is. */
+  error: ConnectionState["error"];
   cancel(jobId: string): Promise<Snapshot>;
   clearStatus(jobId: string): void;
   /** The connection this hook owns; null until mounted (and during server rendering). */
@@ -93,7 +96,8 @@ export interface FileStatusSocket {
 /**
  * Follows every job of one user through the user room, on a connection of its own (made on mount,
  * closed on unmount). The token is read on every (re)connect, so pass the current one each render;
- * a new token also cuts short a wait after a refused connection. The server URL comes from
+ * a new token also cuts short a wait after a refused connection (not the wait of a `rate_limited`
+ * refusal: the server would refuse any token before it is over). The server URL comes from
  * `options.url`, else from a surrounding `JobClientProvider`'s client, else the page's origin.
  */
 export function useFileStatusSocket(
@@ -146,6 +150,7 @@ export function useFileStatusSocket(
     useShallow((state: JobStoreState) => state.order.map((id) => state.jobs[id] as JobEntry)),
   );
   const status = useStore(store, (state) => state.connection.status);
+  const error = useStore(store, (state) => state.connection.error);
   return useMemo(() => {
     const terminalFailure = (entry: JobEntry) => entry.status === "error" || entry.status === "cancelled";
     return {
@@ -155,6 +160,7 @@ export function useFileStatusSocket(
       failedFiles: files.filter(terminalFailure),
       aggregate: aggregate(files),
       status,
+      error,
       cancel: (jobId: string) =>
         client === null
           ? Promise.reject(new JobClientError("disconnected", "useFileStatusSocket: not mounted yet."))
@@ -162,5 +168,5 @@ export function useFileStatusSocket(
       clearStatus: (jobId: string) => store.getState().clearStatus(jobId),
       client,
     };
-  }, [client, files, status, store]);
+  }, [client, error, files, status, store]);
 }

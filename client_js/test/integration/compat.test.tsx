@@ -9,7 +9,8 @@ import { act, cleanup, fireEvent, render, screen, waitFor as settle } from "@tes
 import { EventSource } from "eventsource";
 import { createHmac } from "node:crypto";
 import type { ReactNode } from "react";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { io } from "socket.io-client";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 import type { JobClient } from "../../src/client.js";
 import {
@@ -24,6 +25,7 @@ import {
 } from "../../src/compat/react.js";
 import type { Event } from "../../src/protocol.js";
 import { JobClientProvider } from "../../src/react/index.js";
+import { createUploader } from "../../src/upload.js";
 import {
   AuthContext,
   chainUpload,
@@ -289,5 +291,93 @@ describe("UploadProgressStream and its manager (002)", () => {
     expect(manager.active).toHaveLength(1);
     closeEverything();
     expect(manager.active).toEqual([]);
+  });
+});
+
+describe("an address that spent its budget of wrong credentials (issue 14)", () => {
+  // The server allows 2 wrong credentials per address and gives one back every 2 s.
+  let throttled: TidingsServer;
+  const good = () => hs256(SECRET, { sub: "token-user", exp: Math.floor(Date.now() / 1000) + 3600 });
+
+  beforeEach(async () => {
+    throttled = await startServer({
+      secret: SECRET,
+      corsOrigins: JSDOM_ORIGIN,
+      settings: { TIDINGS_AUTH_FAILURE_BURST: "2", TIDINGS_AUTH_FAILURE_RATE: "0.5" },
+    });
+  });
+
+  afterEach(async () => {
+    await throttled?.stop();
+  });
+
+  it.each([
+    ["useFileStatusSocket shows the rate_limited sentence, and a new session token does not knock before retry_after", false],
+    ["(control: a client blind to retry_after, handed the new token, is refused rate_limited again)", true],
+  ])("%s", async (_name, blind) => {
+    const refusals: string[] = [];
+    const client = createFileStatusClient({
+      url: throttled.url,
+      reconnectionDelay: 100,
+      reconnectionDelayMax: 500,
+      transport: (url, options) => {
+        const socket = io(url, options);
+        socket.on("connect_error", (error: Error & { data?: unknown }) => {
+          refusals.push(error.message);
+          if (blind) delete error.data; // as the client before this change read the refusal
+        });
+        return socket;
+      },
+    });
+    const Wrapper = provider(client);
+    function Probe({ session }: { session: string }) {
+      const { isConnected, error } = useFileStatusSocket("token-user", session);
+      return <p aria-label="probe">{isConnected ? "connected" : (error?.message ?? "not connected")}</p>;
+    }
+    const view = render(
+      <Wrapper>
+        <Probe session="not-a-token" />
+      </Wrapper>,
+    );
+    await settle(() => expect(refusals).toContain("rate_limited"), { timeout: 20_000 });
+    const shown = text("probe");
+    view.rerender(
+      <Wrapper>
+        <Probe session={good()} />
+      </Wrapper>,
+    );
+    await settle(() => expect(text("probe")).toBe("connected"), { timeout: 20_000 });
+
+    expect(refusals.slice(0, 3)).toEqual(["unauthorized", "unauthorized", "rate_limited"]);
+    const limited = refusals.filter((message) => message === "rate_limited").length;
+    expect(await throttled.metric('tidings_auth_throttled_total{transport="socketio"}')).toBe(limited);
+    expect(limited > 1).toBe(blind);
+    expect(shown).toBe(
+      `The server refuses connections from this address for now (too many wrong credentials from it); trying again ${blind ? "shortly" : "in 2 s"}.`,
+    );
+  });
+
+  it("the uploader says the server takes no upload for a while (control: a wrong token's refusal keeps the server's sentence)", async () => {
+    let token = "not-a-token";
+    const uploader = createUploader({ url: throttled.url, getToken: () => token, concurrency: 1 });
+    const upload = async () => {
+      const [sent] = uploader.add([new File(["a,b\n1,2\n"], "throttled.csv")]);
+      await waitFor("the upload to end", () => sent?.finishedAt !== null);
+      return sent;
+    };
+    for (let i = 0; i < 2; i += 1) {
+      const refused = await upload();
+      expect(refused?.state).toBe("failed");
+      expect(refused?.error).not.toMatch(/^Too many attempts/);
+    }
+    token = good();
+    const limited = await upload();
+    expect(limited?.state).toBe("failed");
+    // The page is on another origin, and the server does not expose Retry-After to other origins
+    // (no Access-Control-Expose-Headers): the sentence cannot say for how long, until it does.
+    expect(limited?.error).toMatch(
+      /^Too many attempts from this address: the server takes no upload from it (for now\. Try again later|for [12] s\. Try again after that)\.$/,
+    );
+    expect(await throttled.metric('tidings_auth_throttled_total{transport="http"}')).toBe(1);
   });
 });

@@ -137,6 +137,8 @@ export interface ServerOptions {
   redisUrl?: string;
   /** TIDINGS_CORS_ORIGINS: the browser origins besides the server's own it accepts. */
   corsOrigins?: string;
+  /** Further settings, e.g. `{ TIDINGS_AUTH_FAILURE_BURST: "2" }`. */
+  settings?: Record<string, string>;
 }
 
 export interface TidingsServer {
@@ -151,6 +153,8 @@ export interface TidingsServer {
   snapshot(jobId: string, token?: string): Promise<Snapshot>;
   /** A JWT signed with the server's secret (HS256: sub, exp, jobs). */
   token(user: string, options?: { jobs?: string[]; ttlSeconds?: number }): Promise<string>;
+  /** A counter of `GET /metrics`, e.g. `tidings_auth_throttled_total{transport="socketio"}`. */
+  metric(sample: string): Promise<number>;
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<TidingsServer> {
@@ -164,6 +168,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TidingsS
   if (options.secret !== undefined) env["TIDINGS_SECRET"] = options.secret;
   if (options.redisUrl !== undefined) env["TIDINGS_REDIS_URL"] = options.redisUrl;
   if (options.corsOrigins !== undefined) env["TIDINGS_CORS_ORIGINS"] = options.corsOrigins;
+  Object.assign(env, options.settings);
   const child = spawn(pythonExecutable(), ["-m", "tidings", "serve", "--host", "127.0.0.1", "--port", String(port)], {
     cwd: repoRoot,
     env,
@@ -211,6 +216,12 @@ export async function startServer(options: ServerOptions = {}): Promise<TidingsS
       const text = await response.text();
       if (response.status !== 200) throw new Error(`GET job ${jobId} → ${response.status} ${text}`);
       return JSON.parse(text) as Snapshot;
+    },
+    async metric(sample) {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const line = text.split("\n").find((candidate) => candidate.startsWith(`${sample} `));
+      if (line === undefined) throw new Error(`GET /metrics has no ${sample}`);
+      return Number(line.slice(sample.length + 1));
     },
     async token(user, { jobs, ttlSeconds = 3600 } = {}) {
       if (secretKey === undefined) throw new Error("an open server takes no tokens");

@@ -1,6 +1,7 @@
 /** `tidings-client/compat` has the documents' names and shapes (and their snippets compile: ../compat/seed-snippets.tsx). */
 import { describe, expectTypeOf, it } from "vitest";
 
+import type { JobClientErrorCode } from "../../src/errors.js";
 import {
   getUploadProgressManager,
   liveSystem,
@@ -36,6 +37,7 @@ describe("compat types", () => {
   it("returns isConnected and emit from useFileStatusSocket", () => {
     const socket = useFileStatusSocket(undefined, undefined, { getToken: () => "t" });
     expectTypeOf(socket.isConnected).toEqualTypeOf<boolean>();
+    expectTypeOf(socket.error).toEqualTypeOf<{ code: JobClientErrorCode; message: string } | null>();
     expectTypeOf(socket.emit("cancel", { job_id: "a" })).resolves.toHaveProperty("status");
     // the documents' listing fields: id, type, filename, created_at
     expectTypeOf(socket.emit("list_jobs", {})).resolves.items.toMatchTypeOf<{ id: string; type: string; filename: string | null; created_at: string }>();

@@ -125,5 +125,6 @@ describe("client types", () => {
     expectTypeOf(useJobs).returns.toHaveProperty("aggregate");
     expectTypeOf(useConnectionStatus).returns.toEqualTypeOf<ConnectionStatus>();
     expectTypeOf(useFileStatusSocket).parameter(0).toEqualTypeOf<string | null | undefined>();
+    expectTypeOf(useFileStatusSocket).returns.toHaveProperty("error").toEqualTypeOf<{ code: JobClientErrorCode; message: string } | null>();
   });
 });

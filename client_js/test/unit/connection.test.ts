@@ -151,6 +151,98 @@ describe("auth", () => {
     expect(statuses).toEqual(["connecting", "connected", "reconnecting", "connected"]);
   });
 
+  it("waits out a rate_limited refusal's retry_after, then its backoff, and says so in the store", async () => {
+    vi.useFakeTimers();
+    const { client, transport, errors } = setup({
+      getToken: () => "token",
+      reconnectionDelay: 1_000,
+      reconnectionDelayMax: 8_000,
+      random: () => 0.5, // no jitter
+    });
+    client.subscribe("job-1");
+    const socket = transport.last();
+    // Wrong tokens (1 s, 2 s), then the address's budget is spent: 10 s, and then the 4 s backoff.
+    const refusals: [string, unknown, number][] = [
+      ["unauthorized", undefined, 1_000],
+      ["unauthorized", undefined, 2_000],
+      ["rate_limited", { retry_after: 10 }, 14_000],
+    ];
+    for (const [i, [message, data, delay]] of refusals.entries()) {
+      await socket.refuse(message, data);
+      await vi.advanceTimersByTimeAsync(delay - 1);
+      expect(socket.connectCalls).toBe(i + 1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(socket.connectCalls).toBe(i + 2);
+    }
+    const sentence =
+      "The server refuses connections from this address for now (too many wrong credentials from it); trying again in 10 s.";
+    expect(errors.map((e) => [e.code, e.message])).toEqual([
+      ["unauthorized", "unauthorized"],
+      ["unauthorized", "unauthorized"],
+      ["rate_limited", sentence],
+    ]);
+    expect(errors[2]).toBeInstanceOf(JobClientError);
+    expect(client.store.getState().connection).toEqual({
+      status: "reconnecting",
+      error: { code: "rate_limited", message: sentence },
+      attempts: 3,
+      transport: "socket.io",
+    });
+    await socket.open();
+    expect(client.store.getState().connection).toEqual({ status: "connected", error: null, attempts: 0, transport: "socket.io" });
+    expect(socket.only("subscribe").payload).toEqual({ job_id: "job-1" });
+  });
+
+  it.each([
+    ["keeps the jitter after retry_after (the shortest: 5 s + 1 s - 50 %)", { retry_after: 5 }, 5_500],
+    ["(control: without retry_after, the backoff alone)", undefined, 500],
+    ["(control: a retry_after that is no number counts as none)", { retry_after: "soon" }, 500],
+  ])("%s", async (_name, data, delay) => {
+    vi.useFakeTimers();
+    const { client, transport, errors } = setup({ getToken: () => "token", reconnectionDelay: 1_000, random: () => 0 });
+    client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.refuse("rate_limited", data);
+    await vi.advanceTimersByTimeAsync(delay - 1);
+    expect(socket.connectCalls).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(socket.connectCalls).toBe(2);
+    expect(errors[0]?.code).toBe("rate_limited");
+    expect(errors[0]?.message).toMatch(data?.retry_after === 5 ? /trying again in 5 s\.$/ : /trying again shortly\.$/);
+  });
+
+  it("does not connect before retry_after when asked to (disconnect() and connect(), a new token)", async () => {
+    vi.useFakeTimers();
+    const { client, transport, statuses } = setup({ getToken: () => "token", reconnectionDelay: 1_000, random: () => 0.5 });
+    client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.refuse("rate_limited", { retry_after: 30 });
+    await vi.advanceTimersByTimeAsync(10_000);
+    client.disconnect();
+    client.connect();
+    expect(client.status).toBe("connecting");
+    // 20 s of the 30 are left; the attempt count started afresh, so the backoff is 1 s.
+    await vi.advanceTimersByTimeAsync(20_999);
+    expect(socket.connectCalls).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(socket.connectCalls).toBe(2);
+    await socket.open();
+    expect(statuses).toEqual(["connecting", "reconnecting", "disconnected", "connecting", "connected"]);
+  });
+
+  it("(control: past retry_after, connect() connects at once)", async () => {
+    vi.useFakeTimers();
+    const { client, transport } = setup({ getToken: () => "token", reconnectionDelay: 1_000, random: () => 0.5 });
+    client.subscribe("job-1");
+    const socket = transport.last();
+    await socket.refuse("rate_limited", { retry_after: 30 });
+    client.disconnect();
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(socket.connectCalls).toBe(1);
+    client.connect();
+    expect(socket.connectCalls).toBe(2);
+  });
+
   it("leaves transport failures to the manager's own reconnection", async () => {
     vi.useFakeTimers();
     const { client, transport } = setup();
@@ -613,5 +705,73 @@ describe("the SSE fallback", () => {
     }
     expect(client.transport).toBe(transport);
     expect(streams.urls).toHaveLength(transport === "sse" ? 1 : 0);
+  });
+
+  it.each([
+    ["opens a stream answered 429 again after its Retry-After, then the backoff", "10", 10_500, "in 10 s"],
+    ["(control: a 429 without Retry-After, after the backoff alone)", null, 500, "shortly"],
+  ])("%s", async (_name, retryAfter, delay, when) => {
+    vi.useFakeTimers();
+    type Listener = (message: MessageEvent<string>) => void;
+    const sources: { readyState: number; listeners: Map<string, Listener> }[] = [];
+    const { client, transport: sockets } = setup({
+      getToken: () => "token",
+      reconnectionDelay: 1_000,
+      random: () => 0, // the shortest backoff: 1 s - 50 %
+      fallback: "sse",
+      fallbackAttempts: 1,
+      eventSource: () => {
+        const source = {
+          readyState: 0,
+          listeners: new Map<string, Listener>(),
+          addEventListener: (type: string, listener: Listener) => source.listeners.set(type, listener),
+          close: () => undefined,
+        };
+        sources.push(source);
+        return source;
+      },
+      // The server refuses every request with the token from here: the stream, and the same request asking why.
+      fetch: async () => new Response(null, { status: 429, headers: retryAfter === null ? {} : { "Retry-After": retryAfter } }),
+    });
+    client.followUser();
+    await sockets.last().refuse("xhr poll error");
+    await vi.advanceTimersByTimeAsync(0);
+    expect(client.transport).toBe("sse");
+    expect(sources).toHaveLength(1);
+    const [refused] = sources as [(typeof sources)[number]];
+    refused.readyState = 2; // EventSource.CLOSED: it was answered, and not 200
+    refused.listeners.get("error")?.({} as MessageEvent<string>);
+    await vi.advanceTimersByTimeAsync(delay - 1);
+    expect(sources).toHaveLength(1);
+    expect(client.store.getState().connection).toMatchObject({
+      status: "reconnecting",
+      error: {
+        code: "rate_limited",
+        message: `The server refuses connections from this address for now (too many wrong credentials from it); trying again ${when}.`,
+      },
+    });
+    await vi.advanceTimersByTimeAsync(1);
+    expect(sources).toHaveLength(2);
+  });
+
+  it.each([
+    ["keeps Socket.IO after refusals rate_limited: the streams would be refused too", "rate_limited", "socket.io"],
+    ["(control: an unreachable server's refusals lead to the streams)", "xhr poll error", "sse"],
+  ])("%s", async (_name, message, transport) => {
+    vi.useFakeTimers();
+    const streams = eventSources();
+    const { client, transport: sockets } = setup({
+      userId: "user-1",
+      eventSource: streams.factory,
+      fallback: "sse",
+      fallbackAttempts: 2,
+      fallbackTimeout: 60_000,
+    });
+    client.followUser();
+    await sockets.last().refuse(message, { retry_after: 1 });
+    await vi.advanceTimersByTimeAsync(3_000);
+    await sockets.last().refuse(message, { retry_after: 1 });
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(client.transport).toBe(transport);
   });
 });

@@ -2,7 +2,9 @@
  * The uploader's queue, where no browser is needed: held files wait for `release()`, and where
  * there is no XMLHttpRequest (Node) each file fails with a reason rather than throwing. Sending is
  * covered in a real browser by the page's tests (tests/e2e, the controls scenario) and in jsdom
- * against a real server by test/integration/compat.test.tsx.
+ * against a real server by test/integration/compat.test.tsx. What an answer 429 says is here, with an
+ * XMLHttpRequest that answers at once: the real server's Retry-After is out of a page's reach on
+ * another origin, as it is in jsdom.
  */
 import { describe, expect, it } from "vitest";
 
@@ -37,5 +39,44 @@ describe("createUploader", () => {
     await new Promise((settled) => setTimeout(settled, 0));
     expect(kept?.state).toBe("failed");
     expect(dropped?.state).toBe("cancelled");
+  });
+});
+
+/** An XMLHttpRequest that answers every upload with `status` and `headers`, at once. */
+function answering(status: number, headers: Record<string, string>, body: string): () => XMLHttpRequest {
+  return () => {
+    const listeners = new Map<string, () => void>();
+    const xhr = {
+      status: 0,
+      responseText: "",
+      upload: { addEventListener: () => undefined },
+      addEventListener: (type: string, listener: () => void) => listeners.set(type, listener),
+      open: () => undefined,
+      setRequestHeader: () => undefined,
+      getResponseHeader: (name: string) => headers[name] ?? null,
+      send: () => {
+        xhr.status = status;
+        xhr.responseText = body;
+        listeners.get("load")?.();
+      },
+    };
+    return xhr as unknown as XMLHttpRequest;
+  };
+}
+
+describe("an upload answered 429", () => {
+  const throttled = JSON.stringify({ error: { code: "rate_limited", message: "Too many wrong credentials from this address; wait and retry." } });
+
+  it.each([
+    ["says for how long, from Retry-After", 429, { "Retry-After": "7" }, "Too many attempts from this address: the server takes no upload from it for 7 s. Try again after that."],
+    ["says for a while where Retry-After cannot be read (another origin)", 429, {}, "Too many attempts from this address: the server takes no upload from it for now. Try again later."],
+    ["(control: another refusal keeps the server's sentence)", 401, {}, "A valid token is required."],
+  ])("%s", async (_name, status, headers, reason) => {
+    const body = status === 429 ? throttled : JSON.stringify({ error: { code: "unauthorized", message: "A valid token is required." } });
+    const uploader = createUploader({ url: "http://tidings.test", getToken: () => "token", xhr: answering(status, headers, body) });
+    const [upload] = uploader.add([file("a.csv")]);
+    await new Promise((settled) => setTimeout(settled, 0));
+    expect(upload?.state).toBe("failed");
+    expect(upload?.error).toBe(reason);
   });
 });
