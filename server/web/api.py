@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from collections import Counter, OrderedDict
@@ -78,10 +79,11 @@ class FailureThrottle:
         tokens, stamp = self._buckets.get(address, (self.burst, now))
         return min(self.burst, tokens + (now - stamp) * self.rate)
 
-    def retry_after(self, address: str) -> float:
-        """Seconds until ``address`` may try again; 0 when it may now."""
+    def retry_after(self, address: str) -> int:
+        """Whole seconds until ``address`` may try again, rounded up so that a client waiting
+        them is let in; 0 when it may now."""
         tokens = self._tokens(address, time.monotonic())
-        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+        return 0 if tokens >= 1 else max(1, math.ceil((1 - tokens) / self.rate))
 
     def failed(self, address: str) -> None:
         now = time.monotonic()
@@ -105,7 +107,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if wait > 0:
             throttle.refused["http"] += 1
             refusal = RateLimited("Too many wrong credentials from this address; wait and retry.")
-            return error_response(refusal, {"Retry-After": str(max(1, round(wait)))})
+            return error_response(refusal, {"Retry-After": str(wait)})
     try:
         return await handler(request)
     except Unauthorized as exc:
@@ -154,6 +156,8 @@ def cors_middleware(origins: list[str]) -> Middleware:
                 "Access-Control-Allow-Headers": "Authorization, Content-Type, Last-Event-ID",
                 "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
                 "Access-Control-Max-Age": "600",
+                # A page on another origin may read how long a 429 asks it to wait.
+                "Access-Control-Expose-Headers": "Retry-After",
                 "Vary": "Origin",
             }
         )

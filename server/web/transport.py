@@ -254,7 +254,7 @@ class TidingsServer(socketio.AsyncServer):  # type: ignore[misc]
         try:
             if throttle is not None and (wait := throttle.retry_after(address)) > 0:
                 throttle.refused["socketio"] += 1
-                retry_after = {"retry_after": max(1, round(wait))}
+                retry_after = {"retry_after": wait}
                 raise socketio.exceptions.ConnectionRefusedError("rate_limited", retry_after)
             return await super()._trigger_event(event, namespace, *args)
         except socketio.exceptions.ConnectionRefusedError as exc:

@@ -61,6 +61,7 @@ async def test_http_api_and_streams_answer_listed_origins_only() -> None:
         )
         assert listed.status == 404  # errors carry the headers too, so a page can read them
         assert listed.headers["Access-Control-Allow-Origin"] == "http://app.example"
+        assert listed.headers["Access-Control-Expose-Headers"] == "Retry-After"  # for a 429
         other = await session.get(f"{url}/api/jobs", headers={"Origin": "http://evil.example"})
         assert "Access-Control-Allow-Origin" not in other.headers
         for response in (preflight, listed, other):
