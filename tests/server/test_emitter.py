@@ -96,6 +96,23 @@ async def test_arguments_are_validated(app: web.Application) -> None:
         await emitter.fail("f-1", "bad", code="Not A Code")
 
 
+@pytest.mark.parametrize("ends", [True, False])
+async def test_an_error_without_a_status_is_never_held(app: web.Application, ends: bool) -> None:
+    """An error alone ends the job (its status becomes ``error``), so it goes at once, like a
+    status; the control, a plain progress update of the same step, is held by the window."""
+    emitter = ProgressEmitter.for_app(app)  # the default window, 0.1 s, far longer than a call
+    await emitter.send_progress("held-1", "extracting", 10)
+    update: dict[str, object] = {"step": "extracting", "progress": 20}
+    if ends:
+        update["error"] = {"message": "The file is empty."}
+    event = await emitter.emit_request("held-1", update)
+    if ends:
+        assert event is not None and event["status"] == "error"
+    else:
+        assert event is None  # held for the window's end
+    await emitter.aclose()
+
+
 async def test_a_worker_process_reaches_clients_of_a_server_process(redis_url: str) -> None:
     with server_process({"TIDINGS_REDIS_URL": redis_url}) as node:
         watcher = await Watcher(node.url).connect()
