@@ -111,7 +111,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     """Store, messages and service before the server listens; all closed after it stops."""
     settings = app[SETTINGS]
-    redis = connect(settings.redis_url) if settings.redis_url else None
+    # connect() may ask Redis whether it is a cluster, blocking: not on the loop.
+    redis = await asyncio.to_thread(connect, settings.redis_url) if settings.redis_url else None
     store: JobStore = (
         RedisStore(redis, limits_of(settings)) if redis else MemoryStore(limits_of(settings))
     )
