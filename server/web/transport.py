@@ -41,6 +41,7 @@ import collections
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 import engineio
@@ -235,6 +236,16 @@ class SocketQueue:
             self._joiners.append(joiner)
             await joiner
 
+    def when_put(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` soon after an item is put (at once if one is there), with no task
+        waiting: it waits as a getter does (``_getters`` shows it) and is woken in its turn."""
+        if self._items:
+            asyncio.get_running_loop().call_soon(callback)
+            return
+        getter = asyncio.get_running_loop().create_future()
+        getter.add_done_callback(lambda done: None if done.cancelled() else callback())
+        self._getters.append(getter)
+
     def _wake_getter(self) -> None:
         while self._getters:
             getter = self._getters.pop(0)
@@ -342,16 +353,17 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
         return packets
 
     async def _websocket_handler(self, ws: _WebSocket) -> None:
-        """The library's websocket loops for a connection opened as a websocket, reading in
-        the handler's own task (no task and no ``wait_for`` per frame waited for); an upgrade
-        from polling keeps the library's, probe handshake and all."""
+        """The library's websocket loops for a connection opened as a websocket: it reads in
+        the handler's own task (no task and no ``wait_for`` per frame waited for), and its
+        writer is a task only while there is something to send (``_write``). An upgrade from
+        polling keeps the library's loops, probe handshake and all."""
         if self.connected:
             await super()._websocket_handler(ws)
             return
         self.connected = self.upgraded = True
-        writer = asyncio.create_task(self._write(ws))
+        self._park(ws)
         try:
-            while True:
+            while not self.closed:  # closed by the ping timeout: no more frames taken
                 try:
                     data = await ws.wait()
                 except (OSError, asyncio.CancelledError):  # closed, refused, silent too long
@@ -367,24 +379,52 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
                 except Exception:
                     self.server.logger.exception("Unknown receive error")
         finally:
-            self.queue.put_nowait(None)  # the writer sends what is queued, then closes
-            await writer
+            if not self._written:
+                self._written = asyncio.get_running_loop().create_future()
+                self.queue.put_nowait(None)  # the writer sends what is queued, then closes
+                await self._written
             await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
+    #: The writer's task while it sends; None while it waits for a packet (parked as a getter
+    #: of the queue, so that ``fanout.writer_idle`` sees it waiting) or once it has ended.
+    _writer: asyncio.Task[None] | None = None
+    #: Set when the writer has met the end of the queue (None) and closed the websocket; a
+    #: future while the reader waits for that.
+    _written: asyncio.Future[None] | bool = False
+
+    def _park(self, ws: _WebSocket) -> None:
+        """Wait for the next packet without a task: python-engineio's writer is a task per
+        connection waiting on the queue all the time (1.7 KiB with its timer)."""
+        self.queue.when_put(lambda: self._wake(ws))
+
+    def _wake(self, ws: _WebSocket) -> None:
+        self._writer = asyncio.get_running_loop().create_task(self._write(ws))
+
     async def _write(self, ws: _WebSocket) -> None:
-        while True:
-            try:
-                packets = await self.poll()
-            except eio_exceptions.QueueEmpty:
-                break
-            if not packets:
-                break
-            try:
-                for pkt in packets:
+        """Send what is queued, in order, then park; at the end of the queue (None) close the
+        websocket. After a failed send it only empties the queue, as the library's writer
+        closes the websocket and stops (the reader then ends, and puts the end)."""
+        failed = False
+        try:
+            while not self.queue.empty():
+                pkt = self.queue.get_nowait()
+                self.queue.task_done()
+                if pkt is None:
+                    await ws.close()
+                    written, self._written = self._written, True
+                    if isinstance(written, asyncio.Future) and not written.done():
+                        written.set_result(None)
+                    return
+                if failed:
+                    continue
+                try:
                     await ws.send(pkt.encode())
-            except Exception:
-                break
-        await ws.close()
+                except Exception:
+                    failed = True
+                    await ws.close()
+            self._park(ws)
+        finally:
+            self._writer = None
 
 
 class TidingsEngine(engineio.AsyncServer):  # type: ignore[misc]

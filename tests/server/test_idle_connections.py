@@ -110,6 +110,23 @@ async def test_join_waits_for_every_item_to_be_done() -> None:
         queue.task_done()
 
 
+async def test_when_put_waits_as_a_getter_without_a_task() -> None:
+    """The parked writer: visible to the fan-out as a waiting getter, called once an item is
+    there (at once if one already is), and never before."""
+    queue = SocketQueue()
+    calls: list[str] = []
+    queue.when_put(lambda: calls.append("woken"))
+    assert queue._getters and not calls
+    await asyncio.sleep(0)
+    assert not calls  # control: nothing was put
+    queue.put_nowait("x")
+    assert not queue._getters
+    await eventually(lambda: calls == ["woken"], what="the callback")
+    queue.when_put(lambda: calls.append("at once"))  # "x" is still there
+    assert not queue._getters
+    await eventually(lambda: calls == ["woken", "at once"], what="the second callback")
+
+
 async def test_an_empty_queue_holds_no_deque() -> None:
     queue = SocketQueue()
     queue.put_nowait("x")
@@ -121,11 +138,11 @@ async def test_an_empty_queue_holds_no_deque() -> None:
 # -- the transport ------------------------------------------------------------------------------
 
 
-async def test_an_idle_subscribed_websocket_runs_three_tasks(
+async def test_an_idle_subscribed_websocket_runs_two_tasks(
     node: tuple[str, web.Application],
 ) -> None:
-    """aiohttp's two (the connection, its request) and the engine.io writer; no ping task, no
-    task per frame or packet waited for."""
+    """aiohttp's two (the connection, its request); no writer waiting, no ping task, no task
+    per frame or packet waited for."""
     url, app = node
     await ProgressEmitter.for_app(app).send_progress("idle-1", "extracting", 1)
     count = 20
@@ -140,7 +157,6 @@ async def test_an_idle_subscribed_websocket_runs_three_tasks(
         # The node's own: the pinger, the library's ping-timeout check and what it waits in.
         shared = {"Pinger._run": 1, "AsyncServer._service_task": 1, "Event.wait": 1}
         per_socket = {"RequestHandler.start": 1, "RequestHandler._handle_request": 1}
-        per_socket["_Socket._write"] = 1
         expected = {**shared, **{name: n * count for name, n in per_socket.items()}}
         await eventually(lambda: running(before) == expected, what="only the idle tasks")
         assert running(before) == expected
