@@ -235,3 +235,15 @@ async def test_pings_keep_answering_clients_and_the_silent_ones_are_dropped(
         await asyncio.gather(*tasks, return_exceptions=True)
         await answering.close()
     await upgraded.close()
+
+
+async def test_the_pinger_stops_at_shutdown_and_stays_stopped() -> None:
+    async with running_app(Settings()) as (url, app), aiohttp.ClientSession() as session:
+        ws = await open_raw(session, url)
+        engine = app[SIO].eio
+        (socket,) = engine.sockets.values()
+        assert engine.pinger._task is not None  # control: it was pinging
+        await ws.close()
+    assert engine.pinger._task is None
+    engine.pinger.schedule(socket)  # a PONG that arrives after shutdown
+    assert engine.pinger._task is None
