@@ -26,10 +26,10 @@ What ``TidingsServer`` and ``TidingsEngine`` add to their base classes, and why:
   waits with ``asyncio.wait_for``, which wraps what it waits for in one more task: the reader's
   next frame and the writer's next packet, for as long as the connection is idle. Here the
   queue is a ``SocketQueue``, one ``Pinger`` task sends every socket's PINGs, and a connection
-  opened as a websocket reads in its handler's own task under aiohttp's ``receive_timeout``,
-  its writer a task only while it has something to send (an upgrade from polling keeps the
-  library's loops). A client that stops answering PINGs is still dropped by the library's
-  ping-timeout check, and one that sends nothing at all by the read timeout.
+  opened as a websocket reads in its handler's own task with no timer, its writer a task only
+  while it has something to send (an upgrade from polling keeps the library's loops). A client
+  that stops answering PINGs, or sends nothing at all, is still dropped by the library's
+  ping-timeout check, which here also closes its websocket.
   permessage-deflate is negotiated only when configured (``websocket_compression``), rather
   than by copying each upgrade request to hide the client's offer.
 """
@@ -127,8 +127,6 @@ class _WebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
         self._sock = web.WebSocketResponse(
             max_msg_size=engine.max_http_buffer_size + 1,
             timeout=CLOSE_TIMEOUT,
-            # A client silent for this long is gone: it answers a PING every ping_interval.
-            receive_timeout=engine.ping_interval + engine.ping_timeout,
             compress=engine.websocket_compression,
         )
         request[_WEBSOCKET] = self._sock
@@ -142,8 +140,7 @@ class _WebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
         return self._sock
 
     async def wait(self) -> str:
-        """The next text frame; ``OSError`` (the library's "closed") for anything else, and
-        ``TimeoutError`` (an ``OSError`` too) after ``receive_timeout``.
+        """The next text frame; ``OSError`` (the library's "closed") for anything else.
 
         A binary frame is a binary Engine.IO message, which the protocol has no use for; an
         empty frame or one that is no Engine.IO packet would raise inside the library's loop.
@@ -358,19 +355,20 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
 
     async def _websocket_handler(self, ws: _WebSocket) -> None:
         """The library's websocket loops for a connection opened as a websocket: it reads in
-        the handler's own task (no task and no ``wait_for`` per frame waited for), and its
-        writer is a task only while there is something to send (``_write``). An upgrade from
-        polling keeps the library's loops, probe handshake and all."""
+        the handler's own task, with no task, ``wait_for`` or timer per frame waited for (the
+        ping timeout ends a client that went silent: see ``close``), and its writer is a task
+        only while there is something to send (``_write``). An upgrade from polling keeps the
+        library's loops, probe handshake and all."""
         if self.connected:
             await super()._websocket_handler(ws)
             return
-        self.connected = self.upgraded = True
+        self.connected = self.upgraded = self._reading = True
         self._park(ws)
         try:
-            while not self.closed:  # closed by the ping timeout: no more frames taken
+            while not self.closed:
                 try:
                     data = await ws.wait()
-                except (OSError, asyncio.CancelledError):  # closed, refused, silent too long
+                except (OSError, asyncio.CancelledError):  # closed or refused
                     break
                 if len(data) > self.server.max_http_buffer_size:
                     break
@@ -389,6 +387,17 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
                 await self._written
             await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
+    async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        """The library's; and when a websocket read here missed its PONG, the end of its queue,
+        so that the writer closes it: the reader would otherwise wait for the next frame of a
+        client that may never send one (the library's loop waits at most ping_interval +
+        ping_timeout per frame, with a timer per connection)."""
+        await super().close(wait=wait, abort=abort, reason=reason)
+        if reason == self.server.reason.PING_TIMEOUT and self._reading and not self._written:
+            self.queue.put_nowait(None)
+
+    #: Read by ``_websocket_handler`` (a connection opened as a websocket).
+    _reading = False
     #: The writer's task while it sends; None while it waits for a packet (parked as a getter
     #: of the queue, so that ``fanout.writer_idle`` sees it waiting) or once it has ended.
     _writer: asyncio.Task[None] | None = None

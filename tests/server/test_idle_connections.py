@@ -177,7 +177,8 @@ async def test_pings_keep_answering_clients_and_the_silent_ones_are_dropped(
     one answers PINGs over a raw websocket, one is python-socketio's client (polling, then
     upgraded to a websocket), one never answers. Only the last is disconnected, for the reason
     "ping timeout", and its websocket closed, while the others go on answering. A fourth that
-    sends nothing at all has its websocket closed too."""
+    sends nothing at all has its websocket closed too (there is no read timeout: the ping
+    timeout ends it)."""
     url, app = node
     engine = app[SIO].eio
     engine.ping_interval, engine.ping_timeout = 1, 1
@@ -216,7 +217,7 @@ async def test_pings_keep_answering_clients_and_the_silent_ones_are_dropped(
     async with aiohttp.ClientSession() as session:
         answering, answering_sid = await open_raw_sid(session, url)
         silent, silent_sid = await open_raw_sid(session, url)
-        mute = await open_raw(session, url)
+        mute, mute_sid = await open_raw_sid(session, url)
         tasks = [
             asyncio.create_task(client(answering, "answering", answer=True)),
             asyncio.create_task(client(silent, "silent", answer=False)),
@@ -230,6 +231,7 @@ async def test_pings_keep_answering_clients_and_the_silent_ones_are_dropped(
         while (message := await mute.receive(timeout=20)).type is aiohttp.WSMsgType.TEXT:
             pass  # its PING: then the websocket closes
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert reasons.get(mute_sid) == "ping timeout"
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
