@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from aiohttp import hdrs, web
+from aiohttp import web
 from aiohttp.typedefs import Middleware
 from tidings.auth import Authority
 from tidings.messages import LLMConfig, MessageWriter
@@ -20,7 +20,6 @@ from tidings.settings import Settings
 from tidings.store import JobStore, MemoryStore, RedisPublisher, RedisStore, connect, limits_of
 from tidings.web.api import (
     FailureThrottle,
-    Handler,
     cors_middleware,
     errors_middleware,
     setup_routes,
@@ -49,23 +48,11 @@ def _cors(settings: Settings) -> str | list[str] | None:
     return settings.cors_origins or None  # None: same origin only
 
 
-@web.middleware
-async def no_ws_compression(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Hide permessage-deflate offers: python-engineio has no switch for aiohttp's compression."""
-    if hdrs.SEC_WEBSOCKET_EXTENSIONS in request.headers:
-        headers = request.headers.copy()
-        del headers[hdrs.SEC_WEBSOCKET_EXTENSIONS]
-        request = request.clone(headers=headers)
-    return await handler(request)
-
-
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
     middlewares: list[Middleware] = [errors_middleware]
     if settings.cors_origins:
         middlewares.insert(0, cors_middleware(settings.cors_origins))
-    if not settings.ws_compression:
-        middlewares.append(no_ws_compression)
     app = web.Application(
         middlewares=middlewares,
         client_max_size=MAX_REQUEST_BODY,
@@ -90,6 +77,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         client_manager=manager,
         cors_allowed_origins=_cors(settings),
         max_http_buffer_size=MAX_CLIENT_MESSAGE,
+        websocket_compression=settings.ws_compression,
         logger=QuietLogger(logging.getLogger("tidings.socketio")),
         engineio_logger=QuietLogger(logging.getLogger("tidings.engineio")),
         throttle=app[THROTTLE],  # wrong tokens at connect spend the HTTP API's budget

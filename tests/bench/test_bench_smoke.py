@@ -1,4 +1,5 @@
-"""bench/bench_vs_node.py runs end to end in its smoke mode, so that it cannot rot.
+"""bench/bench_vs_node.py runs end to end in its smoke mode, and bench/memory_breakdown.py on a
+few connections, so that they cannot rot.
 
 It asserts only that the benchmark ran and measured every row (figures are never assertions in
 the suite). Node, npm and redis-server are required, not optional: a missing one fails the test
@@ -50,3 +51,21 @@ def test_bench_vs_node_runs_in_smoke_mode(tmp_path: Path) -> None:
         assert report["runs"][side]["fixed"]["deliveries_per_s"] > 0, side
     assert report["runs"]["tidings_memory"]["fixed"]["deliveries_per_s"] > 0
     assert (tmp_path / "vs_node.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.timeout(90)
+def test_memory_breakdown_runs() -> None:
+    """bench/memory_breakdown.py on a few connections: every section printed, nothing else
+    asserted."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("the breakdown needs redis-server (.ci/run installs it)")
+    done = subprocess.run(
+        [sys.executable, "bench/memory_breakdown.py", "--connections", "20", "--frames", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=80,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for section in ("RSS delta per connection", "Python allocations", "asyncio tasks", "in all"):
+        assert section in done.stdout, (section, done.stdout[-3000:])
