@@ -105,6 +105,13 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         self.queued = 0  # deliveries put on a socket's queue
         self.cut = 0  # backlogs cut to each job's newest event
         self._backlogs: weakref.WeakKeyDictionary[Any, Backlog] = weakref.WeakKeyDictionary()
+        #: By engine.io sid: the TCP transport of its websocket when that was its first
+        #: request, else None; looked up once per socket, dropped when it disconnects.
+        self._wires: dict[str, Any] = {}
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        self._wires.pop(self.eio_sid_from_sid(sid, namespace), None)
+        super().basic_disconnect(sid, namespace, **kwargs)
 
     async def watch(self, room: Any) -> None:
         """A local watcher joined ``room``: return once the room's events reach this node."""
@@ -191,14 +198,17 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         frame: bytes | None = None
         batched: bool | None = None  # known once a socket takes the queued path
         eio_sockets = self.server.eio.sockets
-        environ = self.server.environ
+        wires = self._wires
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skip:
                 continue
             socket = eio_sockets.get(eio_sid)
             if socket is None or socket.closed:
                 continue
-            transport = None if attachments else ready_transport(socket, environ.get(eio_sid))
+            transport = None
+            if not attachments:
+                wire = wires[eio_sid] if eio_sid in wires else self._wire(eio_sid)
+                transport = ready_transport(socket, wire)
             if transport is not None:
                 if frame is None:
                     frame = text_frame(eio_packet.Packet(eio_packet.MESSAGE, encoded).encode())
@@ -227,6 +237,18 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
             for part in encoded if attachments else [encoded]:
                 socket.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, part))
 
+    def _wire(self, eio_sid: str) -> Any:
+        """The transport a frame for this socket may be written to (see ``_wires``): a
+        socket upgraded from polling has its first request's, which is not the websocket's."""
+        environ = self.server.environ.get(eio_sid) or {}
+        request = environ.get("aiohttp.request")
+        if "transport=websocket" not in environ.get("QUERY_STRING", "") or request is None:
+            wire = None
+        else:
+            wire = request.transport
+        self._wires[eio_sid] = wire
+        return wire
+
 
 def event_packet(namespace: str, event: str, text: str) -> str:
     """The Socket.IO EVENT packet of ``event`` with the JSON ``text`` as its one argument,
@@ -236,21 +258,16 @@ def event_packet(namespace: str, event: str, text: str) -> str:
     return f'{packet.EVENT}{named}["{event}",{text}]'
 
 
-def ready_transport(socket: Any, environ: dict[str, Any] | None) -> Any:
-    """The transport to write a frame to directly, or None for the queued path."""
-    if not socket.upgraded or socket.upgrading or socket.closing or environ is None:
+def ready_transport(socket: Any, wire: Any) -> Any:
+    """``wire``, the socket's websocket transport, when a frame may be written to it now;
+    None for the queued path."""
+    if wire is None or not socket.upgraded or socket.upgrading or socket.closing:
         return None
-    if "transport=websocket" not in environ.get("QUERY_STRING", ""):
-        return None  # upgraded from polling: its first request is not the websocket
-    if not writer_idle(socket):
+    if not writer_idle(socket) or wire.is_closing():
         return None
-    request = environ.get("aiohttp.request")
-    transport = request.transport if request is not None else None
-    if transport is None or transport.is_closing():
+    if wire.get_write_buffer_size() > HIGH_WATER:
         return None
-    if transport.get_write_buffer_size() > HIGH_WATER:
-        return None
-    return transport
+    return wire
 
 
 def writer_idle(socket: Any) -> bool:
