@@ -29,6 +29,10 @@ Rows (for each of tidings and the peer):
 Plus the baseline: tidings with its embedded memory store (no Redis on the path; the updates
 are made inside the node by ``ProgressEmitter.for_app``), at the fixed rate.
 
+Where a node's time goes: ``--profile DIR`` records each tidings node of the delivery rows with
+py-spy (``pip install py-spy``) during the measuring window, for instance
+``python bench/bench_vs_node.py --only fixed --profile /tmp/profiles``.
+
 Writes ``bench/results/vs_node.json`` and ``vs_node.png`` (``--out`` elsewhere; ``--smoke``
 writes to a temporary directory unless ``--out`` is given) and prints a table.
 """
@@ -188,6 +192,8 @@ class Run:
     procs: list[Proc] = field(default_factory=list)
     nodes: dict[str, Proc] = field(default_factory=dict)
     pending: list[tuple[str, Proc]] = field(default_factory=list)
+    #: Where py-spy's profiles of the tidings nodes go (``--profile``); None: not profiled.
+    profile: Path | None = None
 
     def start(self, argv: Sequence[str], core: int, **kwargs: Any) -> Proc:
         proc = Proc(argv, core, **kwargs)
@@ -335,7 +341,11 @@ def delivery(
         time.sleep(max(0.0, begin - (time.time() - run.t0)))
         watched = [*nodes, *pool, *loaders]
         cpu0 = [proc.cpu_seconds() for proc in watched]
+        name = f"{side}{'-memory' if memory_store else ''}-{rate:g}"
+        spies = profile(run, nodes, seconds, name) if side == "tidings" else []
         time.sleep(max(0.0, end - (time.time() - run.t0)))
+        for spy in spies:
+            spy.wait(30)
         cpu1 = [proc.cpu_seconds() for proc in watched]
         cpu = [(b - a) / seconds * 100 for a, b in zip(cpu0, cpu1, strict=True)]
         rss = [node.rss_kib() for node in nodes]
@@ -369,6 +379,24 @@ def delivery(
         }
     finally:
         run.stop_all()
+
+
+def profile(run: Run, nodes: Sequence[Proc], seconds: float, name: str) -> list[Proc]:
+    """py-spy recording each node for the measuring window, as collapsed stacks with native
+    frames (a system call or the idle loop shows as such) in ``run.profile``; none unless
+    ``--profile``. py-spy pauses the node for each sample: read the figures of a profiled run
+    as perturbed."""
+    if run.profile is None:
+        return []
+    argv = ["py-spy", "record", "--native", "--rate", "250", "--format", "raw"]
+    argv += ["--duration", str(max(1, round(seconds)))]
+    spies = []
+    for node in nodes:
+        output = run.profile / f"{name}-{node.pid}.txt"
+        spies.append(
+            run.start([*argv, "--pid", str(node.pid), "--output", str(output)], run.other_core)
+        )
+    return spies
 
 
 def worker_only(
@@ -620,6 +648,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="results directory (bench/results)")
     parser.add_argument("--only", help="rows to run, comma-separated (development)")
     parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record the tidings nodes of each delivery row with py-spy (installed by you) "
+        "during its measuring window, as collapsed stacks in this directory",
+    )
+    parser.add_argument(
         "--saturation-workers", type=int, default=2, help="worker processes pushing saturation (2)"
     )
     args = parser.parse_args()
@@ -652,6 +686,11 @@ def main() -> None:
     os.sched_setaffinity(redis.process.pid, {other_core})
     os.sched_setaffinity(0, {other_core})
     run = Run(redis.url, logs, server_core, other_core)
+    if args.profile:
+        if not shutil.which("py-spy"):
+            raise SystemExit("--profile needs py-spy on the PATH: pip install py-spy")
+        args.profile.mkdir(parents=True, exist_ok=True)
+        run.profile = args.profile
     started = time.monotonic()
     runs: dict[str, dict[str, Any]] = {side: {} for side in (*SIDES, "tidings_memory")}
     pace: dict[str, Any] = {"jobs": jobs, "warmup": warmup, "seconds": seconds}

@@ -16,6 +16,11 @@ below ``HIGH_WATER``. Every other socket (polling, upgraded from polling, busy, 
 takes its queue. A delivery never awaits, so two events reach every socket in the order they
 were delivered, whichever path each took.
 
+Forwarded, not decoded. An event that arrives as JSON text (a Redis channel's ``EventText``)
+goes into its packet by concatenation; it is decoded only for what needs the object: a
+listener, or a socket on the queued path (its ``Backlog`` cuts by job and may build a
+``job_batch``). So a node that only forwards pays neither a JSON decode nor an encode.
+
 Bounded backlogs. On the queued path a socket's job events wait in one ``Backlog`` packet at the
 end of its queue rather than one packet each: when its writer takes it, it goes out as the event
 itself if it is alone, else as one ``job_batch`` frame. Past ``MAX_BACKLOG_EVENTS`` events or
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
@@ -47,6 +53,31 @@ HIGH_WATER = 64 * 1024
 MAX_BACKLOG_EVENTS = 500
 MAX_BACKLOG_BYTES = 1024 * 1024
 JOB_EVENTS = frozenset({"job_update", "job_complete", "job_error"})
+
+
+class EventText:
+    """An event's data as the JSON text it arrived in: forwarded as it is, decoded once, and
+    only when something needs the object (see the module docstring)."""
+
+    __slots__ = ("_value", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._value: Any = _UNDECODED
+
+    @property
+    def value(self) -> Any:
+        if self._value is _UNDECODED:
+            self._value = json.loads(self.text)
+        return self._value
+
+
+_UNDECODED = object()
+
+
+def plain(data: Any) -> Any:
+    """The event's data as an object, whether it arrived as one or as ``EventText``."""
+    return data.value if isinstance(data, EventText) else data
 
 
 class Listener:
@@ -74,6 +105,13 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         self.queued = 0  # deliveries put on a socket's queue
         self.cut = 0  # backlogs cut to each job's newest event
         self._backlogs: weakref.WeakKeyDictionary[Any, Backlog] = weakref.WeakKeyDictionary()
+        #: By engine.io sid: the TCP transport of its websocket when that was its first
+        #: request, else None; looked up once per socket, dropped when it disconnects.
+        self._wires: dict[str, Any] = {}
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        self._wires.pop(self.eio_sid_from_sid(sid, namespace), None)
+        super().basic_disconnect(sid, namespace, **kwargs)
 
     async def watch(self, room: Any) -> None:
         """A local watcher joined ``room``: return once the room's events reach this node."""
@@ -109,7 +147,7 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         if besides is not None and besides in self._listeners:
             listeners = listeners - self._listeners[besides]
         for listener in listeners:
-            listener.put(event, data)
+            listener.put(event, plain(data))
         skip = set()
         if besides is not None:
             skip = {sid for sid, _ in self.get_participants(NAMESPACE, besides)}
@@ -148,39 +186,47 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         module docstring); never awaits, so deliveries never interleave."""
         if namespace not in self.rooms:
             return
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        encoded = self.server.packet_class(
-            packet.EVENT, namespace=namespace, data=[event, *args]
-        ).encode()
+        encoded: str | list[Any]
+        if isinstance(data, EventText):
+            encoded = event_packet(namespace, event, data.text)
+        else:
+            args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+            encoded = self.server.packet_class(
+                packet.EVENT, namespace=namespace, data=[event, *args]
+            ).encode()
         attachments = isinstance(encoded, list)  # binary data: several engine.io packets
-        pkts = [
-            eio_packet.Packet(eio_packet.MESSAGE, p)
-            for p in (encoded if attachments else [encoded])
-        ]
         frame: bytes | None = None
-        batched = (
-            not attachments
-            and event in JOB_EVENTS
-            and isinstance(data, dict)
-            and isinstance(data.get("job_id"), str)
-        )
-        eio = self.server.eio
+        batched: bool | None = None  # known once a socket takes the queued path
+        eio_sockets = self.server.eio.sockets
+        wires = self._wires
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skip:
                 continue
-            socket = eio.sockets.get(eio_sid)
+            socket = eio_sockets.get(eio_sid)
             if socket is None or socket.closed:
                 continue
-            transport = None if attachments else self._ready(eio_sid, socket)
+            transport = None
+            if not attachments:
+                wire = wires[eio_sid] if eio_sid in wires else self._wire(eio_sid)
+                transport = ready_transport(socket, wire)
             if transport is not None:
                 if frame is None:
-                    frame = text_frame(pkts[0].encode())
+                    frame = text_frame(eio_packet.Packet(eio_packet.MESSAGE, encoded).encode())
                 transport.write(frame)
                 self.direct += 1
                 continue
             self.queued += 1
+            if batched is None:
+                data = plain(data)
+                batched = (
+                    not attachments
+                    and event in JOB_EVENTS
+                    and isinstance(data, dict)
+                    and isinstance(data.get("job_id"), str)
+                )
             backlog = self._backlogs.get(socket)
             if batched:
+                assert isinstance(encoded, str)
                 if backlog is None or backlog.sealed:
                     backlog = self._backlogs[socket] = Backlog(self.server.packet_class, namespace)
                     socket.queue.put_nowait(backlog)
@@ -188,25 +234,40 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
                 continue
             if backlog is not None:
                 del self._backlogs[socket]  # what comes after this packet goes after it
-            for pkt in pkts:
-                socket.queue.put_nowait(pkt)
+            for part in encoded if attachments else [encoded]:
+                socket.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, part))
 
-    def _ready(self, eio_sid: str, socket: Any) -> Any:
-        """The transport to write a frame to directly, or None for the queued path."""
-        if not (socket.upgraded and not socket.upgrading and not socket.closing):
-            return None
+    def _wire(self, eio_sid: str) -> Any:
+        """The transport a frame for this socket may be written to (see ``_wires``): a
+        socket upgraded from polling has its first request's, which is not the websocket's."""
         environ = self.server.environ.get(eio_sid) or {}
-        if "transport=websocket" not in environ.get("QUERY_STRING", ""):
-            return None  # upgraded from polling: its first request is not the websocket
-        if not writer_idle(socket):
-            return None
         request = environ.get("aiohttp.request")
-        transport = request.transport if request is not None else None
-        if transport is None or transport.is_closing():
-            return None
-        if transport.get_write_buffer_size() > HIGH_WATER:
-            return None
-        return transport
+        if "transport=websocket" not in environ.get("QUERY_STRING", "") or request is None:
+            wire = None
+        else:
+            wire = request.transport
+        self._wires[eio_sid] = wire
+        return wire
+
+
+def event_packet(namespace: str, event: str, text: str) -> str:
+    """The Socket.IO EVENT packet of ``event`` with the JSON ``text`` as its one argument,
+    as ``Packet.encode`` writes it (a namespace other than ``/`` is named); ``event`` is one
+    of ``JOB_EVENTS``, which JSON writes as they are."""
+    named = "" if namespace == "/" else namespace + ","
+    return f'{packet.EVENT}{named}["{event}",{text}]'
+
+
+def ready_transport(socket: Any, wire: Any) -> Any:
+    """``wire``, the socket's websocket transport, when a frame may be written to it now;
+    None for the queued path."""
+    if wire is None or not socket.upgraded or socket.upgrading or socket.closing:
+        return None
+    if not writer_idle(socket) or wire.is_closing():
+        return None
+    if wire.get_write_buffer_size() > HIGH_WATER:
+        return None
+    return wire
 
 
 def writer_idle(socket: Any) -> bool:

@@ -45,7 +45,7 @@ from redis.asyncio.cluster import RedisCluster
 from tidings.constants import NAMESPACE, job_room, probe_channel, room_channel
 from tidings.errors import StoreUnavailable
 from tidings.realtime.connections import close_all
-from tidings.realtime.fanout import FanoutManager
+from tidings.realtime.fanout import JOB_EVENTS, EventText, FanoutManager, plain
 from tidings.realtime.subscription import Address, Channel, Link
 from tidings.store.redis_store import Client, connect
 
@@ -287,17 +287,17 @@ class RedisManager(FanoutManager):
         if channel is None or channel.link is not link:
             return  # the probe, or a channel left since
         try:
-            message = json.loads(data)
-            event, payload = message["event"], message["data"]
+            event, payload = split_message(data)
+            besides = None
+            if not channel.sharded:
+                # The owner's channel: who watches the job itself has it from the job's channel.
+                value = plain(payload)
+                job = value.get("job_id") if isinstance(value, dict) else None
+                if isinstance(job, str):
+                    besides = job_room(job)
         except (ValueError, KeyError, TypeError):
             logger.warning("ignored a malformed message on %s", name)
             return
-        besides = None
-        if not channel.sharded and isinstance(payload, dict):
-            # The owner's channel: who watches the job itself has it from the job's channel.
-            job = payload.get("job_id")
-            if isinstance(job, str):
-                besides = job_room(job)
         await self.deliver(event, payload, channel.room, besides=besides)
 
     async def _catch_up_clients(self) -> None:
@@ -364,3 +364,21 @@ class RedisManager(FanoutManager):
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+_EVENT_HEAD = '{"event":"'
+_DATA_HEAD = '","data":'
+
+
+def split_message(message: str) -> tuple[str, Any]:
+    """(event, data) of a published ``{"event": ..., "data": ...}``; ValueError, KeyError or
+    TypeError when it is none. A job event, as the merge script and ``RedisPublisher`` write
+    it (compact, ``event`` first), keeps its data as text (``EventText``): the fan-out
+    forwards it without decoding it."""
+    if message.startswith(_EVENT_HEAD) and message.endswith("}"):
+        end = message.find(_DATA_HEAD, len(_EVENT_HEAD))
+        event = message[len(_EVENT_HEAD) : end]
+        if end > 0 and event in JOB_EVENTS:
+            return event, EventText(message[end + len(_DATA_HEAD) : -1])
+    decoded = json.loads(message)
+    return decoded["event"], decoded["data"]

@@ -13,6 +13,7 @@ import random
 from typing import Any
 
 import pytest
+import socketio
 from tidings import ProgressEmitter, Settings
 from tidings.realtime import fanout
 from tidings.web.keys import FANOUT
@@ -86,6 +87,41 @@ async def test_one_frame_serves_every_ready_socket(monkeypatch: pytest.MonkeyPat
         for watcher in watchers:
             await watcher.close()
     assert direct == 5 and len(built) == 1
+
+
+@pytest.mark.parametrize("dropped", [True, False], ids=["dropped", "control"])
+async def test_each_sockets_wire_is_looked_up_once_and_dropped_when_it_leaves(
+    dropped: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A websocket from its first request is written to directly; a socket upgraded from
+    polling never is (its first request's transport is not the websocket's)."""
+    if not dropped:  # the fault: the manager forgets to drop a socket's wire
+        monkeypatch.setattr(
+            fanout.FanoutManager, "basic_disconnect", socketio.AsyncManager.basic_disconnect
+        )
+    async with running_app(Settings(coalesce_window=0)) as (url, app):
+        direct = [await Watcher(url).connect() for _ in range(2)]
+        upgraded = await Watcher(url, transports=["polling", "websocket"]).connect()
+        await eventually(lambda: upgraded.client.transport() == "websocket", what="the upgrade")
+        for watcher in (*direct, upgraded):
+            await watcher.subscribe("wired")
+        emitter = ProgressEmitter.for_app(app)
+        for count in (1, 2):
+            await emitter.send_progress("wired", "extracting", count * 10)
+            await eventually(
+                lambda n=count: all(len(w.seqs("wired")) == n for w in (*direct, upgraded)),
+                what="the event",
+            )
+        manager = app[FANOUT]
+        wires = dict(manager._wires)
+        counts = (manager.direct, manager.queued)
+        for watcher in (*direct, upgraded):
+            await watcher.close()
+        await eventually(lambda: not app[FANOUT].rooms.get("/", {}).get(None), what="the leaving")
+        left = dict(manager._wires)
+    assert sorted(wire is None for wire in wires.values()) == [False, False, True]
+    assert counts == (4, 2)
+    assert left == ({} if dropped else wires)
 
 
 class BatchCounter(Watcher):
