@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from tidings import ProgressEmitter, Settings
 from tidings.constants import job_room, user_room
+from tidings.realtime.fanout import plain
 from tidings.web.keys import AUTHORITY, FANOUT, SERVICE, SIO, STREAMS
 
 from tests.support import eventually, http_json, running_app, server_process
@@ -269,7 +270,8 @@ class DroppedOnTheWay:
         async def maybe(event: str, data: Any, *args: Any, **kwargs: Any) -> Any:
             if not self.drop:
                 return await deliver(event, data, *args, **kwargs)
-            self.dropped.add((data["job_id"], data["seq"]))
+            event_data = plain(data)  # a Redis channel's event arrives as its text
+            self.dropped.add((event_data["job_id"], event_data["seq"]))
             return None
 
         return maybe
