@@ -1,10 +1,10 @@
 """The one load client of bench_vs_node.py: raw Engine.IO v4 / Socket.IO v5 over websockets.
 
-No Socket.IO client library: each connection speaks the text framing itself (``0{...}`` open,
-``40`` connect, ``420["subscribe",{"job_id":...}]`` and its ack ``430[...]``, pings ``2`` ->
-``3``), so both servers are measured against the same, cheap client. Client ``i`` watches job
-``(offset + i) % jobs``. Latency is emit -> receive, from the ``sent`` seconds (since ``--t0``,
-wall clock) the worker puts in the update's ``extra``.
+No Socket.IO client library: each connection speaks the text framing itself
+(``tests/raw_socketio.py``, shared with the fault suite's fleet), so both servers are measured
+against the same, cheap client; it sends ``420["subscribe",{"job_id":...}]`` and awaits its ack
+``430[...]``. Client ``i`` watches job ``(offset + i) % jobs``. Latency is emit -> receive, from
+the ``sent`` seconds (since ``--t0``, wall clock) the worker puts in the update's ``extra``.
 
 Protocol with the parent: prints ``ready {...}`` once every connection is subscribed; then reads
 ``go FROM TO`` (seconds since ``--t0``: the measuring window) or ``quit`` on stdin. After the
@@ -24,7 +24,14 @@ import time
 from pathlib import Path
 
 import aiohttp
+import uvloop
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.raw_socketio import Gone, connect, receive, stdin
+
+#: Seconds one connection may take to open and subscribe, under the load of the others opening.
+OPEN_TIMEOUT = 60.0
 SENT = re.compile(r'"sent":\s*(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)')
 
 
@@ -51,43 +58,26 @@ class Stats:
 async def open_socket(
     session: aiohttp.ClientSession, base: str, job_id: str
 ) -> aiohttp.ClientWebSocketResponse:
-    url = base.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
-    ws = await session.ws_connect(url, heartbeat=None, autoping=True, compress=0)
-    opened = await ws.receive_str(timeout=30)
-    if not opened.startswith("0{"):
-        raise RuntimeError(f"expected an Engine.IO open packet, got {opened[:80]!r}")
-    await ws.send_str("40")
-    while True:
-        reply = await ws.receive_str(timeout=30)
-        if reply == "2":
-            await ws.send_str("3")
-            continue
-        if not reply.startswith("40"):
-            raise RuntimeError(f"namespace connect refused: {reply[:200]!r}")
-        break
-    await ws.send_str(f'420["subscribe",{{"job_id":{json.dumps(job_id)}}}]')
-    while True:
-        reply = await ws.receive_str(timeout=30)
-        if reply == "2":
-            await ws.send_str("3")
-        elif reply.startswith("430"):
-            if '"ok":true' not in reply.replace(" ", ""):
-                raise RuntimeError(f"subscribe refused: {reply[:200]!r}")
-            return ws
+    async with asyncio.timeout(OPEN_TIMEOUT):
+        ws = await connect(session, base)
+        await ws.send_str(f'420["subscribe",{{"job_id":{json.dumps(job_id)}}}]')
+        while True:
+            reply = await receive(ws)
+            if reply.startswith("430"):
+                if '"ok":true' not in reply.replace(" ", ""):
+                    await ws.close()
+                    raise Gone(f"subscribe refused: {reply[:200]!r}")
+                return ws
 
 
 async def listen(ws: aiohttp.ClientWebSocketResponse, stats: Stats) -> None:
-    async for message in ws:
-        if message.type is not aiohttp.WSMsgType.TEXT:
-            break
-        data: str = message.data
-        if data == "2":
-            await ws.send_str("3")
-        elif data.startswith("42"):
-            stats.record(data)
-        elif data.startswith("1") or data.startswith("41"):
-            break  # the server closed the connection or the namespace
-    stats.lost += 1  # cancelled when the client closes it: only the server's ending counts
+    try:
+        while True:
+            data = await receive(ws)
+            if data.startswith("42"):
+                stats.record(data)
+    except Gone:  # cancelled when the client closes it: only the server's ending counts
+        stats.lost += 1
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -117,10 +107,7 @@ async def run(args: argparse.Namespace) -> None:
         }
         print("ready " + json.dumps(ready), flush=True)
 
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        command = (await reader.readline()).decode().split()
+        command = (await (await stdin()).readline()).decode().split()
         if command and command[0] == "go":
             stats.start, stats.end = float(command[1]), float(command[2])
             await asyncio.sleep(max(0.0, stats.end - (time.time() - args.t0)) + args.drain)
@@ -146,14 +133,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=200, help="connections opened at once")
     parser.add_argument("--drain", type=float, default=0.3)
     parser.add_argument("--out", default="")
-    args = parser.parse_args()
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(run(args))
-    else:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(run(args))
+    uvloop.run(run(parser.parse_args()))
 
 
 if __name__ == "__main__":

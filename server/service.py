@@ -31,8 +31,9 @@ class MessageSource(Protocol):
 
 
 class Publisher(Protocol):
-    """Delivers to rooms: a Socket.IO server on the one node of the embedded store, or the
-    Redis channels every node of the Redis store listens on."""
+    """Delivers to rooms what the store does not publish itself: the embedded store's events,
+    through the one node's Socket.IO server. (The Redis store's merge script publishes every
+    event in the call that stores it, on the channels every node listens on.)"""
 
     async def emit(self, event: str, data: Any, *, room: list[str], namespace: str) -> None: ...
 
@@ -76,7 +77,10 @@ def new_epoch() -> str:
 
 
 class JobService:
-    def __init__(self, store: JobStore, publisher: Publisher, messages: MessageSource) -> None:
+    def __init__(
+        self, store: JobStore, publisher: Publisher | None, messages: MessageSource
+    ) -> None:
+        """``publisher`` is None for a store that publishes what it stores (the Redis store)."""
         self.store = store
         self.publisher = publisher
         self.messages = messages
@@ -231,19 +235,22 @@ class JobService:
             await self._publish(applied.event, applied.owner)
         return applied.event
 
-    async def republish_latest(self, job_id: str) -> Event | None:
-        """Deliver the job's newest event again. A worker whose reply was lost cannot tell
-        whether its update was stored; when it was, this delivers it (clients drop a repeat)."""
+    async def latest_event(self, job_id: str) -> Event | None:
+        """The job's newest event, from its history.
+
+        For a worker whose reply was lost: its retry cannot tell it what its update made, but
+        the update was stored, and so delivered (the store publishes in the call that stores;
+        the embedded store cannot lose a reply), so it is read here, not delivered again.
+        """
         job = (await self.store.read(job_id)).job
         if job is None or job["seq"] == 0:
             return None
         events = (await self.store.read(job_id, job["epoch"], job["seq"] - 1)).events
-        if not events:
-            return None
-        await self._publish(events[-1], job["owner"])
-        return events[-1]
+        return events[-1] if events else None
 
     async def _publish(self, event: Event, owner: str | None) -> None:
+        if self.publisher is None:
+            raise TypeError("This store does not publish its events: give JobService a publisher.")
         rooms = [job_room(event["job_id"])]
         if owner:
             rooms.append(user_room(owner))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,9 @@ class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.rate = rate
         self.burst = burst
         self._sessions: dict[str, _Session] = {}
+        #: Events refused ``rate_limited``, by name (read by the metrics at scrape time). Only
+        #: the handler table's names get this far, so a client cannot mint label values.
+        self.rate_limited: Counter[str] = Counter()
         self._expiries: dict[str, asyncio.Task[None]] = {}
         self._handlers: dict[str, Callable[[_Session, str, object], Awaitable[Ack]]] = {
             "subscribe": self._subscribe,
@@ -115,6 +119,11 @@ class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         await asyncio.gather(*tasks, return_exceptions=True)
 
     @property
+    def events(self) -> list[str]:
+        """The events it handles: the label values of its ``rate_limited`` counts."""
+        return list(self._handlers)
+
+    @property
     def connections(self) -> int:
         """Connected sockets (read by the metrics at scrape time)."""
         return len(self._sessions)
@@ -137,6 +146,10 @@ class JobNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         payload = args[1] if len(args) > 1 else None
         try:
             session.take()
+        except RateLimited as exc:
+            self.rate_limited[event] += 1
+            return error_ack(exc)
+        try:
             async with session.turn:
                 return await handler(session, sid, payload)
         except TidingsError as exc:

@@ -11,7 +11,7 @@ from tidings.store.base import Applied, Catchup, JobStore, Limits, Update, limit
 from tidings.store.memory_store import MemoryStore
 
 if typing.TYPE_CHECKING:
-    from tidings.store.redis_store import RedisPublisher, RedisStore, connect
+    from tidings.store.redis_store import RedisStore, connect
 
 __all__ = [
     "Applied",
@@ -19,14 +19,13 @@ __all__ = [
     "JobStore",
     "Limits",
     "MemoryStore",
-    "RedisPublisher",
     "RedisStore",
     "Update",
     "connect",
     "limits_of",
 ]
 
-_REDIS = frozenset({"RedisPublisher", "RedisStore", "connect"})
+_REDIS = frozenset({"RedisStore", "connect"})
 
 
 def __getattr__(name: str) -> object:

@@ -407,28 +407,6 @@ def _evalsha_commands(calls: Sequence[_Call]) -> bytes:
     return "".join(out).encode()
 
 
-class RedisPublisher:
-    """Publishes an event on the channels of its rooms, as the merge script does.
-
-    The script publishes every update it stores; this is for delivering a stored event again
-    (``JobService.republish_latest``), to every node that watches it.
-    """
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-
-    async def emit(self, event: str, data: Any, *, room: list[str], namespace: str) -> None:
-        message = dump({"event": event, "data": data})
-        async with self.client.pipeline(transaction=False) as pipe:
-            for name in room:
-                channel = constants.room_channel(name)
-                if channel is not None:
-                    pipe.execute_command(
-                        "SPUBLISH" if channel[1] else "PUBLISH", channel[0], message
-                    )
-            await pipe.execute()
-
-
 def _pairs(flat: list[str]) -> dict[str, str]:
     """A hash as a script returns it (field, value, field, value …) as a dict."""
     return dict(zip(flat[::2], flat[1::2], strict=True))

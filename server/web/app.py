@@ -15,9 +15,9 @@ from tidings.realtime.connections import close_all
 from tidings.realtime.fanout import FanoutManager
 from tidings.realtime.manager import RedisManager
 from tidings.realtime.namespace import JobNamespace
-from tidings.service import JobService, Publisher
+from tidings.service import JobService
 from tidings.settings import Settings
-from tidings.store import JobStore, MemoryStore, RedisPublisher, RedisStore, connect, limits_of
+from tidings.store import JobStore, MemoryStore, RedisStore, connect, limits_of
 from tidings.web.api import (
     FailureThrottle,
     cors_middleware,
@@ -112,13 +112,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             model=settings.llm_model,
         )
     writer = MessageWriter(llm=llm, redis=redis)
-    # The embedded store's events go to this node's rooms; the Redis store's script publishes
-    # its own, and a republished event goes out on the same channels, to every node.
-    publisher: Publisher = RedisPublisher(redis) if redis else app[SIO]
     metrics = app[METRICS]  # what the service does is measured where it is wired
-    service = JobService(
-        MeasuredStore(store, metrics), CountingPublisher(publisher, metrics), writer
-    )
+    # The embedded store's events go to this node's rooms; the Redis store's script publishes
+    # its own, on the channels every node listens on (MeasuredStore counts those).
+    publisher = None if redis else CountingPublisher(app[SIO], metrics)
+    service = JobService(MeasuredStore(store, metrics), publisher, writer)
     app[SERVICE] = service
     namespace = JobNamespace(service, app[AUTHORITY], settings.socket_rate, settings.socket_burst)
     app[SIO].register_namespace(namespace)

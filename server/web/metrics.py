@@ -5,9 +5,9 @@ recorded where they happen: a middleware for HTTP, and thin wrappers that ``setu
 puts around the service's store and publisher at startup, so the service itself stays free of
 metrics. Counts of things that *are* (sockets, subscriptions, SSE streams) are read at scrape
 time from the objects that already know them; so are the counts of refused input (malformed and
-binary packets, refused connections and connects, throttled credentials, parsing restarts and
-overruns), kept as plain numbers by the transport, the throttle and the parse pool, which know
-nothing of Prometheus.
+binary packets, refused connections and connects, throttled credentials, socket events over their
+connection's rate, parsing restarts and overruns), kept as plain numbers by the transport, the
+throttle, the namespace and the parse pool, which know nothing of Prometheus.
 """
 
 from __future__ import annotations
@@ -135,6 +135,17 @@ class RefusalCounters(Collector):
         for transport in ("http", "socketio"):
             throttled.add_metric([transport], throttle.refused[transport] if throttle else 0)
         yield throttled
+        limited = CounterMetricFamily(
+            "tidings_socket_events_rate_limited",
+            "Socket.IO events refused rate_limited: their connection sent more than "
+            "TIDINGS_SOCKET_RATE and TIDINGS_SOCKET_BURST allow, by event.",
+            labels=["event"],
+        )
+        namespace = sio.namespace_handlers.get(NAMESPACE) if sio is not None else None
+        if isinstance(namespace, JobNamespace):
+            for event in namespace.events:
+                limited.add_metric([event], namespace.rate_limited[event])
+        yield limited
         runner = self.app.get(PIPELINES)
         pool = runner.parsing.pool if runner is not None else None
         yield _counter(

@@ -106,14 +106,14 @@ class ProgressEmitter:
         # redis nor pydantic-settings (tests/server/test_public_api.py pins it).
         from tidings.messages import MessageWriter
         from tidings.settings import Settings
-        from tidings.store.redis_store import RedisPublisher, RedisStore, connect
+        from tidings.store.redis_store import RedisStore, connect
 
         settings = settings or Settings()
         client = connect(redis_url)
         store = RedisStore(client, limits_of(settings))
         writer = MessageWriter(llm=None, redis=client)
         return cls(
-            JobService(store, RedisPublisher(client), writer),
+            JobService(store, None, writer),  # its merge script publishes every event
             coalesce_window=settings.coalesce_window,
             closers=[writer.aclose, store.aclose],
         )
@@ -226,12 +226,12 @@ class ProgressEmitter:
                 raise
             except JobTerminal:
                 if unsure and request.status in TERMINAL_STATUSES:
-                    # Most likely our own ending, stored before its reply was lost.
-                    return await self.service.republish_latest(job_id)
+                    # Most likely our own ending, stored (and delivered) before its reply was lost.
+                    return await self.service.latest_event(job_id)
                 raise
             if event is None and unsure:
-                # Stored by the failed try (a retry changes nothing), so maybe never delivered.
-                return await self.service.republish_latest(job_id)
+                # Stored, and delivered, by the failed try (a retry changes nothing).
+                return await self.service.latest_event(job_id)
             return event
 
         lock = self._locks.get(job_id)  # not setdefault: that would make a Lock every update

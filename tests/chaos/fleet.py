@@ -1,4 +1,4 @@
-"""Many cheap Socket.IO clients in one process: raw Engine.IO v4 / Socket.IO v5 over websockets.
+"""Many cheap Socket.IO clients in one process, on the raw connections of tests/raw_socketio.py.
 
 ``python -m tests.chaos.fleet --url U --prefix P --jobs J --clients K [--offset O] [--plain M]
 --out FILE``
@@ -27,24 +27,22 @@ import argparse
 import asyncio
 import json
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import uvloop
+
+from tests.raw_socketio import Gone, connect, receive, stdin
 
 TERMINAL = ("done", "error", "cancelled")
-
-
-class Gone(Exception):
-    """The connection ended."""
 
 
 class Client:
     def __init__(self, session: aiohttp.ClientSession, url: str, job_id: str, plain: bool) -> None:
         self.session = session
-        self.url = url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+        self.url = url
         self.job_id = job_id
         self.plain = plain
         self.last: tuple[str, int] | None = None
@@ -106,20 +104,6 @@ class Client:
         assert self.ws is not None
         await self.ws.send_str(text)
 
-    async def _receive(self) -> str:
-        assert self.ws is not None
-        while True:
-            message = await self.ws.receive()
-            if message.type is not aiohttp.WSMsgType.TEXT:
-                raise Gone(str(message.type))
-            data: str = message.data
-            if data == "2":
-                await self._send("3")
-                continue
-            if data.startswith("1") or data.startswith("41"):
-                raise Gone(data)
-            return data
-
     async def _subscribe(self, catch_up: bool) -> int:
         self.ack_id += 1
         payload: dict[str, Any] = {"job_id": self.job_id}
@@ -144,19 +128,13 @@ class Client:
         return again
 
     async def _session(self) -> None:
-        self.ws = await self.session.ws_connect(self.url, heartbeat=None, compress=0)
+        self.ws = ws = await connect(self.session, self.url)
         try:
-            opened = await self._receive()
-            if not opened.startswith("0{"):
-                raise Gone(opened[:80])
-            await self._send("40")
-            while not (await self._receive()).startswith("40"):
-                pass
             pending: int | None = await self._subscribe(catch_up=not self.plain)
             first = True
             held: list[dict[str, Any]] = []
             while True:
-                data = await self._receive()
+                data = await receive(ws)
                 if data.startswith("43"):
                     number, _, body = data[2:].partition("[")
                     if pending is not None and int(number) == pending:
@@ -189,7 +167,7 @@ class Client:
                 if pending is None and self.status in TERMINAL:
                     return
         finally:
-            await self.ws.close()
+            await ws.close()
 
     async def run(self) -> None:
         delay = 0.05
@@ -244,10 +222,7 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.gather(*(start(client) for client in clients))
         print("ready " + json.dumps({"clients": len(clients)}), flush=True)
 
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        quit_ = asyncio.create_task(reader.readline())
+        quit_ = asyncio.create_task((await stdin()).readline())
         everyone = asyncio.create_task(_all(tasks))
         await asyncio.wait(
             [quit_, everyone], timeout=args.deadline, return_when=asyncio.FIRST_COMPLETED
@@ -276,14 +251,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=100, help="connections opened at once")
     parser.add_argument("--deadline", type=float, default=80)
     parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(run(args))
-    else:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(run(args))
+    uvloop.run(run(parser.parse_args()))
 
 
 if __name__ == "__main__":

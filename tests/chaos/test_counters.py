@@ -28,6 +28,7 @@ COUNTERS = (
     ("tidings_connects_refused_total", {"reason": "rate_limited"}),
     ("tidings_auth_throttled_total", {"transport": "socketio"}),
     ("tidings_auth_throttled_total", {"transport": "http"}),
+    ("tidings_socket_events_rate_limited_total", {"event": "subscribe"}),
     ("tidings_parse_pool_restarts_total", {}),
     ("tidings_parse_overruns_total", {}),
 )

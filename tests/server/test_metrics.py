@@ -85,6 +85,30 @@ async def test_publish_errors_are_counted_apart() -> None:
     assert value(samples, "tidings_events_published_total", event="job_update") == 0
 
 
+async def test_socket_events_refused_rate_limited_are_counted_by_event() -> None:
+    """A burst of 3 that does not refill within the test: the first 3 events pass and move
+    nothing (the control arm), each one past them is refused and counted under its name."""
+    limited = "tidings_socket_events_rate_limited_total"
+    async with running_app(Settings(socket_rate=0.001, socket_burst=3)) as (url, _):
+        noisy = await Watcher(url).connect()
+        calm = await Watcher(url).connect()
+        for _ in range(3):
+            assert (await noisy.call("list_jobs", {}))["ok"] is True
+        samples = await scrape(url)
+        assert [value(samples, limited, event=event) for event in ("list_jobs", "cancel")] == [0, 0]
+        acks = [await noisy.call("list_jobs", {}) for _ in range(4)]
+        acks.append(await noisy.call("cancel", {"job_id": "j"}))
+        assert [ack["error"]["code"] for ack in acks] == ["rate_limited"] * 5
+        assert (await calm.call("list_jobs", {}))["ok"] is True  # its own bucket: not counted
+        samples = await scrape(url)
+        await noisy.close()
+        await calm.close()
+    assert value(samples, limited, event="list_jobs") == 4
+    assert value(samples, limited, event="cancel") == 1
+    assert value(samples, limited, event="subscribe") == 0
+    assert ("tidings_socket_events_rate_limited_total", (("event", "unsubscribe"),)) in samples
+
+
 async def test_http_requests_by_route_and_status(node: Node) -> None:
     url, app = node
     await ProgressEmitter.for_app(app).send_progress("seen", "extracting", 10)
