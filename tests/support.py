@@ -192,6 +192,16 @@ async def http_json(
         return response.status, await response.json(content_type=None)
 
 
+async def engine_io_poll(
+    session: aiohttp.ClientSession, url: str, method: str = "GET", sid: str = "", body: bytes = b""
+) -> tuple[int, bytes]:
+    """One Engine.IO long-polling request written by hand (no sid: the handshake): its status
+    and body."""
+    query = "EIO=4&transport=polling" + (f"&sid={sid}" if sid else "")
+    async with session.request(method, f"{url}/socket.io/?{query}", data=body) as reply:
+        return reply.status, await reply.read()
+
+
 async def eventually(check: Any, within: float = 10.0, what: str = "condition") -> None:
     """Poll until ``check()`` is true; a bound on waiting, not a timing assertion."""
     deadline = asyncio.get_running_loop().time() + within

@@ -19,6 +19,9 @@ What ``TidingsServer`` and ``TidingsEngine`` add to their base classes, and why:
   ``max_msg_size`` bytes, so the websocket is opened with one byte more.
 - **A closed polling session is an unknown one.** The library raises ``KeyError`` (a 500) for a
   request to a session that has closed but is not yet forgotten; here it answers 400.
+- **A polling session that closes answers its pending poll.** On the client's CLOSE the library
+  queues nothing, so the GET the client has open waited 45 s; here it is answered NOOP at once,
+  as the reference server does (``_Socket._end_poll``).
 - **Wrong tokens at connect spend the HTTP API's budget.** A connect refused ``unauthorized``
   takes from its address's bucket of the ``FailureThrottle`` that answers HTTP 429; while that is
   empty, a connect with a token is refused ``rate_limited``. One budget per address, whichever
@@ -405,10 +408,29 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
         """The library's; and when a websocket read here missed its PONG, the end of its queue,
         so that the writer closes it: the reader would otherwise wait for the next frame of a
         client that may never send one (the library's loop waits at most ping_interval +
-        ping_timeout per frame, with a timer per connection)."""
+        ping_timeout per frame, with a timer per connection).
+
+        And a polling session's pending GET answered at once (see ``_end_poll``)."""
+        polling = not (self.closing or self.closed or self.upgraded)  # and this call closes it
         await super().close(wait=wait, abort=abort, reason=reason)
+        if polling and abort:
+            self._end_poll()
         if reason == self.server.reason.PING_TIMEOUT and self._reading and not self._written:
             self.queue.put_nowait(None)
+
+    def _end_poll(self) -> None:
+        """Answer the client's pending long-poll GET with a NOOP, as the reference server does
+        when a polling session closes on the client's CLOSE.
+
+        Closing with ``abort`` (the library's answer to that CLOSE) queues nothing, so the GET
+        the client already has open waited ``ping_interval + ping_timeout`` (45 s) for a packet
+        and was then answered 400; python-socketio's client waits for that GET before its
+        ``disconnect`` returns (30 s, its own timeout), and disconnects that way after a refused
+        connect and after a server-side disconnect too. A closing without ``abort`` queues a
+        CLOSE, which answers the GET already. Without a pending GET the NOOP is never read: the
+        session's next request is refused (it has closed) and the session forgotten.
+        """
+        self.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
 
     #: Read by ``_websocket_handler`` (a connection opened as a websocket).
     _reading = False

@@ -212,32 +212,23 @@ async def control(url: str, secret: str | None = None) -> AsyncIterator[Control]
 async def socketio_connect(url: str, auth: dict[str, Any], transport: str, address: str) -> Any:
     """A real Socket.IO client connecting from ``address`` (any of 127.0.0.0/8, so that the
     per-address throttle sees another client): ``True`` when it connected, else the data of
-    the ``connect_error`` that refused it.
-
-    After a refusal over polling, the client's goodbye (which its own ``connect`` says too)
-    now and then waits for the server's next ping, 25 s, with or without this change: so it
-    waits for the outcome itself, and leaves a refused connection without the goodbye.
-    """
+    the ``connect_error`` that refused it (its ``connect`` has said goodbye by then)."""
     import socketio
 
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
     client = socketio.AsyncClient(reconnection=False, http_session=session)
-    outcome: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-    def settle(result: Any) -> None:
-        if not outcome.done():
-            outcome.set_result(result)
-
-    client.on("connect", lambda: settle(True))
-    client.on("connect_error", settle)
+    refusals: list[Any] = []
+    client.on("connect_error", refusals.append)
     try:
-        await client.connect(url, auth=auth, transports=[transport], wait=False)
-        return await asyncio.wait_for(outcome, 10)
+        await client.connect(url, auth=auth, transports=[transport], wait_timeout=10)
+    except socketio.exceptions.ConnectionError:
+        if not refusals:
+            raise
+        return refusals[0]
+    else:
+        await client.disconnect()
+        return True
     finally:
-        if outcome.done() and outcome.result() is True:
-            await client.disconnect()
-        else:
-            await client.eio.disconnect(abort=True)
         await client.shutdown()
         await session.close()
 

@@ -24,7 +24,7 @@ from tests.chaos.support import (
     node,
     rss,
 )
-from tests.support import ServerProcess
+from tests.support import ServerProcess, engine_io_poll
 
 MAX_PAYLOAD = 64 * 1024
 #: Log a node may write about one hostile connection, however much garbage it sends.
@@ -138,28 +138,29 @@ async def test_the_advertised_payload_limit_is_the_enforced_one(
         assert not acks and socket.ended, frames
 
 
-async def _poll(session: aiohttp.ClientSession, url: str, method: str, sid: str = "", body=b""):  # type: ignore[no-untyped-def]
-    query = "EIO=4&transport=polling" + (f"&sid={sid}" if sid else "")
-    async with session.request(method, f"{url}/socket.io/?{query}", data=body) as reply:
-        return reply.status, await reply.read()
-
-
 async def test_a_post_to_a_closed_polling_session_is_a_clean_400(server: ServerProcess) -> None:
     async with aiohttp.ClientSession() as session:
-        _, opened = await _poll(session, server.url, "GET")
+        _, opened = await engine_io_poll(session, server.url, "GET")
         sid = json.loads(opened.decode()[1:])["sid"]
-        assert await _poll(session, server.url, "POST", sid, b"40") == (200, b"OK")  # control
-        assert (await _poll(session, server.url, "POST", sid, b"1"))[0] == 200  # client close
-        status, body = await _poll(session, server.url, "POST", sid, b"40")
+        assert await engine_io_poll(session, server.url, "POST", sid, b"40") == (
+            200,
+            b"OK",
+        )  # control
+        assert (await engine_io_poll(session, server.url, "POST", sid, b"1"))[
+            0
+        ] == 200  # client close
+        status, body = await engine_io_poll(session, server.url, "POST", sid, b"40")
     assert status == 400, body
 
 
 async def test_a_malformed_polling_payload_ends_its_session(server: ServerProcess) -> None:
     log_before = log_size(server)
     async with aiohttp.ClientSession() as session:
-        _, opened = await _poll(session, server.url, "GET")
+        _, opened = await engine_io_poll(session, server.url, "GET")
         sid = json.loads(opened.decode()[1:])["sid"]
-        statuses = [(await _poll(session, server.url, "POST", sid, b"x"))[0] for _ in range(20)]
+        statuses = [
+            (await engine_io_poll(session, server.url, "POST", sid, b"x"))[0] for _ in range(20)
+        ]
     assert statuses == [400] * 20, statuses
     logged = log_since(server, log_before)
     assert len(logged) < LOG_BOUND, logged[-2000:]

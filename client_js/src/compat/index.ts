@@ -359,6 +359,7 @@ export interface LiveUploadResult {
 
 export interface UploadFilesOptions {
   extractEntities?: boolean;
+  /** When a file's name, status or percent changes (a new message alone is not reported). */
   onProgress?: (index: number, filename: string, progress: LiveProgress) => void;
   /** Once every file has finished, however. */
   onComplete?: (results: LiveUploadResult[]) => void;
@@ -411,6 +412,15 @@ export function createLiveSystem(options: LiveSystemOptions = {}): LiveSystem {
     const names: string[] = [];
     const watched = new Map<string, number>();
     const seen = new Map<string, JobEntry>();
+    /** What each file was last reported as: a store change that leaves its name, status and
+     * percent as they were (a new message, a step's timestamp) is not reported again. */
+    const told = new Map<number, string>();
+    const tell = (index: number, progress: LiveProgress) => {
+      const shown = JSON.stringify([progress.filename, progress.status, progress.progress]);
+      if (told.get(index) === shown) return;
+      told.set(index, shown);
+      handlers.onProgress?.(index, progress.filename, progress);
+    };
     let left = 0;
 
     return new Promise<LiveUploadResult[]>((resolve) => {
@@ -436,7 +446,7 @@ export function createLiveSystem(options: LiveSystemOptions = {}): LiveSystem {
       const report = (index: number, entry: JobEntry) => {
         const filename = entry.filename ?? names[index] ?? entry.jobId;
         const status = liveStatusOf(entry);
-        handlers.onProgress?.(index, filename, {
+        tell(index, {
           job_id: entry.jobId,
           filename,
           status,
@@ -470,7 +480,7 @@ export function createLiveSystem(options: LiveSystemOptions = {}): LiveSystem {
           }
           names[index] = upload.name;
           if (upload.state === "uploading" && upload.loaded === 0) {
-            handlers.onProgress?.(index, upload.name, { job_id: null, filename: upload.name, status: "uploading", progress: 0, message: null });
+            tell(index, { job_id: null, filename: upload.name, status: "uploading", progress: 0, message: null });
           } else if (upload.state === "uploaded" && upload.jobId !== null) {
             watched.set(upload.jobId, index);
             stops.set(upload.jobId, jobs.subscribe(upload.jobId));

@@ -2,10 +2,14 @@
  * The framework-free half of `tidings-client/compat`: the documents' names over the store, and the
  * upload-progress streams. The streams are given a recording EventSource here (the server's
  * `GET /api/files/progress/{upload_id}` is covered in test/integration/compat.test.tsx once it exists).
+ * `liveSystem.uploadFiles`' reports, with the fake socket and an XMLHttpRequest that answers at once
+ * (Node has none): against a real server in test/integration/compat.test.tsx.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 
+import { createJobClient } from "../../src/client.js";
 import {
+  createLiveSystem,
   fileStatusView,
   toUploadProgress,
   UploadProgressManager,
@@ -14,6 +18,7 @@ import {
 } from "../../src/compat/index.js";
 import type { EventSourceLike } from "../../src/event-stream.js";
 import { createJobStore } from "../../src/store.js";
+import { ev, fakeTransport, flush, snap } from "../fake-socket.js";
 
 class RecordingSource implements EventSourceLike {
   readyState = 1;
@@ -148,5 +153,77 @@ describe("UploadProgressManager", () => {
     manager.closeAll();
     expect(manager.active).toEqual([]);
     expect(made.every((source) => source.closed)).toBe(true);
+  });
+});
+
+/** An XMLHttpRequest that takes every upload as job-1: its progress at 0 bytes, at all of them, then 202. */
+class AcceptingRequest {
+  readyState = 0;
+  status = 0;
+  responseText = "";
+  private readonly listeners = new Map<string, (event?: unknown) => void>();
+  private readonly progress: ((event: unknown) => void)[] = [];
+  readonly upload = { addEventListener: (_type: string, listener: (event: unknown) => void) => this.progress.push(listener) };
+
+  addEventListener(type: string, listener: () => void): void {
+    this.listeners.set(type, listener);
+  }
+
+  open(): void {
+    this.readyState = 1;
+  }
+
+  setRequestHeader(): void {}
+
+  getResponseHeader(): null {
+    return null;
+  }
+
+  send(body: FormData): void {
+    const size = (body.get("files") as File).size;
+    for (const loaded of [0, size]) for (const listener of this.progress) listener({ loaded, total: size, lengthComputable: true });
+    this.status = 202;
+    this.responseText = JSON.stringify({ jobs: [{ job_id: "job-1", filename: "a.csv" }] });
+    this.listeners.get("load")?.();
+  }
+}
+
+describe("liveSystem.uploadFiles' onProgress", () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  it("reports a state only when its index, name, percent or status changed", async () => {
+    vi.stubGlobal("XMLHttpRequest", AcceptingRequest);
+    const transport = fakeTransport();
+    const client = createJobClient({ url: "http://tidings.test", transport: transport.factory });
+    const live = createLiveSystem({ url: "http://tidings.test", client });
+    const reports: string[] = [];
+    const finished = live.uploadFiles([new File(["a,b\n1,2\n"], "a.csv")], {
+      onProgress: (index, filename, progress) => reports.push(`[${index}] ${filename}: ${progress.progress}% (${progress.status})`),
+    });
+    await flush(); // uploaded: the job is followed
+    const socket = transport.last();
+    await socket.open();
+    await flush();
+    socket.only("subscribe").answer({ ok: true, job: snap(1), events: [], recovered: false });
+    // A new step and message at the same percent and status: the store changes, the report would not.
+    socket.push("job_update", ev(2, { progress: 70 }));
+    socket.push("job_update", ev(3, { progress: 70 }));
+    // The control: the same percent with another status is reported, and so is the end.
+    socket.push("job_update", ev(4, { progress: 70, step: "entity_extraction" }));
+    socket.push("job_complete", ev(5, { status: "done" }));
+    const [result] = await finished;
+    client.destroy();
+    expect(result).toMatchObject({ index: 0, filename: "a.csv", success: true, job_id: "job-1", status: "done" });
+    // Every update was applied: the second at 70 % added a step of its own.
+    expect(client.store.getState().jobs["job-1"]?.steps.map((step) => step.step)).toContain("field_detection");
+    expect(reports).toEqual([
+      "[0] a.csv: 0% (uploading)", // once, though the upload's progress was told at 0 bytes too
+      "[0] a.csv: 10% (processing)",
+      "[0] a.csv: 70% (processing)", // once, though two updates made it
+      "[0] a.csv: 70% (extracting)",
+      "[0] a.csv: 100% (done)",
+    ]);
   });
 });
