@@ -28,9 +28,11 @@ import pytest
 import socketio
 from aiohttp import web
 from tidings.cli.serve import run_until
+from tidings.realtime.connections import close_all
 from tidings.settings import Settings
 from tidings.web.app import create_app
 from tidings.web.keys import SIO
+from tidings.web.transport import TidingsEngine
 
 from tests.support import ROOT, ServerProcess, eventually, free_port
 
@@ -236,8 +238,10 @@ async def test_a_shutdown_that_does_not_finish_is_cut_short_and_named(
 
 def _websocket(port: int, query: str) -> socket.socket:
     """A websocket to the node, opened by hand: a test client that can stop reading."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         f"GET /socket.io/?EIO=4&transport=websocket{query} HTTP/1.1\r\nHost: tidings\r\n"
@@ -263,7 +267,7 @@ def _deaf_websocket(port: int) -> socket.socket:
     then it reads nothing, so that the node's writes to it stall."""
     sock = _websocket(port, "")
     question = _frame('420["' + "e" * 64 + '"]')  # an unknown event, with an ack: an answer
-    sock.sendall(_frame("40") + question * 20_000)
+    sock.sendall(_frame("40") + question * 40_000)
     return sock
 
 
@@ -302,3 +306,40 @@ async def test_a_node_with_clients_of_every_kind_stops_cleanly(tmp_path: Path) -
     lines = log.read_text().splitlines()
     assert lines[-1].endswith("INFO tidings: stopped"), lines[-5:]
     assert not [line for line in lines if "would not end" in line or "did not finish" in line]
+
+
+async def test_a_stop_after_a_redis_gap_with_a_client_that_stopped_reading() -> None:
+    """The hang seen, in this process: a client stops reading (the node's writes to it stall), a
+    gap in the Redis subscription makes the node close its connections (``close_all``, as the
+    manager does when it subscribes again), engine.io forgets them and idles, then the stop.
+    A real node on the code before this test hung there for good: asyncio.Runner waited for the
+    websocket's reader, which had outlived its one cancellation waiting for its writer (cancelled
+    mid-send), and on_shutdown, aborted by the service task, never cancelled it again (the test
+    above shows that abort, with its control arm). Here the node must stop cleanly."""
+    app = create_app(Settings())
+    engine = app[SIO].eio
+    engine.ping_timeout = BRISK
+    async with _node(app) as (url, stop, node):
+        port = int(url.rsplit(":", 1)[1])
+        deaf = await asyncio.to_thread(_deaf_websocket, port)
+        try:
+            await eventually(
+                lambda: _stalled(engine), within=30, what="every frame read, the writes stalled"
+            )
+            await close_all(engine, 0.5)
+            await eventually(lambda: not engine.sockets, what="the connections forgotten")
+            engine.ping_timeout = IDLE
+            await eventually(lambda: _service_idle(app), what="the service task idle")
+            stop.set()
+            assert await node == []
+        finally:
+            deaf.close()
+
+
+def _stalled(engine: TidingsEngine) -> bool:
+    """The node's reader of its one websocket waits for the next frame (it has read all the
+    client sent), and its writes wait for the client to read."""
+    return any(
+        ws._waiting and ws._req is not None and ws._req.protocol.writing_paused
+        for ws in engine.websockets.values()
+    )
