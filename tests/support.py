@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from tidings import Settings
+from tidings import ProgressEmitter, Settings
 from tidings.web import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,6 +104,27 @@ class RedisServer:
             self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
+
+
+@contextlib.asynccontextmanager
+async def redis_worker(redis_url: str) -> AsyncIterator[ProgressEmitter]:
+    """A worker's emitter on ``redis_url`` that sends every update as it is made (no
+    coalescing), as a test counting events needs."""
+    emitter = ProgressEmitter.from_url(redis_url, Settings(coalesce_window=0))
+    try:
+        yield emitter
+    finally:
+        await emitter.aclose()
+
+
+def check_order(received: list[list[int]], expected: list[int], *, guarded: bool) -> None:
+    """Every watcher received ``expected`` in order; the control (``guarded`` False): all of it
+    arrived, and some watcher had it out of order."""
+    if guarded:
+        assert all(seqs == expected for seqs in received)
+    else:
+        assert any(seqs != expected for seqs in received)  # the control: out of order
+        assert all(sorted(seqs) == expected for seqs in received)  # but all there
 
 
 @contextlib.asynccontextmanager

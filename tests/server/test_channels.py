@@ -7,27 +7,16 @@ to Redis, whose merge script publishes each update on the job's shard channel.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tidings import ProgressEmitter, Settings
+from tidings import Settings
 from tidings.constants import job_channel, job_room, user_channel
 from tidings.realtime.manager import RedisManager
 from tidings.web.keys import FANOUT
 
 from tests.relay import Link, RedisRelay
-from tests.support import Watcher, eventually, running_app
-
-
-@contextlib.asynccontextmanager
-async def worker(redis_url: str) -> AsyncIterator[ProgressEmitter]:
-    emitter = ProgressEmitter.from_url(redis_url, Settings(coalesce_window=0))
-    try:
-        yield emitter
-    finally:
-        await emitter.aclose()
+from tests.support import Watcher, eventually, redis_worker, running_app
 
 
 def manager_of(app: Any) -> RedisManager:
@@ -41,7 +30,7 @@ async def test_a_node_hears_only_the_jobs_its_clients_watch(redis_url: str) -> N
     async with (
         running_app(config) as (url_a, app_a),
         running_app(config) as (_, app_b),
-        worker(redis_url) as emitter,
+        redis_worker(redis_url) as emitter,
     ):
         a, b = manager_of(app_a), manager_of(app_b)
         watcher = await Watcher(url_a).connect()
@@ -81,7 +70,7 @@ async def test_a_socket_in_the_job_room_and_its_owners_room_gets_each_event_once
 ) -> None:
     async with (
         running_app(Settings(redis_url=redis_url)) as (url, app),
-        worker(redis_url) as emitter,
+        redis_worker(redis_url) as emitter,
     ):
         owner = await Watcher(url, {"user_id": "olga"}).connect()  # in user:olga from the start
         await emitter.send_progress("mine", "extracting", 1, owner="olga")
@@ -137,7 +126,7 @@ async def test_the_subscription_is_confirmed_before_the_subscribers_read(
     try:
         async with (
             running_app(Settings(redis_url=relay.url)) as (url, app),
-            worker(redis_url) as emitter,
+            redis_worker(redis_url) as emitter,
         ):
             await emitter.send_progress("race", "extracting", 1)
             watcher = await Watcher(url, catch_up=False).connect()

@@ -10,16 +10,14 @@ order holds on mixed paths for events that arrive this way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from socketio import packet
-from tidings import ProgressEmitter, Settings
+from tidings import Settings
 from tidings.constants import job_channel, user_channel
 from tidings.realtime import fanout
 from tidings.realtime.fanout import EventText, event_packet
@@ -27,19 +25,10 @@ from tidings.realtime.manager import split_message
 from tidings.store.base import dump
 from tidings.web.keys import FANOUT
 
-from tests.support import Watcher, eventually, running_app
+from tests.support import Watcher, check_order, eventually, redis_worker, running_app
 
 EVENTS = 120
 HIGH_WATER = fanout.HIGH_WATER
-
-
-@contextlib.asynccontextmanager
-async def worker(redis_url: str) -> AsyncIterator[ProgressEmitter]:
-    emitter = ProgressEmitter.from_url(redis_url, Settings(coalesce_window=0))
-    try:
-        yield emitter
-    finally:
-        await emitter.aclose()
 
 
 async def test_the_merge_scripts_message_splits_into_its_event_and_data_text(
@@ -48,7 +37,7 @@ async def test_the_merge_scripts_message_splits_into_its_event_and_data_text(
     client = aioredis.Redis.from_url(redis_url)
     pubsub = client.pubsub()
     await pubsub.subscribe(user_channel("ann"))  # the script publishes the same text there
-    async with worker(redis_url) as emitter:
+    async with redis_worker(redis_url) as emitter:
         event = await emitter.send_progress("split", "extracting", 40, owner="ann", extra={"é": 1})
         message = None
         async with asyncio.timeout(10):
@@ -100,7 +89,7 @@ async def test_a_node_forwards_what_redis_carries_without_decoding_it(
         monkeypatch.setattr(fanout, "HIGH_WATER", -1)
     async with (
         running_app(Settings(redis_url=redis_url)) as (url, app),
-        worker(redis_url) as emitter,
+        redis_worker(redis_url) as emitter,
     ):
         await emitter.send_progress("fwd", "extracting", 0)
         watchers = [await Watcher(url).connect() for _ in range(3)]
@@ -130,7 +119,7 @@ async def test_events_from_redis_keep_their_order_on_mixed_paths(
         monkeypatch.setattr(fanout, "writer_idle", lambda socket: True)
     async with (
         running_app(Settings(redis_url=redis_url)) as (url, app),
-        worker(redis_url) as emitter,
+        redis_worker(redis_url) as emitter,
     ):
         first = await emitter.send_progress("mixed", "extracting", 0)
         assert first is not None
@@ -158,12 +147,7 @@ async def test_events_from_redis_keep_their_order_on_mixed_paths(
         for watcher in watchers:
             await eventually(lambda w=watcher: len(w.received) == EVENTS - 1, what="the burst")
         assert manager.direct > before[0] and manager.queued > before[1]  # both paths taken
-        received = {id(w): [event["seq"] for event in w.received] for w in watchers}
+        received = [[event["seq"] for event in w.received] for w in watchers]
         for watcher in watchers:
             await watcher.close()
-    expected = list(range(2, EVENTS + 1))
-    if guarded:
-        assert all(received[id(w)] == expected for w in watchers)
-    else:
-        assert any(received[id(w)] != expected for w in watchers)  # the control: out of order
-        assert all(sorted(received[id(w)]) == expected for w in watchers)  # but all there
+    check_order(received, list(range(2, EVENTS + 1)), guarded=guarded)
