@@ -582,12 +582,15 @@ def print_table(table: dict[str, dict[str, float]]) -> None:
     print(f"\n{'':42} {'tidings':>11} {'node peer':>11} {'tidings/node':>13} {'baseline':>11}")
     for metric in METRICS:
         row = table[metric.key]
+        if "tidings" not in row and "node" not in row:
+            continue  # a row --only left out
         tidings, node = row.get("tidings", math.nan), row.get("node", math.nan)
-        times = tidings / node if node else math.nan
+        times = ratio(tidings, node)
+        shown = f"{times:12.2f}x" if math.isfinite(times) else f"{'-':>13}"
         baseline = row.get("tidings_memory")
         base = f"{figure(baseline):>11}" if baseline is not None else f"{'':11}"
         label = metric.label + (f" ({metric.unit})" if metric.unit else "")
-        print(f"{label:42} {figure(tidings):>11} {figure(node):>11} {times:12.2f}x {base}")
+        print(f"{label:42} {figure(tidings):>11} {figure(node):>11} {shown} {base}")
     print("baseline: tidings with its embedded memory store, the updates made inside the node")
     print(
         "deliveries per server CPU-second (at the fixed rate) estimates the saturation of one\n"
