@@ -40,7 +40,9 @@ What ``TidingsServer`` and ``TidingsEngine`` add to their base classes, and why:
 - **A client that stops reading is cut off at its ping timeout.** Its writer would wait in a
   send for as long as the client's kernel keeps the connection open (forever, for a client
   that keeps TCP alive), and the reader for the writer; the ping timeout resets its connection
-  instead (``_Socket.close``), and a writer that ends any way releases the reader.
+  instead (``_Socket.close``), a writer that ends any way releases the reader, and a
+  connection that ends with bytes its peer has not taken is reset rather than left to wait
+  for the peer to take them.
   permessage-deflate is negotiated only when configured (``websocket_compression``), rather
   than by copying each upgrade request to hide the client's offer.
 
@@ -432,6 +434,8 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
                 self._written = asyncio.get_running_loop().create_future()
                 self.queue.put_nowait(None)  # the writer sends what is queued, then closes
                 await self._written
+            if ws.backed_up():  # a peer that has stopped reading: closing would wait for it
+                ws.abort()
             await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:

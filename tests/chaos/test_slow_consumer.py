@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 from tidings import ProgressEmitter, Settings
 from tidings.web.keys import SIO
-from tidings.web.transport import _WebSocket
+from tidings.web.transport import _Socket, _WebSocket
 
 from tests.chaos.faults import Spawned, figures, fleet, read_fleet, worker
 from tests.chaos.support import RawWebSocket, peak_rss, rss
@@ -238,6 +238,48 @@ async def test_a_stalled_client_is_cut_off_once_its_ping_timeout_has_passed(
             with contextlib.suppress(asyncio.CancelledError):
                 await flooding
             await reader.close()
+            await stalled.close()
+
+
+@pytest.mark.parametrize("releasing", [True, False], ids=["released", "control"])
+async def test_a_writer_cancelled_mid_send_releases_the_reader_waiting_for_it(
+    releasing: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that stopped reading sends its close frame: the reader ends and waits for the
+    writer, stuck in a send, to close the websocket. The writer cancelled there (as at
+    shutdown) releases it: the handler returns and the connection, whose unsent bytes the
+    client will never take, is reset. Control arm: a writer that does not release leaves the
+    handler waiting."""
+    async with running_app(Settings(coalesce_window=0)) as (url, app):
+        engine = app[SIO].eio
+        stalled = await stalled_subscriber(int(url.rsplit(":", 1)[1]))
+        ((sid, socket_),) = engine.sockets.items()
+        flooding = asyncio.create_task(flood(ProgressEmitter.for_app(app)))
+        try:
+            await eventually(
+                lambda: socket_._writer is not None and socket_._reading.backed_up(),
+                within=30,
+                what="the writer waiting for the client to read",
+            )
+            flooding.cancel()
+            stalled.writer.write(RawWebSocket.frame(b"\x03\xe8", opcode=8))  # its close frame
+            await eventually(
+                lambda: isinstance(socket_._written, asyncio.Future), what="the reader waiting"
+            )
+            if not releasing:
+                monkeypatch.setattr(_Socket, "_done_writing", lambda self: None)
+            socket_._writer.cancel()
+
+            def ended() -> bool:
+                return sid not in engine.websockets and hung_up(
+                    stalled.writer.get_extra_info("socket")
+                )
+
+            assert await within(ENDS_WITHIN, ended) == releasing
+        finally:
+            flooding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flooding
             await stalled.close()
 
 
