@@ -37,6 +37,12 @@ What ``TidingsServer`` and ``TidingsEngine`` add to their base classes, and why:
   while it has something to send (an upgrade from polling keeps the library's loops). A client
   that stops answering PINGs, or sends nothing at all, is still dropped by the library's
   ping-timeout check, which here also closes its websocket.
+- **A client that stops reading is cut off at its ping timeout.** Its writer would wait in a
+  send for as long as the client's kernel keeps the connection open (forever, for a client
+  that keeps TCP alive), and the reader for the writer; the ping timeout resets its connection
+  instead (``_Socket.close``), a writer that ends any way releases the reader, and a
+  connection that ends with bytes its peer has not taken is reset rather than left to wait
+  for the peer to take them.
   permessage-deflate is negotiated only when configured (``websocket_compression``), rather
   than by copying each upgrade request to hide the client's offer.
 
@@ -50,9 +56,11 @@ import asyncio
 import collections
 import contextlib
 import logging
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable
+from socket import SO_LINGER, SOL_SOCKET
 from typing import Any, Final
 
 import engineio
@@ -87,6 +95,8 @@ CLOSE_TIMEOUT: Final = 2.0
 CONNECT_REFUSALS: Final = ("unauthorized", "rate_limited", "unavailable", "other")
 _ENGINE_TYPES: Final = frozenset("0123456")
 _WEBSOCKET: Final = web.RequestKey("tidings_websocket", web.WebSocketResponse)
+#: SO_LINGER on, for 0 s: closing the socket resets the connection.
+_RESET: Final = struct.pack("ii", 1, 0)
 
 
 class QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -152,6 +162,27 @@ class _WebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
         finally:
             engine.websockets.pop(sid, None)
         return self._sock
+
+    def backed_up(self) -> bool:
+        """Bytes written to the websocket that its peer has not yet taken."""
+        transport = self.environ["aiohttp.request"].transport
+        return transport is not None and transport.get_write_buffer_size() > 0
+
+    def abort(self) -> None:
+        """Drop the connection at once, and what it still holds to send: a send waiting for the
+        peer to read then ends, and so does the read waiting for its next frame.
+
+        With a zero linger the kernel resets the connection and frees its send buffer (up to
+        4 MiB, autotuned): a plain close would leave that queued behind the peer's zero window,
+        the connection orphaned but alive, for as long as the peer answers the probes."""
+        transport = self.environ["aiohttp.request"].transport
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(SOL_SOCKET, SO_LINGER, _RESET)
+        transport.abort()
 
     async def wait(self) -> str:
         """The next text frame; ``OSError`` (the library's "closed") for anything else."""
@@ -379,7 +410,8 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
         if self.connected:
             await super()._websocket_handler(ws)
             return
-        self.connected = self.upgraded = self._reading = True
+        self.connected = self.upgraded = True
+        self._reading = ws
         self._park(ws)
         try:
             while not self.closed:
@@ -402,6 +434,8 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
                 self._written = asyncio.get_running_loop().create_future()
                 self.queue.put_nowait(None)  # the writer sends what is queued, then closes
                 await self._written
+            if ws.backed_up():  # a peer that has stopped reading: closing would wait for it
+                ws.abort()
             await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
@@ -410,13 +444,23 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
         client that may never send one (the library's loop waits at most ping_interval +
         ping_timeout per frame, with a timer per connection).
 
+        If that client has also stopped reading (the writer waits in a send for it to take
+        more, or bytes wait in the transport), its connection is aborted: the end of the queue
+        would wait behind that send, and a closing websocket for its close frame to be taken,
+        for as long as the peer's kernel keeps the TCP connection open (it answers the window
+        probes of a full receive buffer forever). The send then fails, the writer ends, and the
+        reader with it.
+
         And a polling session's pending GET answered at once (see ``_end_poll``)."""
         polling = not (self.closing or self.closed or self.upgraded)  # and this call closes it
         await super().close(wait=wait, abort=abort, reason=reason)
         if polling and abort:
             self._end_poll()
-        if reason == self.server.reason.PING_TIMEOUT and self._reading and not self._written:
-            self.queue.put_nowait(None)
+        if reason == self.server.reason.PING_TIMEOUT and self._reading:
+            if self._writer is not None or self._reading.backed_up():
+                self._reading.abort()
+            if not self._written:
+                self.queue.put_nowait(None)
 
     def _end_poll(self) -> None:
         """Answer the client's pending long-poll GET with a NOOP, as the reference server does
@@ -432,8 +476,8 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
         """
         self.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
 
-    #: Read by ``_websocket_handler`` (a connection opened as a websocket).
-    _reading = False
+    #: The websocket of a connection opened as one, which ``_websocket_handler`` reads.
+    _reading: _WebSocket | None = None
     #: The writer's task while it sends; None while it waits for a packet (parked as a getter
     #: of the queue, so that ``fanout.writer_idle`` sees it waiting) or once it has ended.
     _writer: asyncio.Task[None] | None = None
@@ -452,7 +496,8 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
     async def _write(self, ws: _WebSocket) -> None:
         """Send what is queued, in order, then park; at the end of the queue (None) close the
         websocket. After a failed send it only empties the queue, as the library's writer
-        closes the websocket and stops (the reader then ends, and puts the end)."""
+        closes the websocket and stops (the reader then ends, and puts the end). Cancelled (at
+        shutdown) or failed, it is done too: a reader waiting for it must not wait forever."""
         failed = False
         try:
             while not self.queue.empty():
@@ -460,9 +505,7 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
                 self.queue.task_done()
                 if pkt is None:
                     await ws.close()
-                    written, self._written = self._written, True
-                    if isinstance(written, asyncio.Future) and not written.done():
-                        written.set_result(None)
+                    self._done_writing()
                     return
                 if failed:
                     continue
@@ -472,8 +515,17 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
                     failed = True
                     await ws.close()
             self._park(ws)
+        except BaseException:
+            self._done_writing()
+            raise
         finally:
             self._writer = None
+
+    def _done_writing(self) -> None:
+        """The writer has ended for good: the reader, waiting for it or not, goes on to close."""
+        written, self._written = self._written, True
+        if isinstance(written, asyncio.Future) and not written.done():
+            written.set_result(None)
 
 
 class TidingsEngine(engineio.AsyncServer):  # type: ignore[misc]

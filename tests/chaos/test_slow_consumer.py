@@ -11,6 +11,9 @@ dropped, or it is cut off). Five fast clients watch each job and keep the client
 - The node's memory stays bounded: its peak RSS grows less than 200 MB over both runs. Printed
   beside it: the growth of the baseline run, the growth the stalled clients added on top, and
   the bytes they were owed (what a per-socket copy of every event would hold).
+
+And, on a node in this process: a stalled client does not hold its connection past its ping
+timeout (it answers no PING either), while a client beside it that reads goes on receiving.
 """
 
 from __future__ import annotations
@@ -18,17 +21,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import os
+import select
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from tidings import ProgressEmitter, Settings
+from tidings.web.keys import SIO
+from tidings.web.transport import _Socket, _WebSocket
 
 from tests.chaos.faults import Spawned, figures, fleet, read_fleet, worker
 from tests.chaos.support import RawWebSocket, peak_rss, rss
-from tests.support import ServerProcess
+from tests.support import ServerProcess, Watcher, eventually, running_app
 
 PREFIXES = ("base-", "slow-")  # jobs base-0 (the baseline) and slow-0 (the stalled clients')
 JOB = "slow-0"
@@ -163,3 +172,137 @@ async def test_a_node_with_stalled_clients_keeps_its_memory_bounded(outcome: Out
         f"node cut off: {outcome.slow_cut_off} of {SLOW}"
     )
     assert growth < GROWTH_BOUND
+
+
+#: engine.io's ping interval and timeout on the node of the test below (25 s and 20 s by
+#: default); the flood fills the stalled client's buffers in about 1.3 s, well before.
+PING_INTERVAL, PING_TIMEOUT = 0.5, 5.0
+#: How long after its ping timeout the stalled client's connection may take to end: the
+#: service task forgets a closed socket on its next visit (within PING_TIMEOUT seconds).
+ENDS_WITHIN = PING_TIMEOUT + 3.0
+
+
+@pytest.mark.parametrize("aborting", [True, False], ids=["aborted", "control"])
+async def test_a_stalled_client_is_cut_off_once_its_ping_timeout_has_passed(
+    aborting: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client subscribes, then reads nothing more while a worker floods its job: the node's
+    writer waits in a send for it to read. Once the client has missed its PONG the node ends
+    the connection: engine.io forgets it, its reader and writer end, and the client's TCP
+    connection is reset. A client beside it that reads gets every update. Control arm: without
+    the abort the connection is still held, its writer still sending, well after the bound."""
+    if not aborting:
+        monkeypatch.setattr(_WebSocket, "abort", lambda self: None)
+    async with running_app(Settings(coalesce_window=0)) as (url, app):
+        engine = app[SIO].eio
+        engine.ping_interval, engine.ping_timeout = PING_INTERVAL, PING_TIMEOUT
+        reader = await Watcher(url).connect()
+        await reader.subscribe(JOB)
+        stalled = await stalled_subscriber(int(url.rsplit(":", 1)[1]))
+        (sid,) = set(engine.sockets) - {reader.client.eio.sid}
+        socket_ = engine.sockets[sid]
+        stuck_at_timeout: list[bool] = []
+        namespace = app[SIO].namespace_handlers["/"]
+        on_disconnect = namespace.on_disconnect
+
+        async def record(sio_sid: str, reason: object = None) -> None:  # the real handler runs
+            if app[SIO].manager.eio_sid_from_sid(sio_sid, "/") == sid:
+                assert reason == "ping timeout"
+                stuck_at_timeout.append(socket_._writer is not None)
+            await on_disconnect(sio_sid, reason)
+
+        def ended() -> bool:
+            return (
+                sid not in engine.sockets
+                and sid not in engine.websockets  # its handler, the reader, has returned
+                and socket_._writer is None
+                and hung_up(stalled.writer.get_extra_info("socket"))
+            )
+
+        namespace.on_disconnect = record
+        emitter = ProgressEmitter.for_app(app)
+        flooding = asyncio.create_task(flood(emitter))
+        try:
+            await eventually(lambda: bool(stuck_at_timeout), within=30, what="the ping timeout")
+            assert stuck_at_timeout == [True]  # the writer was waiting for the client to read
+            assert await within(ENDS_WITHIN, ended) == aborting
+            assert (socket_._writer is not None) == (not aborting)  # still sending, or done
+            flooding.cancel()
+            last = await emitter.send_progress(JOB, "done", 100)
+            assert last is not None
+            seq = last["seq"]
+            await eventually(lambda: reader.seqs(JOB)[-1:] == [seq], what="the last update")
+            assert reader.seqs(JOB) == list(range(1, seq + 1))
+        finally:
+            flooding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flooding
+            await reader.close()
+            await stalled.close()
+
+
+@pytest.mark.parametrize("releasing", [True, False], ids=["released", "control"])
+async def test_a_writer_cancelled_mid_send_releases_the_reader_waiting_for_it(
+    releasing: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that stopped reading sends its close frame: the reader ends and waits for the
+    writer, stuck in a send, to close the websocket. The writer cancelled there (as at
+    shutdown) releases it: the handler returns and the connection, whose unsent bytes the
+    client will never take, is reset. Control arm: a writer that does not release leaves the
+    handler waiting."""
+    async with running_app(Settings(coalesce_window=0)) as (url, app):
+        engine = app[SIO].eio
+        stalled = await stalled_subscriber(int(url.rsplit(":", 1)[1]))
+        ((sid, socket_),) = engine.sockets.items()
+        flooding = asyncio.create_task(flood(ProgressEmitter.for_app(app)))
+        try:
+            await eventually(
+                lambda: socket_._writer is not None and socket_._reading.backed_up(),
+                within=30,
+                what="the writer waiting for the client to read",
+            )
+            flooding.cancel()
+            stalled.writer.write(RawWebSocket.frame(b"\x03\xe8", opcode=8))  # its close frame
+            await eventually(
+                lambda: isinstance(socket_._written, asyncio.Future), what="the reader waiting"
+            )
+            if not releasing:
+                monkeypatch.setattr(_Socket, "_done_writing", lambda self: None)
+            socket_._writer.cancel()
+
+            def ended() -> bool:
+                return sid not in engine.websockets and hung_up(
+                    stalled.writer.get_extra_info("socket")
+                )
+
+            assert await within(ENDS_WITHIN, ended) == releasing
+        finally:
+            flooding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flooding
+            await stalled.close()
+
+
+async def flood(emitter: ProgressEmitter) -> None:
+    """Updates of ~15 KB to the job, as fast as the loop lets the clients read them."""
+    pad = "x" * PAD
+    for n in itertools.count():
+        await emitter.send_progress(JOB, "extracting", 50, extra={"pad": pad, "n": n})
+        await asyncio.sleep(0.005)  # the in-process store never yields: let the clients run
+
+
+async def within(bound: float, condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` holds within ``bound`` seconds (waited for, not slept)."""
+    with contextlib.suppress(TimeoutError):
+        await eventually(condition, within=bound)
+        return True
+    return False
+
+
+def hung_up(sock: Any) -> bool:
+    """The peer closed or reset this TCP connection (asked without reading from it)."""
+    poll = select.poll()
+    poll.register(sock.fileno(), select.POLLRDHUP)
+    return any(
+        events & (select.POLLRDHUP | select.POLLHUP | select.POLLERR) for _, events in poll.poll(0)
+    )
