@@ -462,6 +462,13 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
             if not self._written:
                 self.queue.put_nowait(None)
 
+    def cut(self) -> None:
+        """Reset the connection of a websocket read here, whatever it holds: ``close_all`` calls
+        this once its bound has passed, when the close waits behind a send to a client that has
+        stopped reading (see ``close``); the send fails, the writer and the reader end."""
+        if self._reading:
+            self._reading.abort()
+
     def _end_poll(self) -> None:
         """Answer the client's pending long-poll GET with a NOOP, as the reference server does
         when a polling session closes on the client's CLOSE.

@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 from tidings import ProgressEmitter, Settings
+from tidings.realtime.connections import close_all
 from tidings.web.keys import SIO
 from tidings.web.transport import _Socket, _WebSocket
 
@@ -241,6 +242,45 @@ async def test_a_stalled_client_is_cut_off_once_its_ping_timeout_has_passed(
             await stalled.close()
 
 
+@pytest.mark.parametrize("cutting", [True, False], ids=["cut", "control"])
+async def test_closing_every_connection_cuts_off_a_stalled_client(
+    cutting: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node closes its connections (``close_all``, as after a gap in its Redis subscription)
+    while a client that stopped reading holds a send: once the bound has passed its connection
+    is reset, its reader and writer end. Control arm: without the cut the close only gives up,
+    and the connection stays held (no ping timeout comes to its rescue within the test)."""
+    if not cutting:
+        monkeypatch.setattr(_Socket, "cut", lambda self: None)
+    async with running_app(Settings(coalesce_window=0)) as (url, app):
+        engine = app[SIO].eio
+        engine.ping_timeout = 120.0  # the ping timeout, which also resets it, stays out of this
+        stalled = await stalled_subscriber(int(url.rsplit(":", 1)[1]))
+        ((sid, socket_),) = engine.sockets.items()
+        flooding = asyncio.create_task(flood(ProgressEmitter.for_app(app)))
+        try:
+            await eventually(
+                lambda: socket_._writer is not None and paused(socket_),
+                within=30,
+                what="the writer waiting for the client to read",
+            )
+            assert await close_all(engine, 0.5) == 1  # its close did not finish
+
+            def ended() -> bool:
+                return (
+                    sid not in engine.websockets  # its handler, the reader, has returned
+                    and socket_._writer is None
+                    and hung_up(stalled.writer.get_extra_info("socket"))
+                )
+
+            assert await within(3.0, ended) == cutting
+        finally:
+            flooding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flooding
+            await stalled.close()
+
+
 @pytest.mark.parametrize("releasing", [True, False], ids=["released", "control"])
 async def test_a_writer_cancelled_mid_send_releases_the_reader_waiting_for_it(
     releasing: bool, monkeypatch: pytest.MonkeyPatch
@@ -297,6 +337,12 @@ async def within(bound: float, condition: Callable[[], bool]) -> bool:
         await eventually(condition, within=bound)
         return True
     return False
+
+
+def paused(socket_: _Socket) -> bool:
+    """The socket's transport is above its high-water mark: a send waits for the peer to read."""
+    reading = socket_._reading
+    return reading is not None and reading.environ["aiohttp.request"].protocol.writing_paused
 
 
 def hung_up(sock: Any) -> bool:
