@@ -117,9 +117,20 @@ async def redis_worker(redis_url: str) -> AsyncIterator[ProgressEmitter]:
         await emitter.aclose()
 
 
-def check_order(received: list[list[int]], expected: list[int], *, guarded: bool) -> None:
-    """Every watcher received ``expected`` in order; the control (``guarded`` False): all of it
-    arrived, and some watcher had it out of order."""
+async def check_burst(
+    watchers: list[Watcher], manager: Any, before: tuple[int, int], last: int, *, guarded: bool
+) -> None:
+    """A burst of ``seq`` 2..``last`` reached every watcher, some of it by the fan-out's direct
+    writes and some through the queue (``before``: the manager's two counts before it), and the
+    watchers are closed. Every watcher has it in order; the control (``guarded`` False): all of
+    it arrived, and some watcher had it out of order."""
+    expected = list(range(2, last + 1))
+    for watcher in watchers:
+        await eventually(lambda w=watcher: len(w.received) == len(expected), what="the burst")
+    assert manager.direct > before[0] and manager.queued > before[1]  # both paths taken
+    received = [[event["seq"] for event in w.received] for w in watchers]
+    for watcher in watchers:
+        await watcher.close()
     if guarded:
         assert all(seqs == expected for seqs in received)
     else:
