@@ -12,7 +12,7 @@ throttle, the namespace and the parse pool, which know nothing of Prometheus.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterator, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
@@ -116,36 +116,30 @@ class RefusalCounters(Collector):
             "Socket.IO connections closed for malformed or binary input.",
             engine.refused if engine is not None else 0,
         )
-        connects = CounterMetricFamily(
+        yield _labelled(
             "tidings_connects_refused",
             "Socket.IO connects refused, by reason.",
-            labels=["reason"],
+            "reason",
+            {r: server.connects_refused[r] if server else 0 for r in CONNECT_REFUSALS},
         )
-        for reason in CONNECT_REFUSALS:
-            count = server.connects_refused[reason] if server is not None else 0
-            connects.add_metric([reason], count)
-        yield connects
-        throttled = CounterMetricFamily(
+        throttle = self.app.get(THROTTLE)
+        yield _labelled(
             "tidings_auth_throttled",
             "HTTP requests (429) and Socket.IO connects refused because their address presented "
             "too many wrong credentials, by transport.",
-            labels=["transport"],
+            "transport",
+            {t: throttle.refused[t] if throttle else 0 for t in ("http", "socketio")},
         )
-        throttle = self.app.get(THROTTLE)
-        for transport in ("http", "socketio"):
-            throttled.add_metric([transport], throttle.refused[transport] if throttle else 0)
-        yield throttled
-        limited = CounterMetricFamily(
+        namespace = sio.namespace_handlers.get(NAMESPACE) if sio is not None else None
+        yield _labelled(
             "tidings_socket_events_rate_limited",
             "Socket.IO events refused rate_limited: their connection sent more than "
             "TIDINGS_SOCKET_RATE and TIDINGS_SOCKET_BURST allow, by event.",
-            labels=["event"],
+            "event",
+            {e: namespace.rate_limited[e] for e in namespace.events}
+            if isinstance(namespace, JobNamespace)
+            else {},
         )
-        namespace = sio.namespace_handlers.get(NAMESPACE) if sio is not None else None
-        if isinstance(namespace, JobNamespace):
-            for event in namespace.events:
-                limited.add_metric([event], namespace.rate_limited[event])
-        yield limited
         runner = self.app.get(PIPELINES)
         pool = runner.parsing.pool if runner is not None else None
         yield _counter(
@@ -162,6 +156,15 @@ class RefusalCounters(Collector):
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, documentation, value=value)
+
+
+def _labelled(
+    name: str, documentation: str, label: str, counts: Mapping[str, float]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, count in counts.items():
+        family.add_metric([value], count)
+    return family
 
 
 class MeasuredStore:
