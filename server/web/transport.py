@@ -458,7 +458,7 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
             self._end_poll()
         if reason == self.server.reason.PING_TIMEOUT and self._reading:
             if self._writer is not None or self._reading.backed_up():
-                self._reading.abort()
+                self.cut()
             if not self._written:
                 self.queue.put_nowait(None)
 
