@@ -1,7 +1,6 @@
 """Progress-only updates of one job, collapsed: a tight loop must not send a million events.
 
-An update is progress-only when it stays in the job's current step and sets no status and no
-error (an error without a status makes the status ``error``: it ends the job). Within
+An update is progress-only when it stays in the job's current step and sets no status. Within
 ``window`` seconds of the job's last sent update such updates are held, the latest replacing the
 earlier (their ``extra`` patches merged key by key), and sent when the window ends. Anything
 else, a new step or a status, first releases what is held, so order is kept and nothing that
@@ -17,6 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from tidings.constants import TERMINAL_STATUSES
 
 Call = dict[str, Any]  # the keyword arguments of one update, in the HTTP API's JSON shape
 
@@ -48,10 +49,7 @@ class Coalescer:
         now = time.monotonic()
         with self._lock:
             state = self._jobs.setdefault(job_id, _JobWindow())
-            ends = call.get("status") in ("done", "error", "cancelled") or "error" in call
-            progress_only = (
-                hold and not ends and call.get("status") is None and call.get("step") == state.step
-            )
+            progress_only = hold and call.get("status") is None and call.get("step") == state.step
             if progress_only and now - state.sent_at < self.window:
                 state.held = _merge(state.held, call)
                 if state.flush_scheduled:
@@ -62,7 +60,7 @@ class Coalescer:
             state.held = None
             state.step = call.get("step", state.step)
             state.sent_at = now
-            if ends:
+            if call.get("status") in TERMINAL_STATUSES:
                 del self._jobs[job_id]
             return Decision(send=send)
 

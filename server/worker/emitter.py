@@ -184,6 +184,10 @@ class ProgressEmitter:
 
         _check_job_id(job_id)
         call = dict(payload)
+        if call.get("error") is not None and call.get("status") is None:
+            # What the store makes of it: the job ends. Said here, the coalescer never holds it
+            # and the checks and the job's lock know the job has ended.
+            call["status"] = "error"
         request = parse(ProgressRequest, call)
         hold = self._checks.check(job_id, call)
         decision = self._coalescer.offer(job_id, call, hold=hold)
