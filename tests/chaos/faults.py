@@ -81,7 +81,8 @@ class Spawned:
 
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:
-            os.kill(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may have ended, not yet reaped
+                os.kill(self.process.pid, signal.SIGKILL)
             await self.process.wait()
 
 
