@@ -243,8 +243,8 @@ class RedisStore:
                 future.set_result(reply)
 
     async def _replies(self, calls: Sequence[_Call]) -> list[Any]:
-        """One pipeline of EVALSHA; a script is loaded and the batch sent again only when Redis
-        has lost it (a restart), so a batch costs one round trip."""
+        """Each call's reply, for one round trip; a script is loaded and the batch sent again only
+        when Redis has lost it (a restart)."""
         replies = await self._evalsha(calls)
         lost = {
             script
@@ -258,8 +258,9 @@ class RedisStore:
         return replies
 
     async def _evalsha(self, calls: Sequence[_Call]) -> list[Any]:
-        """One pipeline of EVALSHA on the store's own connection; a reply is a value or the error
-        Redis answered to that call.
+        """The batch on the store's own connection, as one EVALSHA of the merge script carrying
+        every update (it merges them in order, each as on its own); a reply is a value or the
+        error Redis answered, the same for every update of a call that failed as a whole.
 
         On a single Redis, not redis-py's ``pipeline()``, which takes a connection from the pool
         and checks it for every batch: that cost a worker awaiting each update a third of its CPU
@@ -277,27 +278,30 @@ class RedisStore:
                 **{**pool.connection_kwargs, "socket_timeout": None}
             )
         connection = self._connection
+        grouped = _grouped(calls)
         replies: list[Any] = []
         try:
             async with asyncio.timeout(BATCH_TIMEOUT):
-                await connection.send_packed_command(_evalsha_commands(calls), check_health=False)
-                for _ in calls:
+                commands = _evalsha_commands([call for call, _ in grouped])
+                await connection.send_packed_command(commands, check_health=False)
+                for _, count in grouped:
                     try:
-                        replies.append(await connection.read_response())
+                        replies += await connection.read_response()
                     except ResponseError as exc:
-                        replies.append(exc)
+                        replies += [exc] * count
         except TimeoutError as exc:  # the connection was closed on the way out (redis-py)
             raise RedisTimeoutError("Redis did not answer the batch in time.") from exc
         return replies
 
     async def _evalsha_on_cluster(self, calls: Sequence[_Call]) -> list[Any]:
-        """The batch through redis-py's cluster pipeline, which sends each node its commands."""
+        """The batch through redis-py's cluster pipeline, which sends each node its commands: one
+        EVALSHA per update, whose keys are in one slot."""
         async with self.client.pipeline(transaction=False) as pipe:
             for script, keys, arguments in calls:
                 # Not ``pipe.evalsha``, which a cluster pipeline refuses; the command is the same.
                 pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *arguments)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
-            return replies
+            return [reply if isinstance(reply, Exception) else reply[0] for reply in replies]
 
     async def _index(self, owner: str, job_id: str, created_ms: int) -> None:
         """List a new job among the server's recent jobs and under its owner, the newest kept.
@@ -390,6 +394,21 @@ class RedisStore:
             await self._connection.disconnect()
             self._connection = None
         await self.client.aclose()
+
+
+def _grouped(calls: Sequence[_Call]) -> list[tuple[_Call, int]]:
+    """Consecutive calls of one script as one call of it, their keys and arguments one after the
+    other (the script merges them in that order), each with the number of calls it holds."""
+    grouped: list[tuple[_Call, int]] = []
+    for script, keys, arguments in calls:
+        if grouped and grouped[-1][0][0] is script:
+            (_, all_keys, all_arguments), count = grouped[-1]
+            all_keys += keys
+            all_arguments += arguments
+            grouped[-1] = (grouped[-1][0], count + 1)
+        else:
+            grouped.append(((script, list(keys), list(arguments)), 1))
+    return grouped
 
 
 def _evalsha_commands(calls: Sequence[_Call]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -9,6 +10,7 @@ import statistics
 from collections.abc import AsyncIterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -452,6 +454,68 @@ async def test_a_frozen_redis_is_an_error_after_the_batch_timeout_then_the_store
     finally:
         await store.aclose()
         server.stop()
+
+
+async def test_updates_made_at_once_each_get_their_own_outcome_in_order(store: JobStore) -> None:
+    """Updates made together (on Redis: one batch, one call of the merge script) are merged one
+    after the other in the order they were made; each caller gets its own outcome, a refusal
+    included, and the others are not harmed by it."""
+    await apply(store, "ended", step="s", message="m")
+    await apply(store, "ended", status="done", message="Done")
+    outcomes = await asyncio.gather(
+        apply(store, "a", step="s", progress=1),
+        apply(store, "b", step="s", progress=1),
+        apply(store, "a", step="s", progress=2),
+        apply(store, "ended", step="s", progress=3),  # refused: the job has ended
+        apply(store, "a", step="s", progress=3),
+        apply(store, "a", step="s", progress=3),  # changes nothing
+        apply(store, "missing", mode="update", step="s"),  # refused: no such job
+        apply(store, "b", step="t", progress=2),
+        return_exceptions=True,
+    )
+    kinds = [type(outcome).__name__ for outcome in outcomes]
+    assert kinds[:5] == ["Applied", "Applied", "Applied", "JobTerminal", "Applied"]
+    assert kinds[5:] == ["NoneType", "NotFound", "Applied"]
+    seqs = [(o.event["job_id"], o.event["seq"]) for o in outcomes if isinstance(o, Applied)]
+    assert seqs == [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("b", 2)]
+    job = (await store.read("a")).job
+    assert job is not None and (job["seq"], job["progress"]) == (3, 3)
+
+
+async def test_a_batch_goes_to_redis_as_one_call_and_survives_a_lost_script(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one update is on its way, the next ones wait and go together as one EVALSHA; when
+    Redis has lost the script by then (a restart; here SCRIPT FLUSH just before the batch goes),
+    the store loads it and sends the batch again, whole."""
+    store = RedisStore(connect(redis_url))
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    sent = store._evalsha
+    batches: list[int] = []
+
+    async def lose_the_script_before_the_first_batch(calls: list[Any]) -> list[Any]:
+        if len(calls) > 1 and 49 not in batches:
+            await client.script_flush()
+        batches.append(len(calls))
+        return await sent(calls)
+
+    try:
+        await apply(store, "warm", step="s")  # the script is loaded
+        monkeypatch.setattr(store, "_evalsha", lose_the_script_before_the_first_batch)
+        await client.config_resetstat()
+        applied = await asyncio.gather(
+            *(apply(store, f"job-{index % 5}", step="s", progress=index) for index in range(50))
+        )
+        assert all(isinstance(one, Applied) for one in applied)
+        # the first alone; the rest together, refused (NOSCRIPT), then sent again
+        assert batches == [1, 49, 49]
+        assert (await client.info("commandstats"))["cmdstat_evalsha"]["calls"] == 3
+        for index in range(5):
+            job = (await store.read(f"job-{index}")).job
+            assert job is not None and (job["seq"], job["progress"]) == (10, 45 + index)
+    finally:
+        await client.aclose()
+        await store.aclose()
 
 
 async def test_redis_flush_starts_a_new_epoch(redis_url: str) -> None:
