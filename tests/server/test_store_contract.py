@@ -518,6 +518,83 @@ async def test_a_batch_goes_to_redis_as_one_call_and_survives_a_lost_script(
         await store.aclose()
 
 
+async def launch_in_turns(
+    store: RedisStore, turns: int, per_turn: int, first: int = 0
+) -> list[asyncio.Task[Any]]:
+    """``per_turn`` updates in each of ``turns`` turns of the event loop (one batch each), over
+    five jobs; update ``i`` reports progress ``first + i``."""
+    tasks = []
+    for turn in range(turns):
+        for index in range(turn * per_turn, (turn + 1) * per_turn):
+            tasks.append(
+                asyncio.create_task(apply(store, f"job-{index % 5}", progress=first + index))
+            )
+        await asyncio.sleep(0)
+    return tasks
+
+
+async def test_batches_on_their_way_together_keep_their_order_and_their_replies(
+    tmp_path: Path,
+) -> None:
+    """Batches made while others are on their way go at once, on the same connection (Redis is
+    stopped here, so that they are all on their way together); each update gets its own reply,
+    and each job's updates are merged in the order they were made."""
+    server = RedisServer(tmp_path)
+    server.start()
+    assert server.process is not None
+    store = RedisStore(connect(server.url))
+    client = aioredis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        await apply(store, "warm", step="s")
+        await client.config_resetstat()
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            tasks = await launch_in_turns(store, turns=4, per_turn=10)
+            await asyncio.sleep(0.2)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        applied = await asyncio.gather(*tasks)
+        assert [one.event["progress"] for one in applied if one] == list(range(40))
+        assert [one.event["seq"] for one in applied if one] == [
+            index // 5 + 1 for index in range(40)
+        ]
+        # the first alone, then a batch for each turn: all written before Redis answered one
+        assert (await client.info("commandstats"))["cmdstat_evalsha"]["calls"] == 5
+    finally:
+        await client.aclose()
+        await store.aclose()
+        server.stop()
+
+
+async def test_batches_on_their_way_when_one_fails_fail_too_and_the_next_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that times out takes the batches written after it on its connection with it (each
+    raises; none reads another's replies), and the batches after that go on a new connection."""
+    monkeypatch.setattr(redis_store, "BATCH_TIMEOUT", 0.5)
+    server = RedisServer(tmp_path)
+    server.start()
+    assert server.process is not None
+    store = RedisStore(connect(server.url))
+    try:
+        await apply(store, "warm", step="s")
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            tasks = await launch_in_turns(store, turns=3, per_turn=10)
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes)
+        # (the failed batches may have been merged once Redis ran again: progress goes on)
+        after = await asyncio.gather(*await launch_in_turns(store, 3, 10, first=30))
+        for index, one in enumerate(after):
+            assert one is not None and one.event["job_id"] == f"job-{index % 5}"
+            assert one.event["progress"] == 30 + index
+    finally:
+        await store.aclose()
+        server.stop()
+
+
 async def test_redis_flush_starts_a_new_epoch(redis_url: str) -> None:
     store = RedisStore(connect(redis_url))
     first = await apply(store, step="s", message="m", progress=10)
