@@ -21,7 +21,9 @@ Rows (for each of tidings and the peer):
   figure that estimates one free core's saturation whatever else the machine runs;
 - light: the same at a quarter of the rate, the latency of a server that keeps up;
 - worker: one worker process's updates/s and its CPU per update (Redis only, no node), 64 updates
-  in flight over R jobs; and worker_one: one job's updates sent one at a time, each awaited;
+  in flight over R jobs; and worker_one: one job's updates sent one at a time, each awaited.
+  No server runs in these rows: the worker has the server core to itself, Redis the other, as a
+  worker and its Redis run in production (sharing one core, the row measured their sum);
 - idle memory per connection: RSS delta / connections at 5,000 subscribed connections;
 - two nodes through Redis: C clients split over two nodes at the fixed rate;
 - a node with no watchers while the updates go to another node: its CPU %.
@@ -247,11 +249,12 @@ class Run:
             return [sys.executable, str(BENCH / "tidings_worker.py"), *common]
         return ["node", str(PEER / "worker.mjs"), *common]
 
-    def workers(self, side: str, count: int, *args: str) -> list[Proc]:
-        """``count`` worker processes on the other core; they prime the jobs, then wait for
-        ``go`` (see ``tidings_worker.py``)."""
+    def workers(self, side: str, count: int, *args: str, core: int | None = None) -> list[Proc]:
+        """``count`` worker processes on ``core`` (the other core unless said); they prime the
+        jobs, then wait for ``go`` (see ``tidings_worker.py``)."""
         argv = self.worker_argv(side, *args)
-        return [self.start(argv, self.other_core, pipe=True) for _ in range(count)]
+        core = self.other_core if core is None else core
+        return [self.start(argv, core, pipe=True) for _ in range(count)]
 
     def clients(self, url: str, count: int, jobs: int, offset: int = 0) -> list[Proc]:
         """Load-client processes holding ``count`` subscribed connections to ``url``, ready."""
@@ -403,10 +406,10 @@ def worker_only(
     run: Run, side: str, jobs: int, seconds: float, concurrency: int = 64
 ) -> dict[str, Any]:
     """One worker process as fast as ``concurrency`` updates in flight let it go, Redis only
-    (nobody subscribed)."""
+    (nobody subscribed), the worker on the server core (no server runs) and Redis on the other."""
     try:
         pace = ["--jobs", str(jobs), "--duration", str(seconds), "--concurrency", str(concurrency)]
-        (worker,) = run.workers(side, 1, *pace)
+        (worker,) = run.workers(side, 1, *pace, core=run.server_core)
         worker.line(60, "the worker to prime the jobs")
         worker.send("go")
         worker.line(60, "the worker to start")
@@ -755,7 +758,8 @@ def main() -> None:
         "idle_connections": idle,
         "server_core": server_core,
         "other_core": other_core,
-        "pinning": "servers on server_core; redis, load clients and workers on other_core",
+        "pinning": "servers on server_core; redis, load clients and workers on other_core; "
+        "the worker rows run no server: their worker on server_core",
         "worker_concurrency": 64,
         "saturation_workers": args.saturation_workers,
         "total_seconds": round(time.monotonic() - started, 1),
