@@ -21,9 +21,11 @@ Rows (for each of tidings and the peer):
   figure that estimates one free core's saturation whatever else the machine runs;
 - light: the same at a quarter of the rate, the latency of a server that keeps up;
 - worker: one worker process's updates/s and its CPU per update (Redis only, no node), 64 updates
-  in flight over R jobs; and worker_one: one job's updates sent one at a time, each awaited.
-  No server runs in these rows: the worker has the server core to itself, Redis the other, as a
-  worker and its Redis run in production (sharing one core, the row measured their sum);
+  in flight over R jobs, the worker on the server core (no server runs) and Redis on the other:
+  a worker's throughput, not the sum of its CPU and Redis's on one core; and worker_one: one
+  job's updates sent one at a time, each awaited, worker and Redis on the other core as in the
+  delivery rows (a chain of round trips: on this machine's VMs a wakeup across cores costs more
+  than the update itself);
 - idle memory per connection: RSS delta / connections at 5,000 subscribed connections;
 - two nodes through Redis: C clients split over two nodes at the fixed rate;
 - a node with no watchers while the updates go to another node: its CPU %.
@@ -403,13 +405,13 @@ def profile(run: Run, nodes: Sequence[Proc], seconds: float, name: str) -> list[
 
 
 def worker_only(
-    run: Run, side: str, jobs: int, seconds: float, concurrency: int = 64
+    run: Run, side: str, jobs: int, seconds: float, concurrency: int, core: int
 ) -> dict[str, Any]:
-    """One worker process as fast as ``concurrency`` updates in flight let it go, Redis only
-    (nobody subscribed), the worker on the server core (no server runs) and Redis on the other."""
+    """One worker process on ``core`` as fast as ``concurrency`` updates in flight let it go,
+    Redis only (nobody subscribed)."""
     try:
         pace = ["--jobs", str(jobs), "--duration", str(seconds), "--concurrency", str(concurrency)]
-        (worker,) = run.workers(side, 1, *pace, core=run.server_core)
+        (worker,) = run.workers(side, 1, *pace, core=core)
         worker.line(60, "the worker to prime the jobs")
         worker.send("go")
         worker.line(60, "the worker to start")
@@ -711,8 +713,8 @@ def main() -> None:
         ),
         ("fixed", "*", lambda side: delivery(run, side, clients=[clients], rate=rate, **pace)),
         ("light", "*", lambda side: delivery(run, side, clients=[clients], rate=rate / 4, **pace)),
-        ("worker", "*", lambda side: worker_only(run, side, jobs, seconds)),
-        ("worker_one", "*", lambda side: worker_only(run, side, 1, seconds, concurrency=1)),
+        ("worker", "*", lambda side: worker_only(run, side, jobs, seconds, 64, server_core)),
+        ("worker_one", "*", lambda side: worker_only(run, side, 1, seconds, 1, other_core)),
         ("idle_memory", "*", lambda side: idle_memory(run, side, idle, jobs, settle)),
         ("two_nodes", "*", lambda side: delivery(run, side, clients=half, rate=rate, **pace)),
         (
@@ -758,8 +760,8 @@ def main() -> None:
         "idle_connections": idle,
         "server_core": server_core,
         "other_core": other_core,
-        "pinning": "servers on server_core; redis, load clients and workers on other_core; "
-        "the worker rows run no server: their worker on server_core",
+        "pinning": "servers on server_core; redis, load clients and workers on other_core, "
+        "but the worker row's worker on server_core (no server runs)",
         "worker_concurrency": 64,
         "saturation_workers": args.saturation_workers,
         "total_seconds": round(time.monotonic() - started, 1),
