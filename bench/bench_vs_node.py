@@ -358,12 +358,14 @@ def delivery(
         if pool:
             results = [json.loads(worker.line(60, "the worker to finish")) for worker in pool]
             updates = sum(result["updates"] / result["seconds"] for result in results)
-        received = lost = 0
+        received = lost = missed = silent = 0
         latencies = array.array("d")
         for loader in loaders:
             done = json.loads(loader.line(60, "a load client to finish").split(" ", 1)[1])
             received += done["in_window"]
             lost += done["lost"]
+            missed += done["missed"]
+            silent += done["silent"]
             loader.wait(30)
             with open(loader.out, "rb") as file:  # type: ignore[attr-defined]
                 latencies.frombytes(file.read())
@@ -381,6 +383,8 @@ def delivery(
             "load_clients_cpu_percent": sum(cpu[len(nodes) + len(pool) :]),
             "clients": list(clients),
             "connections_lost": lost,
+            "updates_missed": missed,
+            "silent_connections": silent,
         }
     finally:
         run.stop_all()
