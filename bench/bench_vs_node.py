@@ -413,7 +413,8 @@ class ClusterOnDemand:
     processes: RedisClusterProcesses | None = None
 
     def on(self, run: Run) -> Run:
-        """``run`` with the cluster as its Redis."""
+        """``run`` with the cluster as its Redis; it shares ``run``'s processes, so that
+        ``run.stop_all()`` ends them too."""
         if self.processes is None:
             # Kept before it starts, so that stop() ends the servers a failed start left.
             self.processes = RedisClusterProcesses(Path(tempfile.mkdtemp(dir=self.logs)))
