@@ -94,7 +94,6 @@ CLOSE_TIMEOUT: Final = 2.0
 #: Why a connect is refused, as counted; anything else counts as ``other``.
 CONNECT_REFUSALS: Final = ("unauthorized", "rate_limited", "unavailable", "other")
 _ENGINE_TYPES: Final = frozenset("0123456")
-_WEBSOCKET: Final = web.RequestKey("tidings_websocket", web.WebSocketResponse)
 #: SO_LINGER on, for 0 s: closing the socket resets the connection.
 _RESET: Final = struct.pack("ii", 1, 0)
 
@@ -145,22 +144,21 @@ class _WebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
     """The library's aiohttp websocket, one byte roomier, refusing binary and garbage frames."""
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        """The handshake only. python-engineio awaits this at the bottom of its request
+        handling (five coroutine frames, the parsed query, the OPEN packet, ...), which would
+        stay for as long as the connection lives if the handler ran here; it returns up
+        through them instead, and ``TidingsEngine.handle_request`` runs the handler, which
+        reads the websocket until it closes."""
         request: web.Request = environ["aiohttp.request"]
         engine: TidingsEngine = self.server
-        sid: str = self.handler.__self__.sid
         self._sock = web.WebSocketResponse(
             max_msg_size=engine.max_http_buffer_size + 1,
             timeout=CLOSE_TIMEOUT,
             compress=engine.websocket_compression,
         )
-        request[_WEBSOCKET] = self._sock
+        request[_WEBSOCKET] = self
         await self._sock.prepare(request)
         self.environ = environ
-        engine.websockets[sid] = self._sock
-        try:
-            await self.handler(self)
-        finally:
-            engine.websockets.pop(sid, None)
         return self._sock
 
     def backed_up(self) -> bool:
@@ -204,6 +202,10 @@ class _WebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
             self.server.strike(self.handler.__self__.sid, "malformed Engine.IO packet", fatal=True)
             raise OSError("malformed packet")
         return data
+
+
+#: The websocket a request opened, once its handshake has begun.
+_WEBSOCKET: Final = web.RequestKey("tidings_websocket", _WebSocket)
 
 
 class SocketQueue:
@@ -596,15 +598,31 @@ class TidingsEngine(engineio.AsyncServer):  # type: ignore[misc]
             if getattr(socket, "malformed", False):
                 self.sockets.pop(sid, None)
                 return web.Response(status=400, text="Malformed payload")
+            opened = request.get(_WEBSOCKET)
+            if opened is not None:  # its handshake is done: the handler reads it here
+                eio_sid: str = opened.handler.__self__.sid
+                self.websockets[eio_sid] = opened._sock
+                try:
+                    await opened.handler(opened)  # here, not in a method: one frame fewer
+                finally:
+                    self._served(eio_sid)
         except Exception:
-            websocket = request.get(_WEBSOCKET)
-            if websocket is None or not websocket.prepared:
+            opened = request.get(_WEBSOCKET)
+            if opened is None or not opened._sock.prepared:
                 raise
             self.logger.exception("websocket handler failed")
-            await websocket.close(code=WSCloseCode.INTERNAL_ERROR)
-            prepared: web.StreamResponse = websocket
+            await opened._sock.close(code=WSCloseCode.INTERNAL_ERROR)
+            prepared: web.StreamResponse = opened._sock
             return prepared  # prepared: aiohttp writes nothing more
         return response
+
+    def _served(self, sid: str) -> None:
+        """The websocket of ``sid`` has closed: forget it, and its socket if that has closed
+        too, as the library does after its handler."""
+        self.websockets.pop(sid, None)
+        socket = self.sockets.get(sid)
+        if socket is not None and socket.closed:
+            del self.sockets[sid]
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         if event == "connect" and args:
