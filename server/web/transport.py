@@ -94,6 +94,10 @@ CLOSE_TIMEOUT: Final = 2.0
 #: Why a connect is refused, as counted; anything else counts as ``other``.
 CONNECT_REFUSALS: Final = ("unauthorized", "rate_limited", "unavailable", "other")
 _ENGINE_TYPES: Final = frozenset("0123456")
+#: What the environ python-socketio keeps of a websocket's request holds after the handshake.
+_ENVIRON_KEPT: Final = ("QUERY_STRING", "aiohttp.request")
+#: The queue of parsed HTTP requests of every upgraded connection: always empty.
+_NO_MESSAGES: Final[collections.deque[Any]] = collections.deque(maxlen=0)
 #: SO_LINGER on, for 0 s: closing the socket resets the connection.
 _RESET: Final = struct.pack("ii", 1, 0)
 
@@ -159,6 +163,7 @@ class _WebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
         request[_WEBSOCKET] = self
         await self._sock.prepare(request)
         self.environ = environ
+        _forget_http(request, self._sock, environ)
         return self._sock
 
     def backed_up(self) -> bool:
@@ -206,6 +211,34 @@ class _WebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
 
 #: The websocket a request opened, once its handshake has begun.
 _WEBSOCKET: Final = web.RequestKey("tidings_websocket", _WebSocket)
+
+
+def _forget_http(
+    request: web.Request, response: web.WebSocketResponse, environ: dict[str, Any]
+) -> None:
+    """Let go of what a websocket no longer reads of its HTTP request once the handshake is
+    done (it would be kept for as long as the connection lives):
+
+    - the environ python-socketio keeps: 28 entries, the headers again under new names. It
+      keeps what tidings reads: the request (its address at the Socket.IO connect, its
+      transport for the fan-out's direct writes, ``backed_up`` and ``abort``) and the query
+      (``fanout._wire`` tells a websocket opened as one by it). It is cleared in place:
+      python-socketio holds that same dict;
+    - what aiohttp keeps for the HTTP requests that will not come (the protocol feeds the
+      websocket's reader now): its parser, dropped as aiohttp drops it at disconnect, and its
+      queue of parsed requests, one deque each, here one that stays empty for all of them;
+    - the properties of the request computed so far (its query, URL, ...), computed again
+      if read;
+    - the handshake's reply headers, sent.
+    """
+    kept = {key: environ[key] for key in _ENVIRON_KEPT}
+    environ.clear()
+    environ.update(kept)
+    protocol = request.protocol
+    protocol._parser = None
+    protocol._messages = _NO_MESSAGES
+    request._cache.clear()
+    response.headers.clear()
 
 
 class SocketQueue:
