@@ -249,15 +249,15 @@ class SocketQueue:
     waiters of its ``join``), 760 bytes each even when empty, and every engine.io socket has one
     for as long as it lives. Here the items' deque exists only while something is queued, and
     the waiters are lists. ``_getters`` keeps ``asyncio.Queue``'s name and meaning (futures of
-    the ``get`` calls waiting): ``fanout.writer_idle`` reads it to tell a writer parked on an
-    empty queue.
+    the ``get`` calls waiting, and here the callbacks of ``when_put``): ``fanout.writer_idle``
+    reads it to tell a writer parked on an empty queue.
     """
 
     __slots__ = ("_getters", "_items", "_joiners", "_unfinished")
 
     def __init__(self) -> None:
         self._items: collections.deque[Any] | None = None
-        self._getters: list[asyncio.Future[None]] = []
+        self._getters: list[asyncio.Future[None] | Callable[[], object]] = []
         self._joiners: list[asyncio.Future[None]] = []
         self._unfinished = 0
 
@@ -318,17 +318,19 @@ class SocketQueue:
 
     def when_put(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` soon after an item is put (at once if one is there), with no task
-        waiting: it waits as a getter does (``_getters`` shows it) and is woken in its turn."""
+        or future waiting: it waits among the getters (``_getters`` shows it) and is woken in
+        its turn."""
         if self._items:
             asyncio.get_running_loop().call_soon(callback)
             return
-        getter = asyncio.get_running_loop().create_future()
-        getter.add_done_callback(lambda done: None if done.cancelled() else callback())
-        self._getters.append(getter)
+        self._getters.append(callback)
 
     def _wake_getter(self) -> None:
         while self._getters:
             getter = self._getters.pop(0)
+            if not isinstance(getter, asyncio.Future):
+                asyncio.get_running_loop().call_soon(getter)
+                return
             if not getter.done():
                 getter.set_result(None)
                 return
@@ -447,7 +449,7 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
             return
         self.connected = self.upgraded = True
         self._reading = ws
-        self._park(ws)
+        self._park()
         try:
             while not self.closed:
                 try:  # not ws.wait(): one coroutine frame fewer per idle connection
@@ -527,13 +529,14 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
     #: future while the reader waits for that.
     _written: asyncio.Future[None] | bool = False
 
-    def _park(self, ws: _WebSocket) -> None:
+    def _park(self) -> None:
         """Wait for the next packet without a task: python-engineio's writer is a task per
         connection waiting on the queue all the time (1.7 KiB with its timer)."""
-        self.queue.when_put(lambda: self._wake(ws))
+        self.queue.when_put(self._wake)
 
-    def _wake(self, ws: _WebSocket) -> None:
-        self._writer = asyncio.get_running_loop().create_task(self._write(ws))
+    def _wake(self) -> None:
+        assert self._reading is not None  # parked only by the websocket read here
+        self._writer = asyncio.get_running_loop().create_task(self._write(self._reading))
 
     async def _write(self, ws: _WebSocket) -> None:
         """Send what is queued, in order, then park; at the end of the queue (None) close the
@@ -556,7 +559,7 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
                 except Exception:
                     failed = True
                     await ws.close()
-            self._park(ws)
+            self._park()
         except BaseException:
             self._done_writing()
             raise
