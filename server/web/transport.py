@@ -26,8 +26,9 @@ What ``TidingsServer`` and ``TidingsEngine`` add to their base classes, and why:
   takes from its address's bucket of the ``FailureThrottle`` that answers HTTP 429; while that is
   empty, a connect with a token is refused ``rate_limited``. One budget per address, whichever
   way the guesses come.
-- **An idle websocket costs less memory** (RSS at 5,000 connections: 36 KiB each before,
-  24 KiB after; ``bench/memory_breakdown.py`` shows where it goes, the README has the figures).
+- **An idle websocket costs less memory** (RSS at 5,000 connections: 36 KiB each at first,
+  24 KiB after a first round, 15 KiB after a second; ``bench/memory_breakdown.py`` shows where
+  it goes, the README has the figures).
   python-engineio gives every connection an ``asyncio.Queue`` (four deques, 3 KiB even when
   empty), a writer task waiting on it, a task that sleeps until the socket's next PING, and
   waits with ``asyncio.wait_for``, which wraps what it waits for in one more task: the reader's
@@ -36,7 +37,10 @@ What ``TidingsServer`` and ``TidingsEngine`` add to their base classes, and why:
   opened as a websocket reads in its handler's own task with no timer, its writer a task only
   while it has something to send (an upgrade from polling keeps the library's loops). A client
   that stops answering PINGs, or sends nothing at all, is still dropped by the library's
-  ping-timeout check, which here also closes its websocket.
+  ping-timeout check, which here also closes its websocket. The handler reads the websocket
+  once python-engineio's request handling has returned (``_WebSocket.__call__``), not beneath
+  it, and once the handshake is done the connection lets go of what it no longer reads of its
+  HTTP request (``_forget_http``).
 - **A client that stops reading is cut off at its ping timeout.** Its writer would wait in a
   send for as long as the client's kernel keeps the connection open (forever, for a client
   that keeps TCP alive), and the reader for the writer; the ping timeout resets its connection
