@@ -60,8 +60,8 @@ def rss_kib() -> int:
 
 def owner(trace: tracemalloc.Traceback) -> tuple[str, str, str]:
     """(component, file:line of its innermost frame, file:line of the innermost frame)."""
-    innermost = f"{Path(trace[0].filename).name}:{trace[0].lineno}"
-    for frame in trace:  # most recent first
+    innermost = f"{Path(trace[-1].filename).name}:{trace[-1].lineno}"
+    for frame in reversed(trace):  # a Traceback runs from the oldest frame to the most recent
         for name, marker in COMPONENTS:
             if marker in frame.filename:
                 where = frame.filename.split(marker, 1)[1]

@@ -26,8 +26,9 @@ What ``TidingsServer`` and ``TidingsEngine`` add to their base classes, and why:
   takes from its address's bucket of the ``FailureThrottle`` that answers HTTP 429; while that is
   empty, a connect with a token is refused ``rate_limited``. One budget per address, whichever
   way the guesses come.
-- **An idle websocket costs less memory** (RSS at 5,000 connections: 36 KiB each before,
-  24 KiB after; ``bench/memory_breakdown.py`` shows where it goes, the README has the figures).
+- **An idle websocket costs less memory** (RSS at 5,000 connections: 36 KiB each at first,
+  24 KiB after a first round, 15 KiB after a second; ``bench/memory_breakdown.py`` shows where
+  it goes, the README has the figures).
   python-engineio gives every connection an ``asyncio.Queue`` (four deques, 3 KiB even when
   empty), a writer task waiting on it, a task that sleeps until the socket's next PING, and
   waits with ``asyncio.wait_for``, which wraps what it waits for in one more task: the reader's
@@ -36,7 +37,10 @@ What ``TidingsServer`` and ``TidingsEngine`` add to their base classes, and why:
   opened as a websocket reads in its handler's own task with no timer, its writer a task only
   while it has something to send (an upgrade from polling keeps the library's loops). A client
   that stops answering PINGs, or sends nothing at all, is still dropped by the library's
-  ping-timeout check, which here also closes its websocket.
+  ping-timeout check, which here also closes its websocket. The handler reads the websocket
+  once python-engineio's request handling has returned (``_WebSocket.__call__``), not beneath
+  it, and once the handshake is done the connection lets go of what it no longer reads of its
+  HTTP request (``_forget_http``).
 - **A client that stops reading is cut off at its ping timeout.** Its writer would wait in a
   send for as long as the client's kernel keeps the connection open (forever, for a client
   that keeps TCP alive), and the reader for the writer; the ping timeout resets its connection
@@ -94,7 +98,10 @@ CLOSE_TIMEOUT: Final = 2.0
 #: Why a connect is refused, as counted; anything else counts as ``other``.
 CONNECT_REFUSALS: Final = ("unauthorized", "rate_limited", "unavailable", "other")
 _ENGINE_TYPES: Final = frozenset("0123456")
-_WEBSOCKET: Final = web.RequestKey("tidings_websocket", web.WebSocketResponse)
+#: What the environ python-socketio keeps of a websocket's request holds after the handshake.
+_ENVIRON_KEPT: Final = ("QUERY_STRING", "aiohttp.request")
+#: The queue of parsed HTTP requests of every upgraded connection: always empty.
+_NO_MESSAGES: Final[collections.deque[Any]] = collections.deque(maxlen=0)
 #: SO_LINGER on, for 0 s: closing the socket resets the connection.
 _RESET: Final = struct.pack("ii", 1, 0)
 
@@ -145,22 +152,22 @@ class _WebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
     """The library's aiohttp websocket, one byte roomier, refusing binary and garbage frames."""
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        """The handshake only. python-engineio awaits this at the bottom of its request
+        handling (five coroutine frames, the parsed query, the OPEN packet, ...), which would
+        stay for as long as the connection lives if the handler ran here; it returns up
+        through them instead, and ``TidingsEngine.handle_request`` runs the handler, which
+        reads the websocket until it closes."""
         request: web.Request = environ["aiohttp.request"]
         engine: TidingsEngine = self.server
-        sid: str = self.handler.__self__.sid
         self._sock = web.WebSocketResponse(
             max_msg_size=engine.max_http_buffer_size + 1,
             timeout=CLOSE_TIMEOUT,
             compress=engine.websocket_compression,
         )
-        request[_WEBSOCKET] = self._sock
+        request[_WEBSOCKET] = self
         await self._sock.prepare(request)
         self.environ = environ
-        engine.websockets[sid] = self._sock
-        try:
-            await self.handler(self)
-        finally:
-            engine.websockets.pop(sid, None)
+        _forget_http(request, self._sock, environ)
         return self._sock
 
     def backed_up(self) -> bool:
@@ -206,6 +213,38 @@ class _WebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
         return data
 
 
+#: The websocket a request opened, once its handshake has begun.
+_WEBSOCKET: Final = web.RequestKey("tidings_websocket", _WebSocket)
+
+
+def _forget_http(
+    request: web.Request, response: web.WebSocketResponse, environ: dict[str, Any]
+) -> None:
+    """Let go of what a websocket no longer reads of its HTTP request once the handshake is
+    done (it would be kept for as long as the connection lives):
+
+    - the environ python-socketio keeps: 28 entries, the headers again under new names. It
+      keeps what tidings reads: the request (its address at the Socket.IO connect, its
+      transport for the fan-out's direct writes, ``backed_up`` and ``abort``) and the query
+      (``fanout._wire`` tells a websocket opened as one by it). It is cleared in place:
+      python-socketio holds that same dict;
+    - what aiohttp keeps for the HTTP requests that will not come (the protocol feeds the
+      websocket's reader now): its parser, dropped as aiohttp drops it at disconnect, and its
+      queue of parsed requests, one deque each, here one that stays empty for all of them;
+    - the properties of the request computed so far (its query, URL, ...), computed again
+      if read;
+    - the handshake's reply headers, sent.
+    """
+    kept = {key: environ[key] for key in _ENVIRON_KEPT}
+    environ.clear()
+    environ.update(kept)
+    protocol = request.protocol
+    protocol._parser = None
+    protocol._messages = _NO_MESSAGES
+    request._cache.clear()
+    response.headers.clear()
+
+
 class SocketQueue:
     """An unbounded FIFO with the part of ``asyncio.Queue``'s interface that python-engineio
     uses, in about 150 bytes while empty rather than 3 KiB.
@@ -214,15 +253,15 @@ class SocketQueue:
     waiters of its ``join``), 760 bytes each even when empty, and every engine.io socket has one
     for as long as it lives. Here the items' deque exists only while something is queued, and
     the waiters are lists. ``_getters`` keeps ``asyncio.Queue``'s name and meaning (futures of
-    the ``get`` calls waiting): ``fanout.writer_idle`` reads it to tell a writer parked on an
-    empty queue.
+    the ``get`` calls waiting, and here the callbacks of ``when_put``): ``fanout.writer_idle``
+    reads it to tell a writer parked on an empty queue.
     """
 
     __slots__ = ("_getters", "_items", "_joiners", "_unfinished")
 
     def __init__(self) -> None:
         self._items: collections.deque[Any] | None = None
-        self._getters: list[asyncio.Future[None]] = []
+        self._getters: list[asyncio.Future[None] | Callable[[], object]] = []
         self._joiners: list[asyncio.Future[None]] = []
         self._unfinished = 0
 
@@ -283,17 +322,19 @@ class SocketQueue:
 
     def when_put(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` soon after an item is put (at once if one is there), with no task
-        waiting: it waits as a getter does (``_getters`` shows it) and is woken in its turn."""
+        or future waiting: it waits among the getters (``_getters`` shows it) and is woken in
+        its turn."""
         if self._items:
             asyncio.get_running_loop().call_soon(callback)
             return
-        getter = asyncio.get_running_loop().create_future()
-        getter.add_done_callback(lambda done: None if done.cancelled() else callback())
-        self._getters.append(getter)
+        self._getters.append(callback)
 
     def _wake_getter(self) -> None:
         while self._getters:
             getter = self._getters.pop(0)
+            if not isinstance(getter, asyncio.Future):
+                asyncio.get_running_loop().call_soon(getter)
+                return
             if not getter.done():
                 getter.set_result(None)
                 return
@@ -412,7 +453,7 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
             return
         self.connected = self.upgraded = True
         self._reading = ws
-        self._park(ws)
+        self._park()
         try:
             while not self.closed:
                 try:  # not ws.wait(): one coroutine frame fewer per idle connection
@@ -492,13 +533,14 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
     #: future while the reader waits for that.
     _written: asyncio.Future[None] | bool = False
 
-    def _park(self, ws: _WebSocket) -> None:
+    def _park(self) -> None:
         """Wait for the next packet without a task: python-engineio's writer is a task per
         connection waiting on the queue all the time (1.7 KiB with its timer)."""
-        self.queue.when_put(lambda: self._wake(ws))
+        self.queue.when_put(self._wake)
 
-    def _wake(self, ws: _WebSocket) -> None:
-        self._writer = asyncio.get_running_loop().create_task(self._write(ws))
+    def _wake(self) -> None:
+        assert self._reading is not None  # parked only by the websocket read here
+        self._writer = asyncio.get_running_loop().create_task(self._write(self._reading))
 
     async def _write(self, ws: _WebSocket) -> None:
         """Send what is queued, in order, then park; at the end of the queue (None) close the
@@ -521,7 +563,7 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
                 except Exception:
                     failed = True
                     await ws.close()
-            self._park(ws)
+            self._park()
         except BaseException:
             self._done_writing()
             raise
@@ -596,15 +638,31 @@ class TidingsEngine(engineio.AsyncServer):  # type: ignore[misc]
             if getattr(socket, "malformed", False):
                 self.sockets.pop(sid, None)
                 return web.Response(status=400, text="Malformed payload")
+            opened = request.get(_WEBSOCKET)
+            if opened is not None:  # its handshake is done: the handler reads it here
+                eio_sid: str = opened.handler.__self__.sid
+                self.websockets[eio_sid] = opened._sock
+                try:
+                    await opened.handler(opened)  # here, not in a method: one frame fewer
+                finally:
+                    self._served(eio_sid)
         except Exception:
-            websocket = request.get(_WEBSOCKET)
-            if websocket is None or not websocket.prepared:
+            opened = request.get(_WEBSOCKET)
+            if opened is None or not opened._sock.prepared:
                 raise
             self.logger.exception("websocket handler failed")
-            await websocket.close(code=WSCloseCode.INTERNAL_ERROR)
-            prepared: web.StreamResponse = websocket
+            await opened._sock.close(code=WSCloseCode.INTERNAL_ERROR)
+            prepared: web.StreamResponse = opened._sock
             return prepared  # prepared: aiohttp writes nothing more
         return response
+
+    def _served(self, sid: str) -> None:
+        """The websocket of ``sid`` has closed: forget it, and its socket if that has closed
+        too, as the library does after its handler."""
+        self.websockets.pop(sid, None)
+        socket = self.sockets.get(sid)
+        if socket is not None and socket.closed:
+            del self.sockets[sid]
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         if event == "connect" and args:

@@ -16,7 +16,7 @@ import pytest
 import socketio
 from tidings import ProgressEmitter, Settings
 from tidings.realtime import fanout
-from tidings.web.keys import FANOUT
+from tidings.web.keys import FANOUT, SIO
 
 from tests.support import Watcher, check_burst, eventually, running_app
 
@@ -178,3 +178,27 @@ async def test_past_the_bound_a_backlog_keeps_each_jobs_newest_and_the_client_ca
 
 async def settled(watcher: Watcher, job_id: str, seq: int) -> None:
     await eventually(lambda: watcher.seqs(job_id)[-1:] == [seq], what=f"{job_id} at {seq}")
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
+async def test_a_socket_is_reached_by_its_own_room_which_is_not_stored(
+    transports: list[str],
+) -> None:
+    """python-socketio's room named after each sid is read from the namespace's room of every
+    socket: an emit to a sid reaches that socket alone, and the room is among its rooms."""
+    async with running_app(Settings()) as (url, app):
+        alice = await Watcher(url, transports=transports).connect()
+        bob = await Watcher(url, transports=transports).connect()
+        manager = app[FANOUT]
+        sid = alice.client.get_sid("/")
+        assert sid not in manager.rooms["/"]
+        assert manager.get_rooms(sid, "/")[0] == sid
+        reached: list[str] = []
+        for name, watcher in (("alice", alice), ("bob", bob)):
+            watcher.client.on("hello", lambda data, name=name: reached.append(name))
+        await app[SIO].emit("hello", {}, to=sid)
+        await app[SIO].emit("hello", {}, to=[sid])
+        await eventually(lambda: reached == ["alice", "alice"], what="alice's two hellos")
+        await bob.close()
+        await alice.close()
+        await eventually(lambda: not manager.rooms.get("/", {}).get(None), what="the leaving")

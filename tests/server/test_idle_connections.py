@@ -10,7 +10,7 @@ import asyncio
 import collections
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
@@ -162,6 +162,46 @@ async def test_an_idle_subscribed_websocket_runs_two_tasks(
         assert running(before) == expected
         for ws in sockets:
             await ws.close()
+
+
+async def test_an_open_websocket_keeps_nothing_of_its_http_request_it_no_longer_reads(
+    node: tuple[str, web.Application],
+) -> None:
+    """Once the handshake is done: no python-engineio request handling under the reader, an
+    environ of what tidings reads, no HTTP parser; and the connection still works."""
+    url, app = node
+    emitter = ProgressEmitter.for_app(app)
+    await emitter.send_progress("idle-2", "extracting", 1)
+    before = asyncio.all_tasks()
+    async with aiohttp.ClientSession() as session:
+        ws = await open_raw(session, url)  # its Socket.IO connect read the trimmed environ
+        await subscribe(ws, "idle-2")
+        sio = app[SIO]
+        (eio_sid,) = sio.eio.sockets
+        environ = sio.environ[eio_sid]
+        assert sorted(environ) == ["QUERY_STRING", "aiohttp.request"]
+        assert environ["aiohttp.request"].protocol._parser is None
+        (handler,) = [
+            task
+            for task in asyncio.all_tasks() - before
+            if task.get_coro().__qualname__ == "RequestHandler._handle_request"  # type: ignore[union-attr]
+        ]
+        frames = list(coroutine_chain(handler.get_coro()))
+        assert "_Socket._websocket_handler" in frames
+        assert not {"AsyncServer.handle_request", "_WebSocket.__call__"} & set(frames), frames
+        await emitter.send_progress("idle-2", "extracting", 2)
+        while not (text := await ws.receive_str()).startswith("42"):
+            pass
+        assert '"progress":2' in text.replace(" ", "")
+        await ws.close()
+    await eventually(lambda: not sio.eio.sockets, what="the socket forgotten")
+
+
+def coroutine_chain(coro: object) -> Iterator[str]:
+    """The qualified names of a coroutine and of those it awaits, down the chain."""
+    while coro is not None:
+        yield getattr(coro, "__qualname__", type(coro).__name__)
+        coro = getattr(coro, "cr_await", None)
 
 
 def running(before: set[asyncio.Task[object]]) -> dict[str, int]:
