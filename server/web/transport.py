@@ -494,6 +494,8 @@ class _Socket(AsyncSocket):  # type: ignore[misc]
 
         And a polling session's pending GET answered at once (see ``_end_poll``)."""
         polling = not (self.closing or self.closed or self.upgraded)  # and this call closes it
+        if self._written is True:  # the writer has ended: nothing would take what close queues
+            wait = False
         await super().close(wait=wait, abort=abort, reason=reason)
         if polling and abort:
             self._end_poll()
