@@ -46,6 +46,8 @@ class Coalescer:
 
     def offer(self, job_id: str, call: Call, *, hold: bool = True) -> Decision:
         """``hold=False``: the update may not be held (only the store can judge it)."""
+        if self.window <= 0:  # nothing is ever held: no job's window to keep
+            return Decision(send=[call])
         now = time.monotonic()
         with self._lock:
             state = self._jobs.setdefault(job_id, _JobWindow())

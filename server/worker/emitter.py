@@ -148,9 +148,8 @@ class ProgressEmitter:
     ) -> Event | None:
         """Report a step: the Event it produced, or None when nothing visible changed or the
         update was held to be sent with a later one."""
-        return await self.emit_request(
-            job_id, progress_call(step, progress, context, extra, owner, message)
-        )
+        call = progress_call(step, progress, context, extra, owner, message)
+        return await self.send_decided(job_id, self._decided(job_id, call))
 
     async def complete(
         self,
@@ -177,10 +176,16 @@ class ProgressEmitter:
 
     async def emit_request(self, job_id: str, payload: Mapping[str, object]) -> Event | None:
         """Report an update in the JSON shape of ``POST /api/jobs/{id}/progress``."""
+        return await self.send_decided(job_id, self._decided(job_id, payload))
+
+    def _decided(self, job_id: str, payload: Mapping[str, object]) -> list[ProgressRequest]:
+        """What to send now, a flush scheduled for what is held. Not a coroutine, so that the
+        call (its dicts) is not kept while the update is on its way: every object an update
+        in flight keeps is one more for the garbage collector to go through, again and again."""
         decided = self.decide(job_id, payload)
         if decided.flush_at is not None:
             self.schedule_flush(job_id, decided.flush_at)
-        return await self.send_decided(job_id, decided.send)
+        return decided.send
 
     def decide(self, job_id: str, payload: Mapping[str, object]) -> Decided:
         """Validate an update and decide whether it goes now or is held (any thread).
@@ -215,7 +220,12 @@ class ProgressEmitter:
         try:
             for request in requests:
                 ended = request.status in TERMINAL_STATUSES
-                event = await self._send(job_id, request)
+                try:  # the first try goes straight out: no retry machinery, no more coroutines
+                    event = await self.service.report(job_id, request)
+                except StoreUnavailable:
+                    event = await self._retried(
+                        functools.partial(self._report_again, job_id, request)
+                    )
                 self._checks.accepted(job_id, request.owner)
         except JobTerminal:
             ended = True
@@ -267,14 +277,6 @@ class ProgressEmitter:
                 logger.info("a held update of %s was dropped: %s", job_id, exc.message)
             except Exception:
                 logger.exception("a held update of %s could not be sent", job_id)
-
-    async def _send(self, job_id: str, request: ProgressRequest) -> Event | None:
-        """One update, in the job's turn; retried while the store does not answer."""
-        try:
-            return await self.service.report(job_id, request)
-        except StoreUnavailable:
-            pass
-        return await self._retried(functools.partial(self._report_again, job_id, request))
 
     async def _report_again(self, job_id: str, request: ProgressRequest) -> Event | None:
         """A retry: an earlier try failed, and the store may hold this update already."""
@@ -487,10 +489,22 @@ def progress_call(
     owner: str | None,
     message: str | None,
 ) -> Call:
-    """``send_progress``'s arguments as an update in the HTTP API's JSON shape."""
-    return _call(
-        step=step, progress=progress, context=context, extra=extra, owner=owner, message=message
-    )
+    """``send_progress``'s arguments as an update in the HTTP API's JSON shape: what ``_call``
+    makes, written out for the call made on every update."""
+    call: Call = {}
+    if step is not None:
+        call["step"] = step
+    if progress is not None:
+        call["progress"] = progress
+    if context is not None:
+        call["context"] = dict(context)
+    if extra is not None:
+        call["extra"] = dict(extra)
+    if owner is not None:
+        call["owner"] = owner
+    if message is not None:
+        call["message"] = message
+    return call
 
 
 def complete_call(
