@@ -17,6 +17,7 @@ instant by a script (read_job.lua), as it is merged by one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -146,9 +147,10 @@ class RedisStore:
         self, update: Update, *, epoch: str, now_iso: str, now_ms: int
     ) -> Applied | None:
         limits = self.limits
+        keys, channel = _job_names(update.job_id)
         patch = ""
         if update.extra_set or update.extra_del:
-            patch = dump({"set": update.extra_set, "del": list(update.extra_del)})
+            patch = dump({"set": update.extra_set, "del": update.extra_del})  # a tuple: an array
         arguments = [
             update.job_id,
             update.mode,
@@ -163,13 +165,11 @@ class RedisStore:
             patch,
             update.result or "",
             dump(update.error) if update.error else "",
-            constants.job_channel(update.job_id),
+            channel,
             *constants.USER_CHANNEL,
         ]
         try:  # not _store_errors(): an async context manager costs a worker 2 % of its CPU
-            reply = await self._run(
-                (self._script_of(limits), constants.job_keys(update.job_id), arguments)
-            )
+            reply = await self._run((self._script_of(limits), keys, arguments))
         except RedisError as exc:
             raise StoreUnavailable(_NOT_ANSWERING) from exc
         kind = reply[0]
@@ -390,6 +390,13 @@ class RedisStore:
             await self._connection.disconnect()
             self._connection = None
         await self.client.aclose()
+
+
+@functools.lru_cache(maxsize=4096)
+def _job_names(job_id: str) -> tuple[list[str], str]:
+    """A job's keys (never changed by their users) and its channel, written once for the many
+    updates of a job, not on each."""
+    return constants.job_keys(job_id), constants.job_channel(job_id)
 
 
 def _evalsha_commands(calls: Sequence[_Call]) -> bytes:
