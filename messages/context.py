@@ -54,7 +54,9 @@ class Context:
     __slots__ = ("_data",)
 
     def __init__(self, data: object = None) -> None:
-        self._data: Mapping[str, object] = data if isinstance(data, Mapping) else _EMPTY
+        # A dict, as it mostly is, without the Mapping ABC's isinstance check (slow, per event).
+        mapping = type(data) is dict or isinstance(data, Mapping)
+        self._data: Mapping[str, object] = data if mapping else _EMPTY  # type: ignore[assignment]
 
     def __bool__(self) -> bool:
         return bool(self._data)

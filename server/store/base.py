@@ -36,9 +36,11 @@ def limits_of(settings: Settings) -> Limits:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Update:
-    """One validated change to a job. ``None`` leaves a field as it is.
+    """One validated change to a job. ``None`` leaves a field as it is; nothing changes it once
+    made (not frozen: a frozen dataclass sets each field through ``object.__setattr__``, which
+    made one cost a worker 2 % of its CPU per update).
 
     ``mode``: ``create`` makes a new job and refuses an existing one, ``upsert`` creates the job
     when it is missing, ``update`` refuses a missing one.
@@ -71,12 +73,13 @@ class Update:
         return set_, tuple(removed)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Applied:
     """An update that changed something: its Event and the job's owner, for the user room.
 
     ``published`` when the store already published the Event to every node (the Redis store's
-    script does, in the same atomic call); otherwise the service delivers it.
+    script does, in the same atomic call); otherwise the service delivers it. Not frozen, as
+    ``Update``: one is made per update.
     """
 
     event: Event

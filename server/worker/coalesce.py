@@ -30,9 +30,10 @@ class _JobWindow:
     flush_scheduled: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
-    """``send`` these calls now, in order; or, when ``flush_at`` is set, schedule a flush then."""
+    """``send`` these calls now, in order; or, when ``flush_at`` is set, schedule a flush then.
+    (Not frozen, as ``tidings.store.Update``: one is made per update.)"""
 
     send: list[Call] = field(default_factory=list)
     flush_at: float | None = None
