@@ -103,9 +103,9 @@ class ProgressEmitter:
         self._closers = list(closers)
         self._coalescer = Coalescer(coalesce_window)
         self._checks = CallChecks(service.store.limits.max_extra_bytes)
-        #: The jobs whose sends are on their way, each with the sends waiting their turn: one
-        #: job's updates go one at a time, in the order they were decided (``send_decided``).
-        self._turns: dict[str, deque[asyncio.Future[None]]] = {}
+        #: The jobs whose sends are on their way, each with the sends waiting their turn (None
+        #: until one waits): one job's updates go one at a time, in the order they were decided.
+        self._turns: dict[str, deque[asyncio.Future[None]] | None] = {}
         self._flushes: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -210,15 +210,17 @@ class ProgressEmitter:
     async def send_decided(self, job_id: str, requests: list[ProgressRequest]) -> Event | None:
         """Send decided updates in order, after the job's sends decided before them and before
         any decided after (held and released updates too, so nothing overtakes a retry)."""
-        waiting = self._turns.get(job_id)
-        if waiting is None:
-            self._turns[job_id] = deque()  # the job's turn, free: taken without a wait
+        if job_id in self._turns:
+            await self._wait_turn(job_id)
         else:
-            await self._wait_turn(job_id, waiting)
+            self._turns[job_id] = None  # the job's turn, free: taken without a wait
         event = None
         ended = False
         try:
-            for request in requests:
+            # By index: an iterator over the list would be one more object kept while the update
+            # is on its way, and every such object is one more for the garbage collector.
+            for index in range(len(requests)):
+                request = requests[index]
                 ended = request.status in TERMINAL_STATUSES
                 try:  # the first try goes straight out: no retry machinery, no more coroutines
                     event = await self.service.report(job_id, request)
@@ -236,12 +238,15 @@ class ProgressEmitter:
                 self._coalescer.forget(job_id)
         return event
 
-    async def _wait_turn(self, job_id: str, waiting: deque[asyncio.Future[None]]) -> None:
+    async def _wait_turn(self, job_id: str) -> None:
         """Wait for the job's sends decided before this one (first come, first served).
 
         A per-job ``asyncio.Lock`` did this, at the cost of a Lock per job and three coroutines
         per update; a free turn is taken with neither (``send_decided``), only a wait makes one.
         """
+        waiting = self._turns[job_id]
+        if waiting is None:
+            waiting = self._turns[job_id] = deque()
         turn = asyncio.get_running_loop().create_future()
         waiting.append(turn)
         try:
