@@ -148,8 +148,9 @@ class ProgressEmitter:
     ) -> Event | None:
         """Report a step: the Event it produced, or None when nothing visible changed or the
         update was held to be sent with a later one."""
-        call = progress_call(step, progress, context, extra, owner, message)
-        return await self.send_decided(job_id, self._decided(job_id, call))
+        # The call is made and decided in one expression, so that no local keeps it meanwhile.
+        send = self._decided(job_id, progress_call(step, progress, context, extra, owner, message))
+        return await self.send_decided(job_id, send)
 
     async def complete(
         self,
