@@ -54,11 +54,15 @@ def event_name(event: Event) -> str:
     return "job_update"
 
 
+#: The wire time's ending for each millisecond, written once (``:03d`` cost half of ``now``).
+_MILLI_TEXT = tuple(f"{milli:03d}Z" for milli in range(1000))
+
+
 def now() -> tuple[str, int]:
     """The time as the wire writes it (ISO-8601 UTC, milliseconds, ``Z``) and in milliseconds."""
     ms = time.time_ns() // 1_000_000
     second, milli = divmod(ms, 1000)
-    return f"{_second_text(second)}{milli:03d}Z", ms
+    return _second_text(second) + _MILLI_TEXT[milli], ms
 
 
 @functools.lru_cache(maxsize=2)
