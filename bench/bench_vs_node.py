@@ -21,9 +21,21 @@ Rows (for each of tidings and the peer):
   figure that estimates one free core's saturation whatever else the machine runs;
 - light: the same at a quarter of the rate, the latency of a server that keeps up;
 - worker: one worker process's updates/s and its CPU per update (Redis only, no node), 64 updates
-  in flight over R jobs; and worker_one: one job's updates sent one at a time, each awaited;
+  in flight over R jobs, the worker on the server core (no server runs) and Redis on the other:
+  a worker's throughput, not the sum of its CPU and Redis's on one core; and worker_one: one
+  job's updates sent one at a time, each awaited, worker and Redis on the other core as in the
+  delivery rows (a chain of round trips: on this machine's VMs a wakeup across cores costs more
+  than the update itself);
 - idle memory per connection: RSS delta / connections at 5,000 subscribed connections;
 - two nodes through Redis: C clients split over two nodes at the fixed rate;
+- cluster: the same through a 3-master Redis Cluster, started for the row (each master pinned
+  like Redis, to the other core; emptied between the sides). tidings is given one cluster node's URL
+  (it finds the cluster itself); the peer runs ``createShardedAdapter`` (Redis 7 sharded pub/sub,
+  ``subscriptionMode: "dynamic"``: a shard channel per room) over node-redis cluster clients, and
+  its worker (``worker.mjs --cluster``) SPUBLISHes the adapter's own broadcast message on the
+  room's channel. Besides latency and each node's CPU %, the updates the clients missed (gaps in
+  the ``seq`` each connection heard after its subscribe ack, and connections that heard none):
+  0 when every update was delivered;
 - a node with no watchers while the updates go to another node: its CPU %.
 
 Plus the baseline: tidings with its embedded memory store (no Redis on the path; the updates
@@ -42,6 +54,7 @@ from __future__ import annotations
 import argparse
 import array
 import contextlib
+import dataclasses
 import datetime
 import json
 import math
@@ -64,6 +77,7 @@ ROOT = BENCH.parent
 PEER = BENCH / "peer"
 sys.path.insert(0, str(ROOT))
 
+from tests.cluster.redis_cluster import RedisClusterProcesses  # noqa: E402
 from tests.support import RedisServer, free_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -194,6 +208,8 @@ class Run:
     pending: list[tuple[str, Proc]] = field(default_factory=list)
     #: Where py-spy's profiles of the tidings nodes go (``--profile``); None: not profiled.
     profile: Path | None = None
+    #: ``redis_url`` names one node of a Redis Cluster (``ClusterOnDemand``).
+    cluster: bool = False
 
     def start(self, argv: Sequence[str], core: int, **kwargs: Any) -> Proc:
         proc = Proc(argv, core, **kwargs)
@@ -207,7 +223,7 @@ class Run:
             self.procs.pop().stop()
         self.nodes.clear()
         self.pending.clear()
-        flush(self.redis_url)
+        flush(self.redis_url, self.cluster)
 
     def node(self, side: str, *, memory_store: bool = False, jobs: int = 0) -> str:
         """Start one server node of ``side`` on the server core; its base URL (``wait_nodes``)."""
@@ -229,6 +245,7 @@ class Run:
             self.pending.append((url + "/healthz", proc))
         else:
             env = {"PORT": str(port), "REDIS_URL": self.redis_url}
+            env |= {"REDIS_CLUSTER": "1"} if self.cluster else {}
             argv = ["node", str(PEER / "server.mjs")]
             proc = self.start(argv, self.server_core, env=env, log=log)
             url = f"http://127.0.0.1:{port}"
@@ -245,13 +262,14 @@ class Run:
         common = ["--redis", self.redis_url, "--t0", repr(self.t0), *args]
         if side == "tidings":
             return [sys.executable, str(BENCH / "tidings_worker.py"), *common]
-        return ["node", str(PEER / "worker.mjs"), *common]
+        return ["node", str(PEER / "worker.mjs"), *common, *(["--cluster"] if self.cluster else [])]
 
-    def workers(self, side: str, count: int, *args: str) -> list[Proc]:
-        """``count`` worker processes on the other core; they prime the jobs, then wait for
-        ``go`` (see ``tidings_worker.py``)."""
+    def workers(self, side: str, count: int, *args: str, core: int | None = None) -> list[Proc]:
+        """``count`` worker processes on ``core`` (the other core unless said); they prime the
+        jobs, then wait for ``go`` (see ``tidings_worker.py``)."""
         argv = self.worker_argv(side, *args)
-        return [self.start(argv, self.other_core, pipe=True) for _ in range(count)]
+        core = self.other_core if core is None else core
+        return [self.start(argv, core, pipe=True) for _ in range(count)]
 
     def clients(self, url: str, count: int, jobs: int, offset: int = 0) -> list[Proc]:
         """Load-client processes holding ``count`` subscribed connections to ``url``, ready."""
@@ -353,12 +371,14 @@ def delivery(
         if pool:
             results = [json.loads(worker.line(60, "the worker to finish")) for worker in pool]
             updates = sum(result["updates"] / result["seconds"] for result in results)
-        received = lost = 0
+        received = lost = missed = silent = 0
         latencies = array.array("d")
         for loader in loaders:
             done = json.loads(loader.line(60, "a load client to finish").split(" ", 1)[1])
             received += done["in_window"]
             lost += done["lost"]
+            missed += done["missed"]
+            silent += done["silent"]
             loader.wait(30)
             with open(loader.out, "rb") as file:  # type: ignore[attr-defined]
                 latencies.frombytes(file.read())
@@ -376,9 +396,37 @@ def delivery(
             "load_clients_cpu_percent": sum(cpu[len(nodes) + len(pool) :]),
             "clients": list(clients),
             "connections_lost": lost,
+            "updates_missed": missed,
+            "silent_connections": silent,
         }
     finally:
         run.stop_all()
+
+
+@dataclass
+class ClusterOnDemand:
+    """A 3-master Redis Cluster, started when a row first asks for it (``--only`` may leave every
+    such row out), each master pinned to the other core as Redis is; ``stop`` ends it if started."""
+
+    logs: Path
+    core: int
+    processes: RedisClusterProcesses | None = None
+
+    def on(self, run: Run) -> Run:
+        """``run`` with the cluster as its Redis; it shares ``run``'s processes, so that
+        ``run.stop_all()`` ends them too."""
+        if self.processes is None:
+            # Kept before it starts, so that stop() ends the servers a failed start left.
+            self.processes = RedisClusterProcesses(Path(tempfile.mkdtemp(dir=self.logs)))
+            self.processes.start()
+            for server in self.processes.servers:
+                assert server.process is not None
+                os.sched_setaffinity(server.process.pid, {self.core})
+        return dataclasses.replace(run, redis_url=self.processes.url, cluster=True)
+
+    def stop(self) -> None:
+        if self.processes is not None:
+            self.processes.stop()
 
 
 def profile(run: Run, nodes: Sequence[Proc], seconds: float, name: str) -> list[Proc]:
@@ -400,13 +448,13 @@ def profile(run: Run, nodes: Sequence[Proc], seconds: float, name: str) -> list[
 
 
 def worker_only(
-    run: Run, side: str, jobs: int, seconds: float, concurrency: int = 64
+    run: Run, side: str, jobs: int, seconds: float, concurrency: int, core: int
 ) -> dict[str, Any]:
-    """One worker process as fast as ``concurrency`` updates in flight let it go, Redis only
-    (nobody subscribed)."""
+    """One worker process on ``core`` as fast as ``concurrency`` updates in flight let it go,
+    Redis only (nobody subscribed)."""
     try:
         pace = ["--jobs", str(jobs), "--duration", str(seconds), "--concurrency", str(concurrency)]
-        (worker,) = run.workers(side, 1, *pace)
+        (worker,) = run.workers(side, 1, *pace, core=core)
         worker.line(60, "the worker to prime the jobs")
         worker.send("go")
         worker.line(60, "the worker to start")
@@ -450,10 +498,11 @@ def idle_memory(run: Run, side: str, connections: int, jobs: int, settle: float)
 # -- the report ----------------------------------------------------------------------------------
 
 
-def flush(redis_url: str) -> None:
+def flush(redis_url: str, cluster: bool) -> None:
+    """Empties the Redis (every master of a cluster)."""
     import redis
 
-    client = redis.Redis.from_url(redis_url)
+    client = redis.RedisCluster.from_url(redis_url) if cluster else redis.Redis.from_url(redis_url)
     client.flushall()
     client.close()
 
@@ -495,7 +544,8 @@ def versions() -> dict[str, str]:
             ["redis-server", "--version"], capture_output=True, text=True
         ).stdout.split()[2],
     }
-    for name in ("socket.io", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "ioredis"):
+    peer = ("socket.io", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "ioredis", "redis")
+    for name in peer:
         found[name] = lock[f"node_modules/{name}"]["version"]
     with contextlib.suppress(Exception):
         commit = subprocess.run(
@@ -530,6 +580,11 @@ METRICS = [
     Metric("two_nodes_p99", "two nodes: p99 latency", "ms", False),
     Metric("two_nodes_cpu", "two nodes: CPU of both", "%", False),
     Metric("idle_node_cpu", "node without watchers: CPU", "%", False),
+    Metric("cluster_p50", "cluster: p50 latency", "ms", False),
+    Metric("cluster_p99", "cluster: p99 latency", "ms", False),
+    Metric("cluster_cpu", "cluster: CPU of both nodes", "%", False),
+    Metric("cluster_delivered", "cluster: deliveries/s", "/s", True),
+    Metric("cluster_missed", "cluster: updates missed (must be 0)", "", None),
     Metric("lost", "connections the server ended", "", None),
 ]
 
@@ -557,6 +612,11 @@ def summarize(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
             "two_nodes_p99": ("two_nodes", lambda r: r["p99_ms"]),
             "two_nodes_cpu": ("two_nodes", lambda r: sum(r["node_cpu_percent"])),
             "idle_node_cpu": ("idle_node", lambda r: r["node_cpu_percent"][1]),
+            "cluster_p50": ("cluster", lambda r: r["p50_ms"]),
+            "cluster_p99": ("cluster", lambda r: r["p99_ms"]),
+            "cluster_cpu": ("cluster", lambda r: sum(r["node_cpu_percent"])),
+            "cluster_delivered": ("cluster", lambda r: r["deliveries_per_s"]),
+            "cluster_missed": ("cluster", lambda r: r["updates_missed"] + r["silent_connections"]),
             # What one free core would deliver: robust to the neighbours the machine shares.
             "efficiency": (
                 "fixed",
@@ -605,7 +665,8 @@ def chart(table: dict[str, dict[str, float]], title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [metric for metric in METRICS if metric.key != "lost"]
+    # The counts that must be 0 (connections ended, updates missed) are in the table only.
+    shown = [metric for metric in METRICS if metric.key not in ("lost", "cluster_missed")]
     columns = 5
     rows = math.ceil(len(shown) / columns)
     canvas, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows + 0.8))
@@ -689,6 +750,7 @@ def main() -> None:
     os.sched_setaffinity(redis.process.pid, {other_core})
     os.sched_setaffinity(0, {other_core})
     run = Run(redis.url, logs, server_core, other_core)
+    cluster = ClusterOnDemand(logs, other_core)
     if args.profile:
         if not shutil.which("py-spy"):
             raise SystemExit("--profile needs py-spy on the PATH: pip install py-spy")
@@ -708,14 +770,19 @@ def main() -> None:
         ),
         ("fixed", "*", lambda side: delivery(run, side, clients=[clients], rate=rate, **pace)),
         ("light", "*", lambda side: delivery(run, side, clients=[clients], rate=rate / 4, **pace)),
-        ("worker", "*", lambda side: worker_only(run, side, jobs, seconds)),
-        ("worker_one", "*", lambda side: worker_only(run, side, 1, seconds, concurrency=1)),
+        ("worker", "*", lambda side: worker_only(run, side, jobs, seconds, 64, server_core)),
+        ("worker_one", "*", lambda side: worker_only(run, side, 1, seconds, 1, other_core)),
         ("idle_memory", "*", lambda side: idle_memory(run, side, idle, jobs, settle)),
         ("two_nodes", "*", lambda side: delivery(run, side, clients=half, rate=rate, **pace)),
         (
             "idle_node",
             "*",
             lambda side: delivery(run, side, clients=[clients, 0], rate=rate, **pace),
+        ),
+        (
+            "cluster",
+            "*",
+            lambda side: delivery(cluster.on(run), side, clients=half, rate=rate, **pace),
         ),
         (
             "fixed",
@@ -738,6 +805,7 @@ def main() -> None:
         raise
     finally:
         run.stop_all()
+        cluster.stop()
         redis.stop()
 
     when = datetime.datetime.now(datetime.UTC)
@@ -755,7 +823,9 @@ def main() -> None:
         "idle_connections": idle,
         "server_core": server_core,
         "other_core": other_core,
-        "pinning": "servers on server_core; redis, load clients and workers on other_core",
+        "pinning": "servers on server_core; redis, load clients and workers on other_core, "
+        "but the worker row's worker on server_core (no server runs)",
+        "cluster": "3 masters, no replicas, each on other_core, started for the cluster row",
         "worker_concurrency": 64,
         "saturation_workers": args.saturation_workers,
         "total_seconds": round(time.monotonic() - started, 1),

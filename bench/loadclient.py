@@ -9,7 +9,9 @@ the ``sent`` seconds (since ``--t0``, wall clock) the worker puts in the update'
 Protocol with the parent: prints ``ready {...}`` once every connection is subscribed; then reads
 ``go FROM TO`` (seconds since ``--t0``: the measuring window) or ``quit`` on stdin. After the
 window it writes its latencies (float64, seconds) to ``--out`` and prints ``done {...}``, which
-counts the connections the server ended (``lost``: a benchmark client never reconnects).
+counts the connections the server ended (``lost``: a benchmark client never reconnects), the
+updates a connection missed (``missed``: the gaps in the ``seq`` it heard after the one its
+subscribe ack carried) and the connections that heard no update at all (``silent``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from tests.raw_socketio import Gone, connect, receive, stdin
 #: Seconds one connection may take to open and subscribe, under the load of the others opening.
 OPEN_TIMEOUT = 60.0
 SENT = re.compile(r'"sent":\s*(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)')
+#: The first ``seq`` of an ack (the job's) or an update (the Event's); the peer's ack has it as
+#: a string (a Redis hash field).
+SEQ = re.compile(r'"seq":\s*"?([0-9]+)')
 
 
 class Stats:
@@ -43,6 +48,8 @@ class Stats:
         self.received = 0
         self.lost = 0
         self.in_window = 0
+        self.missed = 0
+        self.silent = 0
         self.latencies = array.array("d")
 
     def record(self, text: str) -> None:
@@ -57,7 +64,8 @@ class Stats:
 
 async def open_socket(
     session: aiohttp.ClientSession, base: str, job_id: str
-) -> aiohttp.ClientWebSocketResponse:
+) -> tuple[aiohttp.ClientWebSocketResponse, int]:
+    """A connection subscribed to ``job_id``, and the job's ``seq`` its ack carried."""
     async with asyncio.timeout(OPEN_TIMEOUT):
         ws = await connect(session, base)
         await ws.send_str(f'420["subscribe",{{"job_id":{json.dumps(job_id)}}}]')
@@ -67,17 +75,27 @@ async def open_socket(
                 if '"ok":true' not in reply.replace(" ", ""):
                     await ws.close()
                     raise Gone(f"subscribe refused: {reply[:200]!r}")
-                return ws
+                acked = SEQ.search(reply)
+                return ws, int(acked.group(1)) if acked else 0
 
 
-async def listen(ws: aiohttp.ClientWebSocketResponse, stats: Stats) -> None:
+async def listen(ws: aiohttp.ClientWebSocketResponse, acked: int, stats: Stats) -> None:
+    """Records the updates ``ws`` hears; those it missed from the ``seq`` after ``acked`` on (each
+    job's updates arrive in order)."""
+    last = acked
     try:
         while True:
             data = await receive(ws)
             if data.startswith("42"):
                 stats.record(data)
+                if match := SEQ.search(data):
+                    seq = int(match.group(1))
+                    stats.missed += max(0, seq - last - 1)
+                    last = max(last, seq)
     except Gone:  # cancelled when the client closes it: only the server's ending counts
         stats.lost += 1
+    finally:
+        stats.silent += last == acked
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -87,7 +105,7 @@ async def run(args: argparse.Namespace) -> None:
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         gate = asyncio.Semaphore(args.parallel)
 
-        async def one(index: int) -> aiohttp.ClientWebSocketResponse:
+        async def one(index: int) -> tuple[aiohttp.ClientWebSocketResponse, int]:
             async with gate:
                 job = f"{args.prefix}{(args.offset + index) % args.jobs}"
                 return await open_socket(session, args.url, job)
@@ -96,9 +114,10 @@ async def run(args: argparse.Namespace) -> None:
         results = await asyncio.gather(
             *(one(index) for index in range(args.clients)), return_exceptions=True
         )
-        sockets = [ws for ws in results if isinstance(ws, aiohttp.ClientWebSocketResponse)]
+        opened = [result for result in results if not isinstance(result, BaseException)]
+        sockets = [ws for ws, _ in opened]
         errors = [repr(exc) for exc in results if isinstance(exc, BaseException)]
-        listeners = [asyncio.create_task(listen(ws, stats)) for ws in sockets]
+        listeners = [asyncio.create_task(listen(ws, acked, stats)) for ws, acked in opened]
         ready = {
             "connected": len(sockets),
             "failed": len(errors),
@@ -118,7 +137,13 @@ async def run(args: argparse.Namespace) -> None:
             await ws.close()
     if args.out:
         await asyncio.to_thread(Path(args.out).write_bytes, stats.latencies.tobytes())
-    done = {"received": stats.received, "in_window": stats.in_window, "lost": stats.lost}
+    done = {
+        "received": stats.received,
+        "in_window": stats.in_window,
+        "lost": stats.lost,
+        "missed": stats.missed,
+        "silent": stats.silent,
+    }
     print("done " + json.dumps(done), flush=True)
 
 

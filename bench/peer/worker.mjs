@@ -7,12 +7,17 @@
 // `--duration` s. It first sends one update per job and prints {"primed": true}, waits for a line
 // on stdin, prints {"started": true}, paces, and prints {"updates", "seconds"}.
 //
+// With --cluster, --redis names one node of a Redis Cluster (the server's REDIS_CLUSTER=1): the
+// merge runs on the job's master through node-redis' cluster client, and the Event is published
+// for the sharded adapter (see `sharded()`).
+//
 //   node worker.mjs --redis redis://127.0.0.1:6390/0 --jobs 100 --rate 1000 --duration 10
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
 import { Redis } from "ioredis";
+import { createCluster, defineScript } from "redis";
 
 const { values } = parseArgs({
   options: {
@@ -23,6 +28,7 @@ const { values } = parseArgs({
     duration: { type: "string", default: "5" },
     concurrency: { type: "string", default: "64" },
     t0: { type: "string", default: "0" },
+    cluster: { type: "boolean", default: false },
   },
 });
 const jobs = Number(values.jobs);
@@ -31,12 +37,59 @@ const duration = Number(values.duration);
 const concurrency = Number(values.concurrency);
 const t0 = Number(values.t0);
 
-const redis = new Redis(values.redis);
-redis.defineCommand("merge", {
-  numberOfKeys: 3,
-  lua: readFileSync(new URL("./merge.lua", import.meta.url), "utf8"),
-});
-const emitter = new Emitter(redis);
+const script = readFileSync(new URL("./merge.lua", import.meta.url), "utf8");
+
+// One Redis server: ioredis, and @socket.io/redis-emitter for the classic adapter.
+function classic() {
+  const redis = new Redis(values.redis);
+  redis.defineCommand("merge", { numberOfKeys: 3, lua: script });
+  const emitter = new Emitter(redis);
+  return {
+    merge: (...args) => redis.merge(...args),
+    publish: (jobId, event) => emitter.to(`job:${jobId}`).emit("job_update", event),
+    quit: () => redis.quit(),
+  };
+}
+
+// A Redis Cluster: what the sharded adapter in its "dynamic" mode publishes for
+// io.to(room).emit(...), which @socket.io/redis-emitter does not speak: ClusterAdapter's
+// BROADCAST message, JSON (the adapter's encode() for data without binary), SPUBLISHed on the
+// room's own shard channel `socket.io#<nsp>#<room>#` (dynamicChannel()). The uid is no server's,
+// so that every server delivers it.
+async function sharded() {
+  const redis = createCluster({
+    rootNodes: [{ url: values.redis }],
+    scripts: {
+      // The keys first, so FIRST_KEY_INDEX 0 routes the call to the job's master.
+      merge: defineScript({
+        NUMBER_OF_KEYS: 3,
+        FIRST_KEY_INDEX: 0,
+        SCRIPT: script,
+        transformArguments: (...args) => args,
+      }),
+    },
+  });
+  await redis.connect();
+  return {
+    merge: (...args) => redis.merge(...args),
+    publish: (jobId, event) => {
+      const room = `job:${jobId}`;
+      const message = {
+        uid: "worker",
+        nsp: "/",
+        type: 3, // MessageType.BROADCAST
+        data: {
+          packet: { type: 2, data: ["job_update", event], nsp: "/" }, // an EVENT packet
+          opts: { rooms: [room], except: [], flags: {} },
+        },
+      };
+      return redis.sPublish(`socket.io#/#${room}#`, JSON.stringify(message));
+    },
+    quit: () => redis.quit(),
+  };
+}
+
+const redis = values.cluster ? await sharded() : classic();
 // The wall clock the load client reads (Python's time.time()): Date.now(), whole milliseconds
 // truncated, so + 0.5 ms is the unbiased reading. Not performance.timeOrigin + performance.now():
 // the monotonic clock drifts from the wall clock here (seen: 2.4 ms in 3 s), which made the
@@ -59,7 +112,7 @@ async function update(index) {
     "1000",
     "604800",
   );
-  emitter.to(`job:${jobId}`).emit("job_update", JSON.parse(json));
+  await redis.publish(jobId, JSON.parse(json));
 }
 
 async function main() {

@@ -1,17 +1,20 @@
 """The Redis store: where a progress update becomes a Redis write and a publish (through
 apply_update.lua, one atomic call).
 
-A call to ``apply`` made while nothing is on its way to Redis goes at once; calls made while a
-batch is on its way go together as the next one, a pipeline: a worker reporting on many jobs at
-once shares round trips, and one awaiting each update pays nothing for the batching. One job's
-updates keep their order: one batch is on its way at a time, and a pipeline runs its scripts in
-the order they were called.
+A call to ``apply`` made while nothing is on its way to Redis goes at once; calls made while
+batches are on their way wait for the end of the event loop's turn and go together as the next
+batch, one call of the merge script carrying them all (auto-pipelining): a worker reporting on
+many jobs at once shares round trips, and one awaiting each update pays nothing for the batching.
+On a single Redis the next batch is written while the ones before it are still on their way, on
+the same connection (``_Lane``), so that the worker prepares a batch while Redis merges the last;
+updates are merged in the order they were made, since Redis runs a connection's commands in
+order. On a cluster one batch is on its way at a time.
 
 The same store runs on a single Redis and on a Redis Cluster (``connect`` tells them apart). No
 command touches two slots: a job's keys share its hash tag, and what spans jobs (the recent
-list, an owner's list) is written and read key by key. On a cluster a pipeline is redis-py's
-cluster pipeline, which sends each node its commands; it has no MULTI, so a job is read at one
-instant by a script (read_job.lua), as it is merged by one.
+list, an owner's list) is written and read key by key. On a cluster a batch is redis-py's
+cluster pipeline, which sends each node its commands, one call per update; it has no MULTI, so
+a job is read at one instant by a script (read_job.lua), as it is merged by one.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tidings import constants
@@ -125,16 +129,35 @@ class _Script:
 _Call = tuple[_Script, list[str], list[str]]  # the script, its keys, its arguments
 
 
+class _Lane:
+    """One connection to a single Redis, for as long as it works, that batches are written to one
+    after another without waiting for the replies of the ones before; each batch reads its replies
+    once the batch written before it has read its own (Redis answers a connection's commands in
+    the order they came). Once a batch fails, the lane is broken: a batch written after it fails
+    too, without reading (it would read another batch's replies), and the next batch takes a new
+    lane.
+    """
+
+    def __init__(self, connection: AbstractConnection) -> None:
+        self.connection = connection
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        self.written = done  # the last batch has been written to the connection (or given up)
+        self.read = done  # the last batch has read its replies (or given up)
+        self.broken = False
+
+
 class RedisStore:
     def __init__(self, client: Client, limits: Limits | None = None) -> None:
         self.client = client
         self.limits = limits or Limits()
         self._script = _Script.of(self.limits)
         self._read = register(client, _READ)
-        self._queued: list[tuple[_Call, asyncio.Future[Any]]] = []
-        self._busy = False  # a batch is on its way to Redis
+        self._queued: list[tuple[_Call, asyncio.Future[Any]]] = []  # the next batch
+        self._on_their_way = 0  # batches sent and not yet answered
         self._sending: set[asyncio.Task[None]] = set()
-        self._connection: AbstractConnection | None = None  # what the merge batches go through
+        self._lane: _Lane | None = None  # what the merge batches go through on a single Redis
+        self._cluster_batch: asyncio.Future[None] | None = None  # the last batch on a cluster
 
     def _script_of(self, limits: Limits) -> _Script:
         """The script of the store's limits, written once per set of limits (a test may change
@@ -197,28 +220,28 @@ class RedisStore:
 
     async def _run(self, call: _Call) -> Any:
         """The script's reply. A call made while nothing is on its way to Redis goes at once, from
-        the caller's own task (no loop turn waited, no task made); calls made while a batch is on
-        its way wait for it and then go together, as one pipeline, in the order they were made.
+        the caller's own task (no loop turn waited, no task made); calls made while batches are
+        on their way go together at the end of the loop's turn, as the next batch.
         """
-        if self._busy:
+        if self._on_their_way or self._queued:
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            if not self._queued:
+                asyncio.get_running_loop().call_soon(self._send_queued)
             self._queued.append((call, future))
             return await future
-        self._busy = True
+        self._on_their_way += 1
         try:
             (reply,) = await self._replies([call])
         finally:
-            self._send_queued()
+            self._on_their_way -= 1
         if isinstance(reply, Exception):
             raise reply
         return reply
 
     def _send_queued(self) -> None:
-        """Send what waited while a batch was on its way, or note that nothing is any more."""
+        """Send the calls made during the loop's last turn, as one batch."""
         queued, self._queued = self._queued, []
-        if not queued:
-            self._busy = False
-            return
+        self._on_their_way += 1
         task = asyncio.get_running_loop().create_task(self._send(queued))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
@@ -233,7 +256,7 @@ class RedisStore:
                 future.cancel()
             raise
         finally:
-            self._send_queued()
+            self._on_their_way -= 1
         for (_, future), reply in zip(queued, replies, strict=True):
             if future.done():  # its caller was cancelled
                 continue
@@ -243,8 +266,8 @@ class RedisStore:
                 future.set_result(reply)
 
     async def _replies(self, calls: Sequence[_Call]) -> list[Any]:
-        """One pipeline of EVALSHA; a script is loaded and the batch sent again only when Redis
-        has lost it (a restart), so a batch costs one round trip."""
+        """Each call's reply, for one round trip; a script is loaded and the batch sent again only
+        when Redis has lost it (a restart)."""
         replies = await self._evalsha(calls)
         lost = {
             script
@@ -258,46 +281,75 @@ class RedisStore:
         return replies
 
     async def _evalsha(self, calls: Sequence[_Call]) -> list[Any]:
-        """One pipeline of EVALSHA on the store's own connection; a reply is a value or the error
-        Redis answered to that call.
+        """The batch as one EVALSHA of the merge script carrying every update (it merges them in
+        order, each as on its own), on the store's lane; a reply is a value or the error Redis
+        answered, the same for every update of a call that failed as a whole.
 
         On a single Redis, not redis-py's ``pipeline()``, which takes a connection from the pool
-        and checks it for every batch: that cost a worker awaiting each update a third of its CPU
-        (a cluster has no single connection: ``_evalsha_on_cluster``). One batch is on
-        its way at a time, so one connection serves them all; it is connected again by the next
-        batch after it has dropped (redis-py closes it on any error). It is made with the pool's
-        settings but no socket timeout, and the batch as a whole is bounded instead: with one,
+        and checks it for every batch (that cost a worker awaiting each update a third of its
+        CPU), and waits for a batch's replies before the next can go (a cluster has no single
+        connection: ``_evalsha_on_cluster``). A lane's connection is made with the pool's
+        settings but no socket timeout, and each batch as a whole is bounded instead: with one,
         redis-py arms a timer for every reply and makes a task for every send.
         """
         if isinstance(self.client, RedisCluster):
             return await self._evalsha_on_cluster(calls)
-        if self._connection is None:
+        lane = self._lane
+        if lane is None or lane.broken:
             pool = self.client.connection_pool
-            self._connection = pool.connection_class(
-                **{**pool.connection_kwargs, "socket_timeout": None}
+            lane = self._lane = _Lane(
+                pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
             )
-        connection = self._connection
+        written_before, read_before = lane.written, lane.read
+        written = lane.written = asyncio.get_running_loop().create_future()
+        read = lane.read = asyncio.get_running_loop().create_future()
+        grouped = _grouped(calls)
         replies: list[Any] = []
         try:
             async with asyncio.timeout(BATCH_TIMEOUT):
-                await connection.send_packed_command(_evalsha_commands(calls), check_health=False)
-                for _ in calls:
+                await written_before  # the batch before connects or writes
+                if lane.broken:
+                    raise RedisConnectionError("An earlier batch on this connection failed.")
+                commands = _evalsha_commands([call for call, _ in grouped])
+                await lane.connection.send_packed_command(commands, check_health=False)
+                written.set_result(None)
+                await read_before  # the batch before reads its replies
+                if lane.broken:
+                    raise RedisConnectionError("An earlier batch on this connection failed.")
+                for _, count in grouped:
                     try:
-                        replies.append(await connection.read_response())
+                        replies += await lane.connection.read_response()
                     except ResponseError as exc:
-                        replies.append(exc)
-        except TimeoutError as exc:  # the connection was closed on the way out (redis-py)
-            raise RedisTimeoutError("Redis did not answer the batch in time.") from exc
+                        replies += [exc] * count
+        except BaseException as exc:
+            lane.broken = True
+            await lane.connection.disconnect(nowait=True)  # with whatever it has not read
+            if isinstance(exc, TimeoutError):
+                raise RedisTimeoutError("Redis did not answer the batch in time.") from exc
+            raise
+        finally:
+            for future in (written, read):
+                if not future.done():
+                    future.set_result(None)
         return replies
 
     async def _evalsha_on_cluster(self, calls: Sequence[_Call]) -> list[Any]:
-        """The batch through redis-py's cluster pipeline, which sends each node its commands."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for script, keys, arguments in calls:
-                # Not ``pipe.evalsha``, which a cluster pipeline refuses; the command is the same.
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *arguments)
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-            return replies
+        """The batch through redis-py's cluster pipeline, which sends each node its commands: one
+        EVALSHA per update, whose keys are in one slot. One batch at a time (a pipeline uses
+        several connections), so that updates are merged in the order they were made."""
+        before = self._cluster_batch
+        done = self._cluster_batch = asyncio.get_running_loop().create_future()
+        try:
+            if before is not None:
+                await before
+            async with self.client.pipeline(transaction=False) as pipe:
+                for script, keys, arguments in calls:
+                    # Not ``pipe.evalsha``, which a cluster pipeline refuses; the same command.
+                    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *arguments)
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+        finally:
+            done.set_result(None)
+        return [reply if isinstance(reply, Exception) else reply[0] for reply in replies]
 
     async def _index(self, owner: str, job_id: str, created_ms: int) -> None:
         """List a new job among the server's recent jobs and under its owner, the newest kept.
@@ -386,9 +438,9 @@ class RedisStore:
 
     async def aclose(self) -> None:
         await asyncio.gather(*self._sending, return_exceptions=True)
-        if self._connection is not None:
-            await self._connection.disconnect()
-            self._connection = None
+        if self._lane is not None:
+            await self._lane.connection.disconnect()
+            self._lane = None
         await self.client.aclose()
 
 
@@ -412,6 +464,21 @@ def _job_names(job_id: str) -> tuple[list[str], str]:
     """A job's keys (never changed by their users) and its channel, written once for the many
     updates of a job, not on each."""
     return constants.job_keys(job_id), constants.job_channel(job_id)
+
+
+def _grouped(calls: Sequence[_Call]) -> list[tuple[_Call, int]]:
+    """Consecutive calls of one script as one call of it, their keys and arguments one after the
+    other (the script merges them in that order), each with the number of calls it holds."""
+    grouped: list[tuple[_Call, int]] = []
+    for script, keys, arguments in calls:
+        if grouped and grouped[-1][0][0] is script:
+            (_, all_keys, all_arguments), count = grouped[-1]
+            all_keys += keys
+            all_arguments += arguments
+            grouped[-1] = (grouped[-1][0], count + 1)
+        else:
+            grouped.append(((script, list(keys), list(arguments)), 1))
+    return grouped
 
 
 def _evalsha_commands(calls: Sequence[_Call]) -> bytes:

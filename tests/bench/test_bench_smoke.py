@@ -2,8 +2,10 @@
 few connections, so that they cannot rot.
 
 It asserts only that the benchmark ran and measured every row (figures are never assertions in
-the suite). Node, npm and redis-server are required, not optional: a missing one fails the test
-with a sentence saying so (``.ci/run`` installs them), it is never skipped.
+the suite), and that the cluster row delivered every update on both sides: the peer's worker
+writes the sharded adapter's message by hand, and a wrong channel or format delivers nothing.
+Node, npm and redis-server are required, not optional: a missing one fails the test with a
+sentence saying so (``.ci/run`` installs them), it is never skipped.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ ROWS = {
     "idle_memory",
     "two_nodes",
     "idle_node",
+    "cluster",
 }
 
 
@@ -49,6 +52,8 @@ def test_bench_vs_node_runs_in_smoke_mode(tmp_path: Path) -> None:
     for side in ("tidings", "node"):
         assert set(report["runs"][side]) == ROWS, side
         assert report["runs"][side]["fixed"]["deliveries_per_s"] > 0, side
+        cluster = report["runs"][side]["cluster"]
+        assert (cluster["updates_missed"], cluster["silent_connections"]) == (0, 0), side
     assert report["runs"]["tidings_memory"]["fixed"]["deliveries_per_s"] > 0
     assert (tmp_path / "vs_node.png").read_bytes().startswith(b"\x89PNG")
 

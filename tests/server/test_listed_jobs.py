@@ -35,6 +35,9 @@ async def node(store_url: str | None, tmp_path: Path) -> AsyncIterator[Node]:
 async def create(url: str, body: dict[str, Any]) -> None:
     status, reply = await http_json("POST", f"{url}/api/jobs", body)
     assert status == 201, reply
+    # Lists are newest first by creation time in milliseconds, ties by id (as Redis orders a
+    # sorted set): jobs made in one millisecond would be listed by id, not in the order made.
+    await asyncio.sleep(0.002)
 
 
 async def test_every_list_gives_the_snapshot_with_the_documents_fields(node: Node) -> None:

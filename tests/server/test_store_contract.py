@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -9,6 +10,7 @@ import statistics
 from collections.abc import AsyncIterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -449,6 +451,145 @@ async def test_a_frozen_redis_is_an_error_after_the_batch_timeout_then_the_store
         finally:
             os.kill(server.process.pid, signal.SIGCONT)
         assert await apply(store, "frozen", step="s", progress=3) is not None
+    finally:
+        await store.aclose()
+        server.stop()
+
+
+async def test_updates_made_at_once_each_get_their_own_outcome_in_order(store: JobStore) -> None:
+    """Updates made together (on Redis: one batch, one call of the merge script) are merged one
+    after the other in the order they were made; each caller gets its own outcome, a refusal
+    included, and the others are not harmed by it."""
+    await apply(store, "ended", step="s", message="m")
+    await apply(store, "ended", status="done", message="Done")
+    outcomes = await asyncio.gather(
+        apply(store, "a", step="s", progress=1),
+        apply(store, "b", step="s", progress=1),
+        apply(store, "a", step="s", progress=2),
+        apply(store, "ended", step="s", progress=3),  # refused: the job has ended
+        apply(store, "a", step="s", progress=3),
+        apply(store, "a", step="s", progress=3),  # changes nothing
+        apply(store, "missing", mode="update", step="s"),  # refused: no such job
+        apply(store, "b", step="t", progress=2),
+        return_exceptions=True,
+    )
+    kinds = [type(outcome).__name__ for outcome in outcomes]
+    assert kinds[:5] == ["Applied", "Applied", "Applied", "JobTerminal", "Applied"]
+    assert kinds[5:] == ["NoneType", "NotFound", "Applied"]
+    seqs = [(o.event["job_id"], o.event["seq"]) for o in outcomes if isinstance(o, Applied)]
+    assert seqs == [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("b", 2)]
+    job = (await store.read("a")).job
+    assert job is not None and (job["seq"], job["progress"]) == (3, 3)
+
+
+async def test_a_batch_goes_to_redis_as_one_call_and_survives_a_lost_script(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one update is on its way, the next ones wait and go together as one EVALSHA; when
+    Redis has lost the script by then (a restart; here SCRIPT FLUSH just before the batch goes),
+    the store loads it and sends the batch again, whole."""
+    store = RedisStore(connect(redis_url))
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    sent = store._evalsha
+    batches: list[int] = []
+
+    async def lose_the_script_before_the_first_batch(calls: list[Any]) -> list[Any]:
+        if len(calls) > 1 and 49 not in batches:
+            await client.script_flush()
+        batches.append(len(calls))
+        return await sent(calls)
+
+    try:
+        await apply(store, "warm", step="s")  # the script is loaded
+        monkeypatch.setattr(store, "_evalsha", lose_the_script_before_the_first_batch)
+        await client.config_resetstat()
+        applied = await asyncio.gather(
+            *(apply(store, f"job-{index % 5}", step="s", progress=index) for index in range(50))
+        )
+        assert all(isinstance(one, Applied) for one in applied)
+        # the first alone; the rest together, refused (NOSCRIPT), then sent again
+        assert batches == [1, 49, 49]
+        assert (await client.info("commandstats"))["cmdstat_evalsha"]["calls"] == 3
+        for index in range(5):
+            job = (await store.read(f"job-{index}")).job
+            assert job is not None and (job["seq"], job["progress"]) == (10, 45 + index)
+    finally:
+        await client.aclose()
+        await store.aclose()
+
+
+async def launch_in_turns(
+    store: RedisStore, turns: int, per_turn: int, first: int = 0
+) -> list[asyncio.Task[Any]]:
+    """``per_turn`` updates in each of ``turns`` turns of the event loop (one batch each), over
+    five jobs; update ``i`` reports progress ``first + i``."""
+    tasks = []
+    for turn in range(turns):
+        for index in range(turn * per_turn, (turn + 1) * per_turn):
+            tasks.append(
+                asyncio.create_task(apply(store, f"job-{index % 5}", progress=first + index))
+            )
+        await asyncio.sleep(0)
+    return tasks
+
+
+async def test_batches_on_their_way_together_keep_their_order_and_their_replies(
+    tmp_path: Path,
+) -> None:
+    """Batches made while others are on their way go at once, on the same connection (Redis is
+    stopped here, so that they are all on their way together); each update gets its own reply,
+    and each job's updates are merged in the order they were made."""
+    server = RedisServer(tmp_path)
+    server.start()
+    assert server.process is not None
+    store = RedisStore(connect(server.url))
+    client = aioredis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        await apply(store, "warm", step="s")
+        await client.config_resetstat()
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            tasks = await launch_in_turns(store, turns=4, per_turn=10)
+            await asyncio.sleep(0.2)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        applied = await asyncio.gather(*tasks)
+        assert [one.event["progress"] for one in applied if one] == list(range(40))
+        assert [one.event["seq"] for one in applied if one] == [
+            index // 5 + 1 for index in range(40)
+        ]
+        # the first alone, then a batch for each turn: all written before Redis answered one
+        assert (await client.info("commandstats"))["cmdstat_evalsha"]["calls"] == 5
+    finally:
+        await client.aclose()
+        await store.aclose()
+        server.stop()
+
+
+async def test_batches_on_their_way_when_one_fails_fail_too_and_the_next_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that times out takes the batches written after it on its connection with it (each
+    raises; none reads another's replies), and the batches after that go on a new connection."""
+    monkeypatch.setattr(redis_store, "BATCH_TIMEOUT", 0.5)
+    server = RedisServer(tmp_path)
+    server.start()
+    assert server.process is not None
+    store = RedisStore(connect(server.url))
+    try:
+        await apply(store, "warm", step="s")
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            tasks = await launch_in_turns(store, turns=3, per_turn=10)
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes)
+        # (the failed batches may have been merged once Redis ran again: progress goes on)
+        after = await asyncio.gather(*await launch_in_turns(store, 3, 10, first=30))
+        for index, one in enumerate(after):
+            assert one is not None and one.event["job_id"] == f"job-{index % 5}"
+            assert one.event["progress"] == 30 + index
     finally:
         await store.aclose()
         server.stop()
