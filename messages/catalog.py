@@ -478,13 +478,32 @@ def register_step(step: str, template: str, *, default: str | None = None) -> No
         _REGISTERED[normalized] = (parsed, default)
 
 
+#: Built-in sentences already written, by step and context (``Context.key``): a worker reports
+#: a step many times with the same context, and an entry reads the context key by key, most of
+#: the cost of a sentence. Entries are pure and never change, so nothing here goes stale (a
+#: registered step is looked up first, on every call); emptied when full.
+_WRITTEN: dict[tuple[str, object], str] = {}
+_MAX_WRITTEN: Final = 1024
+
+
 def _lookup(step: str, c: Context) -> str | None:
     registered = _REGISTERED.get(step)
     if registered is not None:
         template, default = registered
         return template.render(c) or default or humanize_step(step)
     entry = _BUILTIN.get(step)
-    return entry(c) if entry is not None else None
+    if entry is None:
+        return None
+    key = c.key()
+    if key is None:
+        return entry(c)
+    sentence = _WRITTEN.get((step, key))
+    if sentence is None:
+        sentence = entry(c)
+        if len(_WRITTEN) >= _MAX_WRITTEN:
+            _WRITTEN.clear()
+        _WRITTEN[step, key] = sentence
+    return sentence
 
 
 def catalog_sentence(step: str, context: Context) -> str | None:

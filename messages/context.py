@@ -29,6 +29,7 @@ __all__ = ["FILENAME_KEYS", "Context", "render_value", "template_keys"]
 
 FILENAME_KEYS: Final = ("filename", "file_name")
 _EMPTY: Final[Mapping[str, object]] = {}
+_PLAIN: Final = frozenset({str, int, bool, type(None)})
 _MAX_SECONDS: Final = 10 * 365 * 86400  # beyond ten years a duration is a mistake
 
 _KEY_RE: Final = re.compile(rf"[A-Za-z_][A-Za-z0-9_]{{0,{MAX_KEY_LENGTH - 1}}}")
@@ -54,7 +55,9 @@ class Context:
     __slots__ = ("_data",)
 
     def __init__(self, data: object = None) -> None:
-        self._data: Mapping[str, object] = data if isinstance(data, Mapping) else _EMPTY
+        # A dict, as it mostly is, without the Mapping ABC's isinstance check (slow, per event).
+        mapping = type(data) is dict or isinstance(data, Mapping)
+        self._data: Mapping[str, object] = data if mapping else _EMPTY  # type: ignore[assignment]
 
     def __bool__(self) -> bool:
         return bool(self._data)
@@ -96,6 +99,18 @@ class Context:
             if name is not None:
                 return name
         return None
+
+    def key(self) -> object:
+        """The context as a dict key, or None: when its values are all text, whole numbers,
+        flags or None, contexts with equal keys read alike. The types are part of it (True and
+        1 are equal, yet one is a flag and the other a count); other values have none (0.0 and
+        -0.0 are equal, a list is no key, a hostile Mapping may raise)."""
+        try:
+            items = tuple(self._data.items())
+            types = tuple(map(type, self._data.values()))
+        except Exception:
+            return None
+        return (items, types) if _PLAIN.issuperset(types) else None
 
     def keys(self) -> list[str]:
         """The context's string keys, at most MAX_CONTEXT_KEYS of them."""

@@ -54,11 +54,15 @@ def event_name(event: Event) -> str:
     return "job_update"
 
 
+#: The wire time's ending for each millisecond, written once (``:03d`` cost half of ``now``).
+_MILLI_TEXT = tuple(f"{milli:03d}Z" for milli in range(1000))
+
+
 def now() -> tuple[str, int]:
     """The time as the wire writes it (ISO-8601 UTC, milliseconds, ``Z``) and in milliseconds."""
     ms = time.time_ns() // 1_000_000
     second, milli = divmod(ms, 1000)
-    return f"{_second_text(second)}{milli:03d}Z", ms
+    return _second_text(second) + _MILLI_TEXT[milli], ms
 
 
 @functools.lru_cache(maxsize=2)
@@ -88,8 +92,11 @@ class JobService:
     async def report(
         self, job_id: str, request: ProgressRequest, *, mode: str = "upsert"
     ) -> Event | None:
-        """Apply a worker's update and deliver the Event; None when nothing visible changed."""
-        extra = dict(request.extra) if request.extra else None
+        """Apply a worker's update and deliver the Event; None when nothing visible changed.
+
+        The request's own dicts are read, not copied: the request is validated, hence its own.
+        """
+        extra = request.extra or None
         if extra is not None and json_size(extra) > self.store.limits.max_extra_bytes:
             raise PayloadTooLarge(
                 f"extra is larger than {self.store.limits.max_extra_bytes} bytes."
@@ -101,9 +108,9 @@ class JobService:
             error_dict = {"code": error.code, "message": error.message}
         elif status in DEFAULT_ERRORS:
             error_dict = DEFAULT_ERRORS[status]
-        context: dict[str, object] = dict(request.context or {})
-        if error_dict is not None:
-            context.setdefault("reason", error_dict["message"])
+        context: Mapping[str, object] | None = request.context
+        if error_dict is not None and (context is None or "reason" not in context):
+            context = {**(context or {}), "reason": error_dict["message"]}
         message = self._message(request.step, status, context, request.message)
         extra_set, extra_del = Update.extra_patch(extra)
         update = Update(

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Literal, TypedDict
 
 JobStatus = Literal["queued", "processing", "done", "error", "cancelled"]
@@ -94,10 +95,36 @@ def listed(job: Snapshot) -> ListedJob:
     return {**job, **seed_fields(job)}
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once, not per call
+def compact_json(*, allow_nan: bool) -> Callable[[object], str]:
+    """A writer of compact JSON text (``ensure_ascii=False``), its C encoder built once.
+
+    ``json.dumps`` and ``JSONEncoder.encode`` build the C encoder anew on every call: most of the
+    cost of a small value, and an update writes several. This one keeps no record of the
+    containers it is inside (no circular check): every value it is given was validated as JSON
+    (pydantic's JsonValue, which refuses a cycle) or decoded from JSON text, so none holds a
+    cycle. Raises what ``JSONEncoder.encode`` raises: ValueError for NaN and Infinity when
+    ``allow_nan`` is off, TypeError for what JSON cannot hold.
+    """
+    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator (another Python): the encoder as it is
+        return encoder.encode
+    # The arguments JSONEncoder.iterencode gives it, with no markers (no circular check).
+    write = make(
+        None, encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False,
+        allow_nan,
+    )  # fmt: skip
+
+    def encode(value: object) -> str:
+        return "".join(write(value, 0))
+
+    return encode
+
+
+_encode = compact_json(allow_nan=True)
 
 
 def json_size(value: object) -> int:
     """Bytes of a value as compact JSON: the measure of the extra size limit."""
-    text = _ENCODER.encode(value)
+    text = _encode(value)
     return len(text) if text.isascii() else len(text.encode())

@@ -39,24 +39,21 @@ class CallChecks:
             if owner is not None and known is not None and owner != known:
                 raise Conflict(OWNER_FIXED.format(job_id=job_id))
             extra = call.get("extra")
-            merged = self._extras.get(job_id, {})
-            size = self._sizes.get(job_id, len("{}"))
             if extra:
                 patch = json_size(extra)
                 if patch > limit:
                     raise PayloadTooLarge(f"extra is larger than {limit} bytes.")
-                merged = {
-                    key: value
-                    for key, value in {**merged, **extra}.items()
-                    if value is not None  # None deletes a key
-                }
-                size += patch
-                if size > limit:
+                merged = self._extras.get(job_id) or {}
+                size = self._sizes.get(job_id, len("{}")) + patch
+                if size > limit:  # measured on a copy: the job's own stays as it is if refused
+                    merged = _merge_into(dict(merged), extra)
                     size = json_size(merged)
-                if size > limit:
-                    raise PayloadTooLarge(
-                        f"extra would grow to {size} bytes; the limit is {limit}."
-                    )
+                    if size > limit:
+                        raise PayloadTooLarge(
+                            f"extra would grow to {size} bytes; the limit is {limit}."
+                        )
+                else:  # in place, not a new dict per update (that one would outlive many)
+                    merged = _merge_into(merged, extra)
             if call.get("status") in TERMINAL_STATUSES:
                 self._extras.pop(job_id, None)
                 self._sizes.pop(job_id, None)
@@ -71,3 +68,12 @@ class CallChecks:
         if owner is not None:
             with self._lock:
                 self._owners.setdefault(job_id, owner)
+
+
+def _merge_into(merged: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``merged`` patched with ``extra`` as the store patches a job's extra: a None deletes."""
+    merged.update(extra)
+    for key, value in extra.items():
+        if value is None:
+            del merged[key]
+    return merged

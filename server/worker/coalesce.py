@@ -30,9 +30,10 @@ class _JobWindow:
     flush_scheduled: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
-    """``send`` these calls now, in order; or, when ``flush_at`` is set, schedule a flush then."""
+    """``send`` these calls now, in order; or, when ``flush_at`` is set, schedule a flush then.
+    (Not frozen, as ``tidings.store.Update``: one is made per update.)"""
 
     send: list[Call] = field(default_factory=list)
     flush_at: float | None = None
@@ -46,6 +47,8 @@ class Coalescer:
 
     def offer(self, job_id: str, call: Call, *, hold: bool = True) -> Decision:
         """``hold=False``: the update may not be held (only the store can judge it)."""
+        if self.window <= 0:  # nothing is ever held: no job's window to keep
+            return Decision(send=[call])
         now = time.monotonic()
         with self._lock:
             state = self._jobs.setdefault(job_id, _JobWindow())

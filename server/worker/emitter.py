@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -69,11 +70,18 @@ def _check_job_id(job_id: str) -> None:
     parse(JobRequest, {"job_id": job_id})
 
 
-def _validated(call: Call) -> ProgressRequest:
-    """A held update, merged from several, validated as it goes."""
-    from tidings.models import ProgressRequest, parse
+@functools.cache
+def _request_parser() -> Callable[[object], ProgressRequest]:
+    """``parse(ProgressRequest, ...)``: pydantic is loaded on the first update, not on import,
+    and once: an import statement in a function costs every call half a microsecond."""
+    from tidings.models import ProgressRequest, parser
 
-    return parse(ProgressRequest, call)
+    return parser(ProgressRequest)
+
+
+def _validated(call: Call) -> ProgressRequest:
+    """An update validated as the HTTP API validates it."""
+    return _request_parser()(call)
 
 
 class ProgressEmitter:
@@ -95,7 +103,9 @@ class ProgressEmitter:
         self._closers = list(closers)
         self._coalescer = Coalescer(coalesce_window)
         self._checks = CallChecks(service.store.limits.max_extra_bytes)
-        self._locks: dict[str, asyncio.Lock] = {}
+        #: The jobs whose sends are on their way, each with the sends waiting their turn (None
+        #: until one waits): one job's updates go one at a time, in the order they were decided.
+        self._turns: dict[str, deque[asyncio.Future[None]] | None] = {}
         self._flushes: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -138,9 +148,9 @@ class ProgressEmitter:
     ) -> Event | None:
         """Report a step: the Event it produced, or None when nothing visible changed or the
         update was held to be sent with a later one."""
-        return await self.emit_request(
-            job_id, progress_call(step, progress, context, extra, owner, message)
-        )
+        # The call is made and decided in one expression, so that no local keeps it meanwhile.
+        send = self._decided(job_id, progress_call(step, progress, context, extra, owner, message))
+        return await self.send_decided(job_id, send)
 
     async def complete(
         self,
@@ -167,10 +177,16 @@ class ProgressEmitter:
 
     async def emit_request(self, job_id: str, payload: Mapping[str, object]) -> Event | None:
         """Report an update in the JSON shape of ``POST /api/jobs/{id}/progress``."""
+        return await self.send_decided(job_id, self._decided(job_id, payload))
+
+    def _decided(self, job_id: str, payload: Mapping[str, object]) -> list[ProgressRequest]:
+        """What to send now, a flush scheduled for what is held. Not a coroutine, so that the
+        call (its dicts) is not kept while the update is on its way: every object an update
+        in flight keeps is one more for the garbage collector to go through, again and again."""
         decided = self.decide(job_id, payload)
         if decided.flush_at is not None:
             self.schedule_flush(job_id, decided.flush_at)
-        return await self.send_decided(job_id, decided.send)
+        return decided.send
 
     def decide(self, job_id: str, payload: Mapping[str, object]) -> Decided:
         """Validate an update and decide whether it goes now or is held (any thread).
@@ -180,26 +196,76 @@ class ProgressEmitter:
         goes as it was given is validated once, here; one merged with held updates is validated
         again as merged.
         """
-        from tidings.models import ProgressRequest, parse  # pydantic: on first use
-
         _check_job_id(job_id)
         call = dict(payload)
         if call.get("error") is not None and call.get("status") is None:
             # What the store makes of it: the job ends. Said here, the coalescer never holds it
-            # and the checks and the job's lock know the job has ended.
+            # and the checks and the job's turn know the job has ended.
             call["status"] = "error"
-        request = parse(ProgressRequest, call)
+        request = _validated(call)
         hold = self._checks.check(job_id, call)
         decision = self._coalescer.offer(job_id, call, hold=hold)
         send = [request if sent is call else _validated(sent) for sent in decision.send]
         return Decided(send, decision.flush_at)
 
     async def send_decided(self, job_id: str, requests: list[ProgressRequest]) -> Event | None:
+        """Send decided updates in order, after the job's sends decided before them and before
+        any decided after (held and released updates too, so nothing overtakes a retry)."""
+        if job_id in self._turns:
+            await self._wait_turn(job_id)
+        else:
+            self._turns[job_id] = None  # the job's turn, free: taken without a wait
         event = None
-        for request in requests:
-            event = await self._send(job_id, request)
-            self._checks.accepted(job_id, request.owner)
+        ended = False
+        try:
+            # By index: an iterator over the list would be one more object kept while the update
+            # is on its way, and every such object is one more for the garbage collector.
+            for index in range(len(requests)):
+                request = requests[index]
+                ended = request.status in TERMINAL_STATUSES
+                try:  # the first try goes straight out: no retry machinery, no more coroutines
+                    event = await self.service.report(job_id, request)
+                except StoreUnavailable:
+                    event = await self._retried(
+                        functools.partial(self._report_again, job_id, request)
+                    )
+                self._checks.accepted(job_id, request.owner)
+        except JobTerminal:
+            ended = True
+            raise
+        finally:
+            self._pass_turn(job_id)
+            if ended:
+                self._coalescer.forget(job_id)
         return event
+
+    async def _wait_turn(self, job_id: str) -> None:
+        """Wait for the job's sends decided before this one (first come, first served).
+
+        A per-job ``asyncio.Lock`` did this, at the cost of a Lock per job and three coroutines
+        per update; a free turn is taken with neither (``send_decided``), only a wait makes one.
+        """
+        waiting = self._turns[job_id]
+        if waiting is None:
+            waiting = self._turns[job_id] = deque()
+        turn = asyncio.get_running_loop().create_future()
+        waiting.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if not turn.cancelled():  # handed the turn just as it was cancelled: hand it on
+                self._pass_turn(job_id)
+            raise
+
+    def _pass_turn(self, job_id: str) -> None:
+        """Hand the job's turn to the first send still waiting for it, or free it."""
+        waiting = self._turns[job_id]
+        while waiting:
+            turn = waiting.popleft()
+            if not turn.done():  # else it was cancelled while it waited
+                turn.set_result(None)
+                return
+        del self._turns[job_id]
 
     def schedule_flush(self, job_id: str, at: float) -> None:
         """Send what is held for a job when its window ends (on the emitter's loop)."""
@@ -212,46 +278,25 @@ class ProgressEmitter:
         held = self._coalescer.release(job_id)
         if held is not None:
             try:
-                await self._send(job_id, _validated(held))
+                await self.send_decided(job_id, [_validated(held)])
             except JobTerminal as exc:
                 logger.info("a held update of %s was dropped: %s", job_id, exc.message)
             except Exception:
                 logger.exception("a held update of %s could not be sent", job_id)
 
-    async def _send(self, job_id: str, request: ProgressRequest) -> Event | None:
-        unsure = False  # an earlier try failed: the store may hold this update already
-
-        async def attempt() -> Event | None:
-            nonlocal unsure
-            try:
-                event = await self.service.report(job_id, request)
-            except StoreUnavailable:
-                unsure = True
-                raise
-            except JobTerminal:
-                if unsure and request.status in TERMINAL_STATUSES:
-                    # Most likely our own ending, stored (and delivered) before its reply was lost.
-                    return await self.service.latest_event(job_id)
-                raise
-            if event is None and unsure:
-                # Stored, and delivered, by the failed try (a retry changes nothing).
-                return await self.service.latest_event(job_id)
-            return event
-
-        lock = self._locks.get(job_id)  # not setdefault: that would make a Lock every update
-        if lock is None:
-            lock = self._locks[job_id] = asyncio.Lock()
-        ended = request.status in TERMINAL_STATUSES
+    async def _report_again(self, job_id: str, request: ProgressRequest) -> Event | None:
+        """A retry: an earlier try failed, and the store may hold this update already."""
         try:
-            async with lock:  # one job's sends in the order they were decided
-                return await self._retrying(attempt)
+            event = await self.service.report(job_id, request)
         except JobTerminal:
-            ended = True
+            if request.status in TERMINAL_STATUSES:
+                # Most likely our own ending, stored (and delivered) before its reply was lost.
+                return await self.service.latest_event(job_id)
             raise
-        finally:
-            if ended and not lock.locked():
-                self._locks.pop(job_id, None)
-                self._coalescer.forget(job_id)
+        if event is None:
+            # Stored, and delivered, by the failed try (a retry changes nothing).
+            return await self.service.latest_event(job_id)
+        return event
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         # The first try goes straight out: the retry machinery costs a worker about a quarter of
@@ -259,7 +304,12 @@ class ProgressEmitter:
         try:
             return await attempt()
         except StoreUnavailable:
-            await asyncio.sleep(FIRST_RETRY_DELAY)
+            pass
+        return await self._retried(attempt)
+
+    async def _retried(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt`` again, with backoff, after a first try the store did not answer."""
+        await asyncio.sleep(FIRST_RETRY_DELAY)
         try:
             async for trial in AsyncRetrying(
                 stop=stop_after_attempt(SEND_ATTEMPTS - 1) & stop_after_delay(SEND_WITHIN_SECONDS),
@@ -279,7 +329,7 @@ class ProgressEmitter:
     async def flush(self) -> None:
         """Send every held update now."""
         for job_id, held in self._coalescer.release_all().items():
-            await self._send(job_id, _validated(held))
+            await self.send_decided(job_id, [_validated(held)])
 
     async def cancel(self, job_id: str) -> Snapshot:
         return await self._retrying(lambda: self.service.cancel(job_id))
@@ -445,10 +495,22 @@ def progress_call(
     owner: str | None,
     message: str | None,
 ) -> Call:
-    """``send_progress``'s arguments as an update in the HTTP API's JSON shape."""
-    return _call(
-        step=step, progress=progress, context=context, extra=extra, owner=owner, message=message
-    )
+    """``send_progress``'s arguments as an update in the HTTP API's JSON shape: what ``_call``
+    makes, written out for the call made on every update."""
+    call: Call = {}
+    if step is not None:
+        call["step"] = step
+    if progress is not None:
+        call["progress"] = progress
+    if context is not None:
+        call["context"] = dict(context)
+    if extra is not None:
+        call["extra"] = dict(extra)
+    if owner is not None:
+        call["owner"] = owner
+    if message is not None:
+        call["message"] = message
+    return call
 
 
 def complete_call(

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 
 import pytest
-from tidings.messages import BUILTIN_STEPS, generate_friendly_status
+from tidings.messages import BUILTIN_STEPS, generate_friendly_status, register_step
 
 # (step, context, the exact sentence)
 CASES: list[tuple[str, Mapping[str, object] | None, str]] = [
@@ -320,3 +320,17 @@ def test_an_error_reason_never_shows_a_traceback() -> None:
     long_reason = "word " * 100
     shortened = generate_friendly_status("error", {"reason": long_reason})
     assert shortened.endswith("\u2026") and len(shortened) < 200
+
+
+def test_a_built_in_sentence_written_before_is_the_same_sentence() -> None:
+    """Built-in sentences are kept by step and context; equal contexts of other types (a flag
+    and a count, a whole and a fractional number) still read as their own, whichever came
+    first, and a step registered later wins over a kept sentence."""
+    contexts: list[dict[str, object]] = [{"rows": True}, {"rows": 1}, {"rows": 1.0}]
+    first = [generate_friendly_status("extracting", context) for context in contexts]
+    again = [generate_friendly_status("extracting", context) for context in reversed(contexts)]
+    assert again == list(reversed(first))
+    # Control: the flag and the count are equal keys, yet read differently.
+    assert {"rows": True} == {"rows": 1} and first[0] != first[1]
+    register_step("extracting", "Reading {rows:row} here...")
+    assert generate_friendly_status("extracting", {"rows": 1}) == "Reading 1 row here..."

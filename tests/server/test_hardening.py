@@ -229,7 +229,7 @@ async def test_the_emitter_forgets_a_job_once_it_ended(node: tuple[str, web.Appl
     await emitter.service.cancel("gone")
     with pytest.raises(JobCancelled):
         await emitter.send_progress("gone", "storing", 20)
-    assert "gone" not in emitter._locks
+    assert "gone" not in emitter._turns
     assert emitter._coalescer.release("gone") is None
 
 

@@ -69,6 +69,17 @@ def test_a_key_written_again_and_again_counts_once_not_once_per_patch() -> None:
             checks.check("grows", {"step": "s", "extra": {f"k{index}": "x" * 200}})
 
 
+def test_a_refused_patch_leaves_the_jobs_extra_as_it_was() -> None:
+    """The job's extra is patched in place when it surely fits, and measured on a copy when it
+    may not: a refused patch is in neither."""
+    checks = CallChecks(LIMIT)
+    checks.check("kept", {"step": "s", "extra": {"a": "x" * 500}})
+    with pytest.raises(PayloadTooLarge, match="extra would grow to"):
+        checks.check("kept", {"step": "s", "extra": {"b": "y" * 600}})
+    # Measured (the patches add up past the limit): a alone fits; a with b would not.
+    checks.check("kept", {"step": "s", "extra": {"a": "x" * 520}})
+
+
 async def test_control_the_store_alone_would_raise_only_from_close(app: web.Application) -> None:
     """Without the checks (the store is the only judge), the held update raises from close():
     what the worker saw before the fix."""

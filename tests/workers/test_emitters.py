@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 from aiohttp import web
 from tidings import ProgressEmitter, Settings, StoreUnavailable, SyncProgressEmitter
+from tidings.messages import MessageWriter
+from tidings.models import ProgressRequest, parse
+from tidings.service import JobService
+from tidings.store import RedisStore, Update, connect
+from tidings.store.base import Applied
+from tidings.store.redis_store import Client
 
 from tests.support import free_port, running_app
 
@@ -182,3 +189,78 @@ def test_the_blocking_emitter_refuses_bad_input_in_the_callers_thread(redis_url:
             emitter.send_progress("j", "extracting", 150)
         with pytest.raises(InvalidRequest, match="job_id"):
             emitter.send_progress("bad id", "extracting", 10)
+
+
+class _FirstTryLost(RedisStore):
+    """The Redis store whose first merge of a job never reaches Redis (the connection dropped
+    before the command went out); ``on_retry`` runs once that update, tried again, is stored."""
+
+    def __init__(self, client: Client, on_retry: Callable[[], object] = lambda: None) -> None:
+        super().__init__(client)
+        self.tried: set[str] = set()
+        self.on_retry = on_retry
+
+    async def apply(self, update: Update, **kwargs: Any) -> Applied | None:
+        if update.job_id not in self.tried:
+            self.tried.add(update.job_id)
+            raise StoreUnavailable("the connection dropped")
+        applied = await super().apply(update, **kwargs)
+        if update.step == "extracting":
+            self.on_retry()
+        return applied
+
+
+def _steps(events: list[dict[str, object]]) -> list[object]:
+    return [event["step"] for event in events]
+
+
+async def test_a_jobs_next_update_waits_for_the_one_being_retried(redis_url: str) -> None:
+    """The first update of the job fails and waits to be tried again; the job's next update,
+    decided meanwhile, goes after it, not past it."""
+    store = _FirstTryLost(connect(redis_url))
+    emitter = ProgressEmitter(JobService(store, None, MessageWriter()), coalesce_window=0)
+    first = asyncio.create_task(emitter.send_progress("in-turn", "extracting", 10))
+    await asyncio.sleep(0)  # the first try has failed: the retry waits for its backoff
+    assert "in-turn" in store.tried and not first.done()
+    second = await emitter.send_progress("in-turn", "storing", 20)
+    assert first.done() and second is not None and second["seq"] == 2
+    assert _steps(await history(emitter, "in-turn")) == ["extracting", "storing"]
+
+    # Control arm: the same two updates and the same lost first try, with nothing holding the
+    # second back until the first is retried: the second overtakes it.
+    service = emitter.service
+    with pytest.raises(StoreUnavailable):
+        await service.report("bare", parse(ProgressRequest, {"step": "extracting"}))
+    await service.report("bare", parse(ProgressRequest, {"step": "storing"}))
+    await service.report("bare", parse(ProgressRequest, {"step": "extracting"}))
+    assert _steps(await history(emitter, "bare")) == ["storing", "extracting"]
+    await emitter.aclose()
+    await store.aclose()
+
+
+@pytest.mark.parametrize("when", ["waiting", "handed the turn"])
+async def test_a_cancelled_send_hands_the_jobs_turn_on(redis_url: str, when: str) -> None:
+    """A send cancelled while it waits for its job's turn is never sent, and the send behind it
+    still gets the turn, also when the cancel comes just as the turn reached it."""
+    loop = asyncio.get_running_loop()
+    cancelled: list[asyncio.Task[object]] = []
+    store = _FirstTryLost(
+        connect(redis_url),
+        # Runs as the retried update is stored, before it passes the job's turn on; the cancel
+        # comes after that: the waiting send is handed the turn, then cancelled before it runs.
+        on_retry=lambda: when == "handed the turn" and loop.call_soon(cancelled[0].cancel),
+    )
+    emitter = ProgressEmitter(JobService(store, None, MessageWriter()), coalesce_window=0)
+    first = asyncio.create_task(emitter.send_progress("handed", "extracting", 10))
+    await asyncio.sleep(0)  # the first try has failed: the retry waits for its backoff
+    doomed = asyncio.create_task(emitter.send_progress("handed", "reading", 20))
+    cancelled.append(doomed)
+    await asyncio.sleep(0)  # it waits for the job's turn
+    if when == "waiting":
+        doomed.cancel()
+    last = await asyncio.wait_for(emitter.send_progress("handed", "storing", 30), 30)
+    assert last is not None and first.done() and doomed.cancelled()
+    assert _steps(await history(emitter, "handed")) == ["extracting", "storing"]
+    assert "handed" not in emitter._turns  # free once nobody sends
+    await emitter.aclose()
+    await store.aclose()
