@@ -53,6 +53,13 @@ _READ = resources.files(__package__).joinpath("read_job.lua").read_text()
 _NOT_ANSWERING = "The job store is not answering; try again shortly."
 #: Seconds a batch of merges may take, sent and answered, before the store counts as down.
 BATCH_TIMEOUT = 5.0
+#: Callers of a batch woken per turn of the event loop. Woken all at once, a worker's callers
+#: all make their next updates in one turn, which then go as one batch: Redis waits while they
+#: are made, and the worker while Redis merges them. Woken a few per turn, the first updates go
+#: to Redis while the next are made. One worker, 64 updates in flight over 100 jobs, worker and
+#: Redis on cores of their own: 14,000 to 17,000 updates/s woken at once, 36,000 by 8 (25,000
+#: by 16, 17,000 by 32).
+WAKE_AT_ONCE = 8
 
 
 @asynccontextmanager
@@ -248,16 +255,26 @@ class RedisStore:
 
     async def _send(self, queued: Sequence[tuple[_Call, asyncio.Future[Any]]]) -> None:
         try:
-            replies = await self._replies([call for call, _ in queued])
-        except Exception as exc:
-            replies = [exc] * len(queued)
-        except BaseException:  # the task itself was cancelled: so are its callers
+            try:
+                replies = await self._replies([call for call, _ in queued])
+            except Exception as exc:
+                replies = [exc] * len(queued)
+            finally:
+                self._on_their_way -= 1
+            await self._wake(queued, replies)
+        except BaseException:  # the task itself was cancelled (at shutdown): so are its callers
             for _, future in queued:
-                future.cancel()
+                future.cancel()  # (nothing, for one already woken)
             raise
-        finally:
-            self._on_their_way -= 1
-        for (_, future), reply in zip(queued, replies, strict=True):
+
+    @staticmethod
+    async def _wake(
+        queued: Sequence[tuple[_Call, asyncio.Future[Any]]], replies: Sequence[Any]
+    ) -> None:
+        """Hand each caller its reply, ``WAKE_AT_ONCE`` per turn of the loop."""
+        for index, ((_, future), reply) in enumerate(zip(queued, replies, strict=True)):
+            if index and not index % WAKE_AT_ONCE:
+                await asyncio.sleep(0)  # the next ones in the loop's next turn
             if future.done():  # its caller was cancelled
                 continue
             if isinstance(reply, Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import random
 import signal
@@ -593,6 +594,36 @@ async def test_batches_on_their_way_when_one_fails_fail_too_and_the_next_go_on(
     finally:
         await store.aclose()
         server.stop()
+
+
+async def test_the_callers_of_a_batch_are_woken_a_few_per_turn_of_the_loop(redis_url: str) -> None:
+    """So that the first of them make their next updates, and these go to Redis, while the rest
+    are still to be woken (``WAKE_AT_ONCE``): counted in turns of the event loop."""
+    store = RedisStore(connect(redis_url))
+    turns = 0
+    woken: list[int] = []
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async def update(index: int) -> None:
+        await apply(store, f"job-{index}", step="t")
+        woken.append(turns)
+
+    counter = asyncio.create_task(count_turns())
+    try:
+        for index in range(41):  # made first: a job's first update also lists it (another call)
+            await apply(store, f"job-{index}", step="s")
+        # the first alone, the other 40 as one batch, woken 8 per turn: 5 turns
+        await asyncio.gather(*(update(index) for index in range(41)))
+    finally:
+        counter.cancel()
+        await store.aclose()
+    per_turn = collections.Counter(woken[1:])
+    assert sorted(per_turn.values()) == [redis_store.WAKE_AT_ONCE] * 5, per_turn
 
 
 async def test_redis_flush_starts_a_new_epoch(redis_url: str) -> None:
