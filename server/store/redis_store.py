@@ -231,9 +231,10 @@ class RedisStore:
         on their way go together at the end of the loop's turn, as the next batch.
         """
         if self._on_their_way or self._queued:
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[Any] = loop.create_future()
             if not self._queued:
-                asyncio.get_running_loop().call_soon(self._send_queued)
+                loop.call_soon(self._send_queued)
             self._queued.append((call, future))
             return await future
         self._on_their_way += 1
@@ -318,8 +319,9 @@ class RedisStore:
                 pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
             )
         written_before, read_before = lane.written, lane.read
-        written = lane.written = asyncio.get_running_loop().create_future()
-        read = lane.read = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        written = lane.written = loop.create_future()
+        read = lane.read = loop.create_future()
         grouped = _grouped(calls)
         replies: list[Any] = []
         try:
