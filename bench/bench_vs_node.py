@@ -510,7 +510,9 @@ def flush(redis_url: str, cluster: bool) -> None:
 def ensure_peer() -> None:
     if not shutil.which("node"):
         raise SystemExit("node is not installed: the peer needs Node 20 (.ci/run installs it)")
-    if not (PEER / "node_modules").is_dir():
+    installed = PEER / "node_modules" / ".package-lock.json"  # what npm installed, when
+    lock = PEER / "package-lock.json"
+    if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
         npm = shutil.which("npm")
         if not npm:
             raise SystemExit("npm is not installed: it installs the peer's dependencies")
