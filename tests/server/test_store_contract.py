@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import random
 import signal
 import statistics
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -432,29 +433,40 @@ async def test_redis_keys_carry_ttls_and_one_hash_tag(redis_url: str) -> None:
     await store.aclose()
 
 
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[tuple[RedisServer, RedisStore]]:
+    """A Redis of the test's own, which it may freeze, and a store on it."""
+    server = RedisServer(tmp_path)
+    server.start()
+    store = RedisStore(connect(server.url))
+    yield server, store
+    await store.aclose()
+    server.stop()
+
+
+@contextlib.contextmanager
+def frozen(server: RedisServer) -> Iterator[None]:
+    """Redis stopped (SIGSTOP) inside the block: it reads and answers nothing until it ends."""
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+
+
 async def test_a_frozen_redis_is_an_error_after_the_batch_timeout_then_the_store_recovers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_redis: tuple[RedisServer, RedisStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A Redis that stops answering (SIGSTOP) turns a merge into StoreUnavailable once its batch
     has waited ``BATCH_TIMEOUT``, not into a hang; once Redis answers again, so does the store
     (its connection, closed by the timeout, is made anew)."""
     monkeypatch.setattr(redis_store, "BATCH_TIMEOUT", 0.5)
-    server = RedisServer(tmp_path)
-    server.start()
-    assert server.process is not None
-    store = RedisStore(connect(server.url))
-    try:
-        assert await apply(store, "frozen", step="s", progress=1) is not None  # control
-        os.kill(server.process.pid, signal.SIGSTOP)
-        try:
-            with pytest.raises(StoreUnavailable):
-                await apply(store, "frozen", step="s", progress=2)
-        finally:
-            os.kill(server.process.pid, signal.SIGCONT)
-        assert await apply(store, "frozen", step="s", progress=3) is not None
-    finally:
-        await store.aclose()
-        server.stop()
+    server, store = own_redis
+    assert await apply(store, "frozen", step="s", progress=1) is not None  # control
+    with frozen(server), pytest.raises(StoreUnavailable):
+        await apply(store, "frozen", step="s", progress=2)
+    assert await apply(store, "frozen", step="s", progress=3) is not None
 
 
 async def test_updates_made_at_once_each_get_their_own_outcome_in_order(store: JobStore) -> None:
@@ -535,25 +547,19 @@ async def launch_in_turns(
 
 
 async def test_batches_on_their_way_together_keep_their_order_and_their_replies(
-    tmp_path: Path,
+    own_redis: tuple[RedisServer, RedisStore],
 ) -> None:
     """Batches made while others are on their way go at once, on the same connection (Redis is
     stopped here, so that they are all on their way together); each update gets its own reply,
     and each job's updates are merged in the order they were made."""
-    server = RedisServer(tmp_path)
-    server.start()
-    assert server.process is not None
-    store = RedisStore(connect(server.url))
+    server, store = own_redis
     client = aioredis.Redis.from_url(server.url, decode_responses=True)
     try:
         await apply(store, "warm", step="s")
         await client.config_resetstat()
-        os.kill(server.process.pid, signal.SIGSTOP)
-        try:
+        with frozen(server):
             tasks = await launch_in_turns(store, turns=4, per_turn=10)
             await asyncio.sleep(0.2)
-        finally:
-            os.kill(server.process.pid, signal.SIGCONT)
         applied = await asyncio.gather(*tasks)
         assert [one.event["progress"] for one in applied if one] == list(range(40))
         assert [one.event["seq"] for one in applied if one] == [
@@ -563,37 +569,25 @@ async def test_batches_on_their_way_together_keep_their_order_and_their_replies(
         assert (await client.info("commandstats"))["cmdstat_evalsha"]["calls"] == 5
     finally:
         await client.aclose()
-        await store.aclose()
-        server.stop()
 
 
 async def test_batches_on_their_way_when_one_fails_fail_too_and_the_next_go_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_redis: tuple[RedisServer, RedisStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A batch that times out takes the batches written after it on its connection with it (each
     raises; none reads another's replies), and the batches after that go on a new connection."""
     monkeypatch.setattr(redis_store, "BATCH_TIMEOUT", 0.5)
-    server = RedisServer(tmp_path)
-    server.start()
-    assert server.process is not None
-    store = RedisStore(connect(server.url))
-    try:
-        await apply(store, "warm", step="s")
-        os.kill(server.process.pid, signal.SIGSTOP)
-        try:
-            tasks = await launch_in_turns(store, turns=3, per_turn=10)
-            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
-            os.kill(server.process.pid, signal.SIGCONT)
-        assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes)
-        # (the failed batches may have been merged once Redis ran again: progress goes on)
-        after = await asyncio.gather(*await launch_in_turns(store, 3, 10, first=30))
-        for index, one in enumerate(after):
-            assert one is not None and one.event["job_id"] == f"job-{index % 5}"
-            assert one.event["progress"] == 30 + index
-    finally:
-        await store.aclose()
-        server.stop()
+    server, store = own_redis
+    await apply(store, "warm", step="s")
+    with frozen(server):
+        tasks = await launch_in_turns(store, turns=3, per_turn=10)
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes)
+    # (the failed batches may have been merged once Redis ran again: progress goes on)
+    after = await asyncio.gather(*await launch_in_turns(store, 3, 10, first=30))
+    for index, one in enumerate(after):
+        assert one is not None and one.event["job_id"] == f"job-{index % 5}"
+        assert one.event["progress"] == 30 + index
 
 
 async def test_the_callers_of_a_batch_are_woken_a_few_per_turn_of_the_loop(redis_url: str) -> None:
