@@ -191,6 +191,19 @@ class _WebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
                 sock.setsockopt(SOL_SOCKET, SO_LINGER, _RESET)
         transport.abort()
 
+    async def hang_up(self, code: int, message: bytes) -> None:
+        """Close with ``code`` now, reading nothing more: the close frame goes, then the
+        connection ends. (A websocket's ``close`` reads, and drops, what the peer still sends
+        while it waits up to ``CLOSE_TIMEOUT`` for the peer's close frame: a client refused for
+        flooding the server with what it may not send would go on for that long.)"""
+        transport = self.environ["aiohttp.request"].transport
+        closing = asyncio.ensure_future(self._sock.close(code=code, message=message))
+        await asyncio.sleep(0)  # its first step writes the close frame
+        if transport is not None:
+            transport.close()  # what it buffers is sent first
+        with contextlib.suppress(Exception):
+            await closing
+
     async def wait(self) -> str:
         """The next text frame; ``OSError`` (the library's "closed") for anything else."""
         return self.text(await self._sock.receive())
@@ -614,10 +627,13 @@ class TidingsEngine(engineio.AsyncServer):  # type: ignore[misc]
         self.refused += 1
         self.strikes.pop(sid, None)
         socket = self.sockets.get(sid)
+        reading = socket._reading if isinstance(socket, _Socket) else None
         if socket is not None and not socket.closed:
             await socket.close(wait=False, abort=False, reason=self.reason.SERVER_DISCONNECT)
         websocket = self.websockets.pop(sid, None)
-        if websocket is not None:
+        if reading is not None:  # read here: closed without reading what the client still sends
+            await reading.hang_up(WSCloseCode.POLICY_VIOLATION, b"malformed input")
+        elif websocket is not None:  # upgraded from polling: the library's loops read it
             await websocket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"malformed input")
 
     def create_queue(self, *args: Any, **kwargs: Any) -> SocketQueue:
