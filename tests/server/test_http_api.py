@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -125,6 +126,7 @@ async def test_recent_jobs_list_every_owners_newest_on_an_open_server(node: Node
     for job_id, owner in [("mine", "u1"), ("worker-1", None), ("theirs", "u2")]:
         body = {"job_id": job_id} if owner is None else {"job_id": job_id, "owner": owner}
         assert (await call("POST", f"{url}/api/jobs", body))[0] == 201
+        await asyncio.sleep(0.002)  # made in one millisecond, jobs would be listed by id
     await call("POST", f"{url}/api/jobs/worker-1/progress", {"step": "extracting", "progress": 40})
     status, answer, _ = await call("GET", f"{url}/api/jobs/recent")
     assert status == 200 and set(answer) == {"jobs"}
